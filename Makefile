@@ -1,0 +1,40 @@
+# erl_driver_compat — the two commands of the README:
+#   make demo   build everything, run the bundled example driver through us
+#   make test   run every test suite
+# Both install the Debian packages they need when missing.
+
+SHELL := /bin/bash
+NIF_SO := priv/liberl_driver_compat.so
+CARGO_SO := target/release/liberl_driver_compat.so
+DEB_PACKAGES := erlang-nox erlang-dev elixir rebar3 erlang-eunit erlang-common-test erlang-dialyzer
+
+.PHONY: all deps nif compile test demo bench clean test-rust test-erlang test-elixir test-header lint
+
+all: compile
+
+# Install the Debian packages that are missing (needs root or sudo).
+deps:
+	@bash scripts/install_deps.sh $(DEB_PACKAGES)
+
+# Build the Rust NIF and copy it into priv/. The old file is removed first:
+# overwriting a .so that a running VM has mapped crashes that VM.
+nif:
+	cargo build --release --manifest-path native/erl_driver_compat/Cargo.toml
+	@mkdir -p priv
+	rm -f $(NIF_SO)
+	cp $(CARGO_SO) $(NIF_SO)
+
+compile: deps
+	rebar3 compile
+
+test: deps
+	bash scripts/run_tests.sh
+
+demo: deps
+	bash scripts/demo.sh
+
+bench: deps
+	bash scripts/bench.sh
+
+clean:
+	rm -rf _build target $(NIF_SO) test/drivers/build

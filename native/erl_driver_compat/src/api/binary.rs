@@ -1,0 +1,63 @@
+//! Driver binaries: allocation and the reference count (see
+//! `crate::binary` for the representation).
+
+use super::guard;
+use crate::abi::{DrvBinary, SizeT};
+use crate::binary::DriverBinary;
+use crate::context;
+
+fn resolve(bin: *mut DrvBinary, func: &'static str) -> Option<DriverBinary> {
+    // SAFETY: pointers the driver passes here came from driver_alloc_binary;
+    // anything else is detected by the header check.
+    match unsafe { DriverBinary::from_raw(bin) } {
+        Ok(b) => Some(b),
+        Err(e) => {
+            let what = format!("an invalid driver binary {bin:p} ({e:?})");
+            if context::with_current(|ctx| super::misuse(ctx, func, &what)).is_none() {
+                context::log_detached(&format!("{func} called with {what}; ignored"));
+            }
+            None
+        }
+    }
+}
+
+/// `ErlDrvBinary *driver_alloc_binary(ErlDrvSizeT size)`
+pub extern "C" fn driver_alloc_binary(size: SizeT) -> *mut DrvBinary {
+    guard(std::ptr::null_mut(), || {
+        DriverBinary::alloc(size).map_or(std::ptr::null_mut(), DriverBinary::as_ptr)
+    })
+}
+
+/// `ErlDrvBinary *driver_realloc_binary(ErlDrvBinary *bin, ErlDrvSizeT size)`
+pub extern "C" fn driver_realloc_binary(bin: *mut DrvBinary, size: SizeT) -> *mut DrvBinary {
+    guard(std::ptr::null_mut(), || {
+        resolve(bin, "driver_realloc_binary")
+            .and_then(|b| b.resize(size))
+            .map_or(std::ptr::null_mut(), DriverBinary::as_ptr)
+    })
+}
+
+/// `void driver_free_binary(ErlDrvBinary *bin)`
+pub extern "C" fn driver_free_binary(bin: *mut DrvBinary) {
+    guard((), || {
+        if let Some(b) = resolve(bin, "driver_free_binary") {
+            b.release();
+        }
+    })
+}
+
+/// `ErlDrvSInt driver_binary_get_refc(ErlDrvBinary *dbp)`
+pub extern "C" fn driver_binary_get_refc(bin: *mut DrvBinary) -> isize {
+    guard(-1, || resolve(bin, "driver_binary_get_refc").map_or(-1, DriverBinary::refc))
+}
+
+/// `ErlDrvSInt driver_binary_inc_refc(ErlDrvBinary *dbp)`
+pub extern "C" fn driver_binary_inc_refc(bin: *mut DrvBinary) -> isize {
+    guard(-1, || resolve(bin, "driver_binary_inc_refc").map_or(-1, DriverBinary::inc))
+}
+
+/// `ErlDrvSInt driver_binary_dec_refc(ErlDrvBinary *dbp)`: never frees
+/// (the manual: use `driver_free_binary` for that).
+pub extern "C" fn driver_binary_dec_refc(bin: *mut DrvBinary) -> isize {
+    guard(-1, || resolve(bin, "driver_binary_dec_refc").map_or(-1, DriverBinary::dec))
+}

@@ -1,0 +1,89 @@
+//! "Failure": the driver ends its port with a reason. The port terminates
+//! right after the running callback returns (its `stop` runs then), and the
+//! port process exits with the reason a native port would give.
+
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_int};
+
+use super::{guard, with_port};
+use crate::abi::DrvPort;
+use crate::atoms;
+use crate::port::ExitReason;
+
+fn request(port: DrvPort, func: &'static str, reason: ExitReason) -> c_int {
+    with_port(port, func, |_p, st, _ctx| {
+        st.requests.exit.get_or_insert(reason);
+        0
+    })
+    .unwrap_or(-1)
+}
+
+/// `int driver_failure(ErlDrvPort port, int error)`: exit reason `error`
+/// (an integer).
+pub extern "C" fn driver_failure(port: DrvPort, error: c_int) -> c_int {
+    guard(-1, || {
+        request(port, "driver_failure", ExitReason::Int(error as i64))
+    })
+}
+
+/// `int driver_failure_atom(ErlDrvPort port, char *string)`
+pub extern "C" fn driver_failure_atom(port: DrvPort, string: *mut c_char) -> c_int {
+    guard(-1, || {
+        let name = if string.is_null() {
+            String::new()
+        } else {
+            // SAFETY: the driver passes a NUL-terminated string.
+            unsafe { CStr::from_ptr(string) }.to_string_lossy().into_owned()
+        };
+        request(port, "driver_failure_atom", ExitReason::Atom(name))
+    })
+}
+
+/// `int driver_failure_posix(ErlDrvPort port, int error)`: exit reason is
+/// the errno's atom (`eio`, ...).
+pub extern "C" fn driver_failure_posix(port: DrvPort, error: c_int) -> c_int {
+    guard(-1, || {
+        request(
+            port,
+            "driver_failure_posix",
+            ExitReason::Atom(super::errno_atom(error)),
+        )
+    })
+}
+
+/// `int driver_exit(ErlDrvPort port, int err)`: `normal` for 0, else the
+/// errno's atom.
+pub extern "C" fn driver_exit(port: DrvPort, err: c_int) -> c_int {
+    guard(-1, || {
+        let reason = if err == 0 {
+            ExitReason::Normal
+        } else {
+            ExitReason::Atom(super::errno_atom(err))
+        };
+        request(port, "driver_exit", reason)
+    })
+}
+
+/// `int driver_failure_eof(ErlDrvPort port)`: with the `eof` option the
+/// connected process gets `{Port, eof}` and the port stays open; otherwise
+/// the port closes normally.
+pub extern "C" fn driver_failure_eof(port: DrvPort) -> c_int {
+    guard(-1, || {
+        with_port(port, "driver_failure_eof", |p, st, ctx| {
+            if st.options.eof {
+                let to = st.connected;
+                let port_term = p.pid_term;
+                ctx.emit(&to, |env| {
+                    use rustler::Encoder;
+                    // SAFETY: port_term is a pid (immediate).
+                    let port = unsafe { crate::terms::raw(env, port_term) };
+                    (port, atoms::eof()).encode(env)
+                });
+            } else {
+                st.requests.exit.get_or_insert(ExitReason::Normal);
+            }
+            0
+        })
+        .unwrap_or(-1)
+    })
+}

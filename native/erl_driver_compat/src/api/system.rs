@@ -1,0 +1,210 @@
+//! System information, errno names, the emulator's environment and the
+//! remaining port-independent functions.
+//!
+//! Where the running BEAM exports a port-independent function
+//! (`driver_system_info`, `erl_errno_id`, `erl_drv_getenv/putenv`), we call
+//! it: the result is then exactly the native one (the VM keeps its own copy
+//! of the environment, which libc's `getenv` would not see).
+
+use std::ffi::{c_void, CStr, CString};
+use std::os::raw::{c_char, c_int};
+use std::sync::OnceLock;
+
+use super::guard;
+use crate::abi::{self, SysInfo};
+use crate::context;
+
+/// Looks up a function the BEAM exports.
+fn vm_symbol(name: &CStr) -> Option<*mut c_void> {
+    // SAFETY: dlsym on the global scope with a NUL-terminated name.
+    let ptr = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    (!ptr.is_null()).then_some(ptr)
+}
+
+macro_rules! vm_fn {
+    ($getter:ident, $name:literal, $ty:ty) => {
+        fn $getter() -> Option<$ty> {
+            static SLOT: OnceLock<Option<usize>> = OnceLock::new();
+            SLOT.get_or_init(|| vm_symbol($name).map(|p| p as usize))
+                // SAFETY: the BEAM's export of this name has this C type
+                // (erl_driver.h).
+                .map(|p| unsafe { std::mem::transmute::<usize, $ty>(p) })
+        }
+    };
+}
+
+vm_fn!(vm_system_info, c"driver_system_info", unsafe extern "C" fn(*mut SysInfo, usize));
+vm_fn!(vm_errno_id, c"erl_errno_id", unsafe extern "C" fn(c_int) -> *mut c_char);
+vm_fn!(
+    vm_getenv,
+    c"erl_drv_getenv",
+    unsafe extern "C" fn(*const c_char, *mut c_char, *mut usize) -> c_int
+);
+vm_fn!(
+    vm_putenv,
+    c"erl_drv_putenv",
+    unsafe extern "C" fn(*const c_char, *mut c_char) -> c_int
+);
+
+/// Size of the 1.0 `ErlDrvSysInfo`; the runtime refuses smaller ones.
+const SYS_INFO_MIN: usize = 32;
+
+/// `void driver_system_info(ErlDrvSysInfo *sip, size_t si_size)`
+pub extern "C" fn driver_system_info(sip: *mut SysInfo, size: usize) {
+    guard((), || {
+        if sip.is_null() || size < SYS_INFO_MIN {
+            let what = format!("a NULL or too small ErlDrvSysInfo (size {size})");
+            if context::with_current(|ctx| super::misuse(ctx, "driver_system_info", &what))
+                .is_none()
+            {
+                context::log_detached(&format!("driver_system_info called with {what}; ignored"));
+            }
+            return;
+        }
+        match vm_system_info() {
+            // SAFETY: sip points at `size` writable bytes, size >= 1.0 size.
+            Some(f) => unsafe { f(sip, size.min(std::mem::size_of::<SysInfo>())) },
+            // SAFETY: as above; only the prefix of `size` bytes is written.
+            None => unsafe { fill_system_info(sip, size) },
+        }
+    })
+}
+
+/// Fills `sip` outside a BEAM (unit tests).
+///
+/// # Safety
+/// `sip` must point at `size` writable bytes.
+unsafe fn fill_system_info(sip: *mut SysInfo, size: usize) {
+    let info = SysInfo {
+        driver_major_version: abi::EXTENDED_MAJOR_VERSION,
+        driver_minor_version: abi::EXTENDED_MINOR_VERSION,
+        erts_version: c"unknown".as_ptr() as *mut c_char,
+        otp_release: c"unknown".as_ptr() as *mut c_char,
+        thread_support: 1,
+        smp_support: 1,
+        async_threads: 0,
+        scheduler_threads: 1,
+        nif_major_version: 2,
+        nif_minor_version: 16,
+        dirty_scheduler_support: 1,
+    };
+    let n = size.min(std::mem::size_of::<SysInfo>());
+    // SAFETY: both sides hold at least n bytes.
+    unsafe { std::ptr::copy_nonoverlapping((&info as *const SysInfo).cast::<u8>(), sip.cast(), n) };
+}
+
+/// The atom name of `errno` (`"eio"`, ...; `"unknown"` for others).
+pub fn errno_name(errno: c_int) -> &'static str {
+    if let Some(f) = vm_errno_id() {
+        // SAFETY: erl_errno_id returns a static NUL-terminated string.
+        let p = unsafe { f(errno) };
+        if !p.is_null() {
+            // SAFETY: see above; static storage.
+            if let Ok(s) = unsafe { CStr::from_ptr(p) }.to_str() {
+                return s;
+            }
+        }
+    }
+    fallback_errno_name(errno)
+}
+
+fn fallback_errno_name(errno: c_int) -> &'static str {
+    match errno {
+        libc::EPERM => "eperm",
+        libc::ENOENT => "enoent",
+        libc::EIO => "eio",
+        libc::EBADF => "ebadf",
+        libc::EAGAIN => "eagain",
+        libc::ENOMEM => "enomem",
+        libc::EACCES => "eacces",
+        libc::EEXIST => "eexist",
+        libc::EINVAL => "einval",
+        libc::EPIPE => "epipe",
+        libc::ENOSPC => "enospc",
+        _ => "unknown",
+    }
+}
+
+/// `char *erl_errno_id(int error)`
+pub extern "C" fn erl_errno_id(error: c_int) -> *mut c_char {
+    guard(c"unknown".as_ptr() as *mut c_char, || {
+        if let Some(f) = vm_errno_id() {
+            // SAFETY: the VM's own function; returns a static string.
+            return unsafe { f(error) };
+        }
+        static NAMES: OnceLock<parking_lot::Mutex<Vec<CString>>> = OnceLock::new();
+        let name = CString::new(fallback_errno_name(error)).unwrap_or_default();
+        let mut names = NAMES.get_or_init(Default::default).lock();
+        if let Some(existing) = names.iter().find(|n| **n == name) {
+            return existing.as_ptr() as *mut c_char;
+        }
+        names.push(name);
+        names.last().map_or(std::ptr::null_mut(), |n| n.as_ptr() as *mut c_char)
+    })
+}
+
+/// `int erl_drv_getenv(const char *key, char *value, size_t *value_size)`:
+/// 0 found (size set to the length), -1 not set, >0 buffer too small
+/// (size set to the length needed).
+pub extern "C" fn erl_drv_getenv(key: *const c_char, value: *mut c_char, size: *mut usize) -> c_int {
+    guard(-1, || {
+        if key.is_null() || size.is_null() {
+            return -1;
+        }
+        if let Some(f) = vm_getenv() {
+            // SAFETY: arguments passed through unchanged from the driver.
+            return unsafe { f(key, value, size) };
+        }
+        // SAFETY: key is NUL-terminated; size is writable; value holds
+        // *size bytes.
+        unsafe {
+            let found = libc::getenv(key);
+            if found.is_null() {
+                return -1;
+            }
+            let bytes = CStr::from_ptr(found).to_bytes_with_nul();
+            if bytes.len() > *size {
+                *size = bytes.len();
+                return 1;
+            }
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), value.cast(), bytes.len());
+            *size = bytes.len() - 1;
+            0
+        }
+    })
+}
+
+/// `int erl_drv_putenv(const char *key, char *value)`
+pub extern "C" fn erl_drv_putenv(key: *const c_char, value: *mut c_char) -> c_int {
+    guard(-1, || {
+        if key.is_null() || value.is_null() {
+            return -1;
+        }
+        if let Some(f) = vm_putenv() {
+            // SAFETY: arguments passed through unchanged from the driver.
+            return unsafe { f(key, value) };
+        }
+        // SAFETY: both are NUL-terminated strings.
+        unsafe { libc::setenv(key, value, 1) }
+    })
+}
+
+/// `int erl_drv_consume_timeslice(ErlDrvPort port, int percent)`: tells the
+/// scheduler through `enif_consume_timeslice` when called from a NIF.
+pub extern "C" fn erl_drv_consume_timeslice(_port: crate::abi::DrvPort, percent: c_int) -> c_int {
+    guard(0, || {
+        context::with_current(|ctx| {
+            ctx.env().map(|env| {
+                // SAFETY: env is the live env of the running NIF call.
+                unsafe { rustler::sys::enif_consume_timeslice(env.as_c_arg(), percent.clamp(1, 100)) }
+            })
+        })
+        .flatten()
+        .unwrap_or(0)
+    })
+}
+
+/// `int null_func(void)`
+pub extern "C" fn null_func() -> c_int {
+    0
+}

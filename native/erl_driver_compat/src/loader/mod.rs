@@ -1,0 +1,300 @@
+//! Loads a driver `.so` privately and binds its `erl_driver` imports to our
+//! implementation (DESIGN.md "Binding a driver's calls").
+//!
+//! Steps: parse the ELF file, classify every undefined symbol, copy the file
+//! to a private path (so `erl_ddll` and we never share one object), `dlopen`
+//! it lazily and locally, then rewrite each slot that holds an API symbol's
+//! address to point at our function, lifting RELRO protection while writing.
+
+pub mod elf;
+
+use std::ffi::{c_void, CStr, CString};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::api;
+use elf::{DriverImage, ElfError, SlotKind};
+
+/// Why a driver could not be loaded. Each maps to an Erlang error term.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LoadError {
+    /// The file does not exist or cannot be read.
+    NotFound(String),
+    /// The file is not an ELF shared object we can use.
+    NotElf(String),
+    /// The file has no `driver_init` entry point.
+    NoDriverInit,
+    /// The driver imports API functions (or BEAM internals) we do not provide.
+    Unsupported(Vec<String>),
+    /// `dlopen` failed (missing library dependency, bad object, ...).
+    OpenError(String),
+    /// The private copy could not be made.
+    Copy(String),
+    /// Rewriting a slot failed.
+    Bind(String),
+}
+
+/// A driver object opened and bound to our API.
+#[derive(Debug)]
+pub struct BoundLibrary {
+    handle: *mut c_void,
+    /// Private copy the object was opened from (already unlinked).
+    pub private_path: PathBuf,
+    /// Number of slots redirected to our functions.
+    pub patched_slots: usize,
+}
+
+// SAFETY: the handle is only an opaque token for dlsym/dlclose, which are
+// thread-safe.
+unsafe impl Send for BoundLibrary {}
+// SAFETY: as above; no interior state is touched through a shared reference.
+unsafe impl Sync for BoundLibrary {}
+
+impl BoundLibrary {
+    /// Looks up a symbol defined by the driver.
+    pub fn symbol(&self, name: &str) -> Option<*mut c_void> {
+        let cname = CString::new(name).ok()?;
+        // SAFETY: handle is a live dlopen handle (closed only in Drop).
+        let ptr = unsafe { libc::dlsym(self.handle, cname.as_ptr()) };
+        (!ptr.is_null()).then_some(ptr)
+    }
+}
+
+impl Drop for BoundLibrary {
+    fn drop(&mut self) {
+        // SAFETY: handle came from dlopen and is closed exactly once here.
+        unsafe {
+            libc::dlclose(self.handle);
+        }
+    }
+}
+
+/// Symbols every shared object may import that play no part in binding.
+const IGNORED_IMPORTS: &[&str] = &[
+    "__gmon_start__",
+    "_ITM_registerTMCloneTable",
+    "_ITM_deregisterTMCloneTable",
+    "__cxa_finalize",
+    "_Jv_RegisterClasses",
+];
+
+/// Finds the API functions (and BEAM internals) `image` needs that we lack.
+pub fn unsupported_imports(image: &DriverImage) -> Vec<String> {
+    let mut missing: Vec<String> = image
+        .undefined
+        .iter()
+        .filter(|(name, weak)| {
+            if IGNORED_IMPORTS.contains(&name.as_str()) {
+                return false;
+            }
+            if api::is_api_name(name) {
+                return api::lookup(name).is_none();
+            }
+            !weak && provided_by_beam_only(name)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    missing.sort();
+    missing.dedup();
+    missing
+}
+
+/// True when `name` resolves in the global scope to the main program (the
+/// BEAM) rather than to a shared library: such a symbol is a VM internal
+/// that a private driver object must not call.
+fn provided_by_beam_only(name: &str) -> bool {
+    let Ok(cname) = CString::new(name) else {
+        return false;
+    };
+    // SAFETY: dlsym/dladdr read global linker state; cname is NUL-terminated.
+    unsafe {
+        let addr = libc::dlsym(libc::RTLD_DEFAULT, cname.as_ptr());
+        if addr.is_null() {
+            return false;
+        }
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        if libc::dladdr(addr, &mut info) == 0 || info.dli_fname.is_null() {
+            return false;
+        }
+        main_program_base() == Some(info.dli_fbase as usize)
+    }
+}
+
+/// Load address of the main program (beam.smp inside the VM).
+fn main_program_base() -> Option<usize> {
+    // SAFETY: dlopen(NULL) returns the main program's handle; dlinfo writes
+    // a link_map pointer into `map`.
+    unsafe {
+        let main = libc::dlopen(std::ptr::null(), libc::RTLD_LAZY);
+        if main.is_null() {
+            return None;
+        }
+        let base = link_map_base(main);
+        libc::dlclose(main);
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        // The main program's link_map l_addr is 0 for non-PIE executables, so
+        // ask dladdr about a symbol of it instead when possible.
+        let sym = libc::dlsym(libc::RTLD_DEFAULT, c"enif_alloc".as_ptr());
+        if !sym.is_null() && libc::dladdr(sym, &mut info) != 0 {
+            return Some(info.dli_fbase as usize);
+        }
+        base
+    }
+}
+
+/// `l_addr` of a dlopen handle's link map: the image's load bias.
+///
+/// # Safety
+/// `handle` must be a live handle returned by `dlopen`.
+unsafe fn link_map_base(handle: *mut c_void) -> Option<usize> {
+    #[repr(C)]
+    struct LinkMap {
+        l_addr: usize,
+    }
+    let mut map: *mut LinkMap = std::ptr::null_mut();
+    // SAFETY: RTLD_DI_LINKMAP writes a `struct link_map *` into `map`.
+    let rc = unsafe {
+        libc::dlinfo(
+            handle,
+            libc::RTLD_DI_LINKMAP,
+            (&mut map as *mut *mut LinkMap).cast(),
+        )
+    };
+    // SAFETY: on success `map` points at the loader's link_map, whose first
+    // field is l_addr.
+    (rc == 0 && !map.is_null()).then(|| unsafe { (*map).l_addr })
+}
+
+static COPY_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Directory of this VM's private driver copies.
+fn private_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("erl_driver_compat-{}", std::process::id()))
+}
+
+fn private_copy(path: &Path, name: &str) -> Result<PathBuf, LoadError> {
+    let dir = private_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| LoadError::Copy(e.to_string()))?;
+    let seq = COPY_SEQ.fetch_add(1, Ordering::Relaxed);
+    let safe: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .collect();
+    let target = dir.join(format!("{safe}-{seq}.so"));
+    let _ = std::fs::remove_file(&target);
+    std::fs::copy(path, &target).map_err(|e| LoadError::Copy(e.to_string()))?;
+    Ok(target)
+}
+
+/// Opens the driver file at `path` and binds its API imports to us.
+pub fn load(path: &Path, name: &str) -> Result<BoundLibrary, LoadError> {
+    let data = std::fs::read(path).map_err(|e| LoadError::NotFound(e.to_string()))?;
+    let image = elf::parse(&data).map_err(|e| match e {
+        ElfError::NotElf => LoadError::NotElf("not an ELF file".into()),
+        ElfError::WrongKind(s) | ElfError::Malformed(s) => LoadError::NotElf(s),
+    })?;
+    if !image.defined.iter().any(|s| s == "driver_init") {
+        return Err(LoadError::NoDriverInit);
+    }
+    let missing = unsupported_imports(&image);
+    if !missing.is_empty() {
+        return Err(LoadError::Unsupported(missing));
+    }
+    let copy = private_copy(path, name)?;
+    let cpath = CString::new(copy.as_os_str().as_encoded_bytes())
+        .map_err(|e| LoadError::Copy(e.to_string()))?;
+    // SAFETY: dlopen of a regular file; RTLD_LAZY leaves PLT slots unbound so
+    // that we can redirect them before any driver code calls through them.
+    let handle = unsafe { libc::dlopen(cpath.as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL) };
+    // The mapping stays valid after unlinking; the copy is not needed any more.
+    let _ = std::fs::remove_file(&copy);
+    if handle.is_null() {
+        return Err(LoadError::OpenError(dl_error()));
+    }
+    let mut lib = BoundLibrary {
+        handle,
+        private_path: copy,
+        patched_slots: 0,
+    };
+    // SAFETY: `handle` is live (owned by `lib`).
+    let base = unsafe { link_map_base(lib.handle) }
+        .ok_or_else(|| LoadError::Bind("no link map for the driver".into()))?;
+    // SAFETY: the slots come from the object's own relocation tables and lie
+    // inside its mapped image at `base`.
+    lib.patched_slots = unsafe { bind_slots(&image, base)? };
+    Ok(lib)
+}
+
+fn dl_error() -> String {
+    // SAFETY: dlerror returns NULL or a NUL-terminated thread-local string.
+    unsafe {
+        let msg = libc::dlerror();
+        if msg.is_null() {
+            "unknown dlopen error".into()
+        } else {
+            CStr::from_ptr(msg).to_string_lossy().into_owned()
+        }
+    }
+}
+
+/// Rewrites every slot of `image` (loaded at `base`) that refers to an API
+/// symbol. Returns how many slots were written.
+///
+/// # Safety
+/// `image` must describe the object mapped at `base`.
+unsafe fn bind_slots(image: &DriverImage, base: usize) -> Result<usize, LoadError> {
+    let page = page_size();
+    let mut written = 0;
+    for slot in &image.slots {
+        let Some(target) = api::lookup(&slot.symbol) else {
+            continue;
+        };
+        let value = match slot.kind {
+            SlotKind::Address => target as usize,
+            SlotKind::AddressPlusAddend(addend) => (target as usize).wrapping_add(addend as usize),
+        };
+        let addr = base + slot.offset as usize;
+        let in_relro = image
+            .relro
+            .iter()
+            .any(|r| slot.offset >= r.offset && slot.offset < r.offset + r.len);
+        let page_start = addr & !(page - 1);
+        let span = addr + std::mem::size_of::<usize>() - page_start;
+        if in_relro {
+            // SAFETY: the page belongs to the driver's image; we restore the
+            // read-only protection right after writing.
+            let rc = unsafe {
+                libc::mprotect(
+                    page_start as *mut c_void,
+                    span,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                )
+            };
+            if rc != 0 {
+                return Err(LoadError::Bind(format!(
+                    "mprotect: {}",
+                    std::io::Error::last_os_error()
+                )));
+            }
+        }
+        // SAFETY: `addr` is a pointer-sized, pointer-aligned relocation slot
+        // of the mapped image and is now writable.
+        unsafe { std::ptr::write_volatile(addr as *mut usize, value) };
+        if in_relro {
+            // SAFETY: as above, restores the loader's protection.
+            unsafe { libc::mprotect(page_start as *mut c_void, span, libc::PROT_READ) };
+        }
+        written += 1;
+    }
+    Ok(written)
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if size > 0 {
+        size as usize
+    } else {
+        4096
+    }
+}

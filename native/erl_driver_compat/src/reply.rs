@@ -1,0 +1,111 @@
+//! Turning the reply buffers of `control` and `call` into terms, with the
+//! native ownership rules: a buffer the driver replaced the default with is
+//! freed by us (`driver_free`), a driver binary (binary control mode) is
+//! handed to Erlang without copying.
+
+use std::os::raw::c_char;
+
+use rustler::{Encoder, Env, Term};
+
+use crate::abi::{self, SSizeT};
+use crate::binary::DriverBinary;
+use crate::context;
+use crate::port::{PortError, PortState};
+use crate::terms;
+
+/// Builds `port_control`'s result from the `control` callback's return.
+pub fn control_reply<'a>(
+    env: Env<'a>,
+    st: &PortState,
+    n: SSizeT,
+    rbuf: *mut c_char,
+    default: *mut c_char,
+    default_len: usize,
+) -> Result<Term<'a>, PortError> {
+    let binary_mode = st.control_flags & abi::PORT_CONTROL_FLAG_BINARY != 0;
+    if n < 0 {
+        free_reply(rbuf, default, binary_mode);
+        return Err(PortError::Badarg);
+    }
+    let n = n as usize;
+    if rbuf.is_null() {
+        return Ok(if binary_mode {
+            terms::binary_copy(env, &[])
+        } else {
+            terms::byte_list(env, &[], None)
+        });
+    }
+    if rbuf == default {
+        // SAFETY: the default buffer holds default_len bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(rbuf as *const u8, n.min(default_len)) };
+        return Ok(if binary_mode {
+            terms::binary_copy(env, bytes)
+        } else {
+            terms::byte_list(env, bytes, None)
+        });
+    }
+    if binary_mode {
+        // SAFETY: in binary mode the driver returns a driver binary; a
+        // foreign pointer is detected by its header.
+        match unsafe { DriverBinary::from_raw(rbuf.cast()) } {
+            Ok(bin) => {
+                let len = n.min(bin.size());
+                let term = bin.to_term(env, 0, len);
+                bin.release();
+                Ok(term)
+            }
+            Err(e) => {
+                context::with_current(|ctx| {
+                    ctx.log(format!(
+                        "control returned a reply that is not a driver binary ({e:?}) \
+                         although PORT_CONTROL_FLAG_BINARY is set"
+                    ))
+                });
+                Err(PortError::Badarg)
+            }
+        }
+    } else {
+        // SAFETY: a replaced buffer holds at least n bytes (the driver's
+        // contract) and was allocated with driver_alloc.
+        let bytes = unsafe { std::slice::from_raw_parts(rbuf as *const u8, n) };
+        let term = terms::byte_list(env, bytes, None);
+        crate::api::memory::free(rbuf.cast());
+        Ok(term)
+    }
+}
+
+fn free_reply(rbuf: *mut c_char, default: *mut c_char, binary_mode: bool) {
+    if rbuf.is_null() || rbuf == default {
+        return;
+    }
+    if binary_mode {
+        // SAFETY: see control_reply.
+        if let Ok(bin) = unsafe { DriverBinary::from_raw(rbuf.cast()) } {
+            bin.release();
+        }
+    } else {
+        crate::api::memory::free(rbuf.cast());
+    }
+}
+
+/// Builds `port_call`'s result: the reply must be in external term format.
+pub fn call_reply<'a>(
+    env: Env<'a>,
+    n: SSizeT,
+    rbuf: *mut c_char,
+    default: *mut c_char,
+    default_len: usize,
+) -> Result<Term<'a>, PortError> {
+    if n < 0 || rbuf.is_null() {
+        free_reply(rbuf, default, false);
+        return Err(PortError::Badarg);
+    }
+    let n = n as usize;
+    let len = if rbuf == default { n.min(default_len) } else { n };
+    // SAFETY: the reply buffer holds at least len bytes (default: bounded
+    // by its size; replaced: the driver's contract).
+    let bytes = unsafe { std::slice::from_raw_parts(rbuf as *const u8, len) };
+    let decoded = env.binary_to_term(bytes).map(|(t, _)| t);
+    free_reply(rbuf, default, false);
+    decoded.ok_or(PortError::Badarg).map(|t| t.encode(env))
+}

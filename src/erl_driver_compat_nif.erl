@@ -1,0 +1,83 @@
+%% @private
+%% @doc NIF stubs of the native library (`priv/liberl_driver_compat.so').
+%%
+%% Loaded from `code:priv_dir(erl_driver_compat)', with a fallback relative
+%% to this beam file (as jiffy does), so that the library also works from a
+%% plain `-pa' path without an application directory structure.
+-module(erl_driver_compat_nif).
+
+-export([load_driver/2,
+         unload_driver/1,
+         loaded_drivers/0,
+         driver_info/1,
+         open/5,
+         command/2,
+         control/3,
+         call/3,
+         close/1,
+         connect/2,
+         info/1,
+         is_port/1,
+         ports/0,
+         msg_command/3,
+         msg_close/2,
+         msg_connect/3,
+         msg_exit/3,
+         binary_refc/1]).
+
+-on_load(init/0).
+
+-define(LIB, "liberl_driver_compat").
+
+-spec init() -> ok | {error, term()}.
+init() ->
+    erlang:load_nif(filename:join(priv_dir(), ?LIB), 0).
+
+-spec priv_dir() -> file:filename().
+priv_dir() ->
+    case code:priv_dir(erl_driver_compat) of
+        {error, bad_name} ->
+            Ebin = filename:dirname(code:which(?MODULE)),
+            filename:join(filename:dirname(Ebin), "priv");
+        Dir ->
+            Dir
+    end.
+
+-define(NIF_STUB, erlang:nif_error({not_loaded, ?MODULE})).
+
+-spec load_driver(iodata() | atom(), iodata() | atom()) -> ok | {error, term()}.
+load_driver(_Dir, _Name) -> ?NIF_STUB.
+-spec unload_driver(iodata() | atom()) -> ok | {error, term()}.
+unload_driver(_Name) -> ?NIF_STUB.
+-spec loaded_drivers() -> [string()].
+loaded_drivers() -> ?NIF_STUB.
+-spec driver_info(iodata() | atom()) -> undefined | tuple().
+driver_info(_Name) -> ?NIF_STUB.
+-spec open(pid(), pid(), string(), string(), {boolean(), boolean(), boolean(), boolean()}) -> tuple().
+open(_Pid, _Owner, _Driver, _Command, _Opts) -> ?NIF_STUB.
+-spec command(pid(), iodata()) -> term().
+command(_Port, _Data) -> ?NIF_STUB.
+-spec control(pid(), integer(), iodata()) -> term().
+control(_Port, _Op, _Data) -> ?NIF_STUB.
+-spec call(pid(), integer(), term()) -> term().
+call(_Port, _Op, _Arg) -> ?NIF_STUB.
+-spec close(pid()) -> term().
+close(_Port) -> ?NIF_STUB.
+-spec connect(pid(), pid()) -> term().
+connect(_Port, _Pid) -> ?NIF_STUB.
+-spec info(pid()) -> undefined | tuple().
+info(_Port) -> ?NIF_STUB.
+-spec is_port(term()) -> boolean().
+is_port(_Term) -> ?NIF_STUB.
+-spec ports() -> [pid()].
+ports() -> ?NIF_STUB.
+-spec msg_command(reference(), pid(), term()) -> term().
+msg_command(_Res, _From, _Data) -> ?NIF_STUB.
+-spec msg_close(reference(), pid()) -> term().
+msg_close(_Res, _From) -> ?NIF_STUB.
+-spec msg_connect(reference(), pid(), pid()) -> term().
+msg_connect(_Res, _From, _New) -> ?NIF_STUB.
+-spec msg_exit(reference(), pid(), boolean()) -> term().
+msg_exit(_Res, _From, _Normal) -> ?NIF_STUB.
+-spec binary_refc(binary()) -> integer().
+binary_refc(_Bin) -> ?NIF_STUB.

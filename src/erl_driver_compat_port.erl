@@ -1,0 +1,98 @@
+%% @private
+%% @doc The process behind one pseudo-port.
+%%
+%% Its pid is the port's identity. The driver callbacks for `port_command',
+%% `port_control' and `port_call' run in the caller (a NIF call); this
+%% process handles what reaches a port as messages and signals:
+%% `{Owner, {command, Data}}', `{Owner, close}', `{Owner, {connect, Pid}}',
+%% exit signals from linked processes (it traps exits), and the internal
+%% `{'$edc_exit', Reason}' that ends it when the port terminates.
+-module(erl_driver_compat_port).
+
+-export([spawn_for/1,
+         go/2,
+         abort/1,
+         deliver/2]).
+
+-export([init/0]).
+
+%% @doc Spawns an idle port process linked to the caller (the owner).
+-spec spawn_for(pid()) -> pid().
+spawn_for(Owner) when Owner =:= self() ->
+    spawn_opt(?MODULE, init, [], [link]).
+
+%% @doc Starts the port process once `start' succeeded.
+-spec go(pid(), reference()) -> ok.
+go(Pid, Resource) ->
+    Pid ! {'$edc_go', Resource},
+    ok.
+
+%% @doc Ends a port process whose `start' failed, without signalling the
+%% owner.
+-spec abort(pid()) -> ok.
+abort(Pid) ->
+    unlink(Pid),
+    Pid ! '$edc_abort',
+    ok.
+
+%% @doc Delivers what a NIF call handed back: messages for the calling
+%% process, in emission order, and log lines about driver API misuse.
+-spec deliver([term()], [binary() | string()]) -> ok.
+deliver(Msgs, Logs) ->
+    Self = self(),
+    lists:foreach(fun(M) -> Self ! M end, Msgs),
+    lists:foreach(fun(L) -> logger:error("erl_driver_compat: ~ts", [L]) end, Logs).
+
+%% @private
+-spec init() -> no_return().
+init() ->
+    process_flag(trap_exit, true),
+    receive
+        {'$edc_go', Resource} -> loop(Resource);
+        '$edc_abort' -> exit(normal)
+    end.
+
+-spec loop(reference()) -> no_return().
+loop(Res) ->
+    receive
+        {'$edc_exit', Reason} ->
+            exit(Reason);
+        {From, {command, Data}} when is_pid(From) ->
+            _ = result(erl_driver_compat_nif:msg_command(Res, From, Data)),
+            loop(Res);
+        {From, close} when is_pid(From) ->
+            case result(erl_driver_compat_nif:msg_close(Res, From)) of
+                true ->
+                    From ! {self(), closed},
+                    exit(normal);
+                false ->
+                    loop(Res)
+            end;
+        {From, {connect, New}} when is_pid(From), is_pid(New) ->
+            case result(erl_driver_compat_nif:msg_connect(Res, From, New)) of
+                true ->
+                    From ! {self(), connected},
+                    loop(Res);
+                false ->
+                    loop(Res)
+            end;
+        {'$edc_link', Pid} ->
+            catch link(Pid),
+            loop(Res);
+        {'EXIT', From, Reason} ->
+            case result(erl_driver_compat_nif:msg_exit(Res, From, Reason =:= normal)) of
+                true -> exit(Reason);
+                false -> loop(Res)
+            end;
+        _Other ->
+            %% A native port exits with badsig on a message it does not
+            %% understand.
+            _ = result(erl_driver_compat_nif:msg_exit(Res, self(), false)),
+            exit(badsig)
+    end.
+
+result({'$edc', Value, Msgs, Logs}) ->
+    deliver(Msgs, Logs),
+    Value;
+result(Value) ->
+    Value.
