@@ -8,7 +8,7 @@ NIF_SO := priv/liberl_driver_compat.so
 CARGO_SO := target/release/liberl_driver_compat.so
 DEB_PACKAGES := erlang-nox erlang-dev elixir rebar3 erlang-eunit erlang-common-test erlang-dialyzer
 
-.PHONY: all deps nif compile test demo bench clean test-rust test-erlang test-elixir test-header lint
+.PHONY: all deps nif compile test demo bench clean test-drivers
 
 all: compile
 
@@ -38,3 +38,16 @@ bench: deps
 
 clean:
 	rm -rf _build target $(NIF_SO) test/drivers/build
+
+# Test drivers: compiled once against our header, loaded both natively and
+# through the compat layer by the differential suites.
+DRIVER_SRCS := $(wildcard test/drivers/*.c)
+DRIVER_SOS := $(patsubst test/drivers/%.c,test/drivers/build/%.so,$(DRIVER_SRCS))
+CFLAGS_DRV := -shared -fPIC -O2 -g -Wall -Wextra -Werror -Ipriv/include
+
+test-drivers: $(DRIVER_SOS)
+
+test/drivers/build/%.so: test/drivers/%.c priv/include/erl_driver.h
+	@mkdir -p test/drivers/build
+	rm -f $@
+	$(CC) $(CFLAGS_DRV) -o $@ $<
