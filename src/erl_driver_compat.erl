@@ -24,6 +24,7 @@
          driver_info/1,
          format_error/1,
          include_dir/0,
+         check_driver/2,
          open_port/2,
          port_command/2,
          port_command/3,
@@ -54,12 +55,15 @@
                      | {busy_limits_port, {non_neg_integer(), non_neg_integer()} | disabled}
                      | {busy_limits_msgq, {non_neg_integer(), non_neg_integer()} | disabled}.
 -type error_reason() ::
-        {enoent, string()} | {not_elf, string()} | no_driver_init
-      | {unsupported_functions, [string()]} | {open_error, string()}
+        {open_error, string()} | {not_elf, string()} | no_driver_init
+      | {unsupported_functions, [string()]}
       | {copy_error, string()} | {bind_error, string()}
-      | driver_init_returned_null | driver_incorrect_version
-      | {bad_driver_name, string()} | {init_failed, integer()}
-      | inconsistent | not_loaded | not_loaded_by_this_process | unloading.
+      | driver_init_failed | driver_incorrect_version | bad_driver_name
+      | not_loaded | not_loaded_by_this_process | unloading.
+%% The names erl_ddll uses mean the same here (`no_driver_init',
+%% `driver_init_failed', `driver_incorrect_version', `bad_driver_name',
+%% `not_loaded', `not_loaded_by_this_process'); `{open_error, Text}' carries
+%% the dynamic linker's message instead of erl_ddll's numeric id.
 
 %%====================================================================
 %% Drivers
@@ -101,39 +105,50 @@ driver_info(Name) ->
 
 %% @doc A readable description of an error returned by this module.
 -spec format_error(error_reason() | term()) -> string().
-format_error({enoent, Detail}) ->
-    "Driver file not found or unreadable: " ++ Detail;
+format_error({open_error, Detail}) when is_list(Detail) ->
+    "Cannot open the driver: " ++ Detail;
 format_error({not_elf, Detail}) ->
     "Not an ELF shared object for this machine: " ++ Detail;
 format_error(no_driver_init) ->
-    "The file has no driver_init entry point (not a dynamic Erlang driver)";
+    "No driver init in dynamic library";
 format_error({unsupported_functions, Names}) ->
     "The driver uses erl_driver functions that erl_driver_compat does not "
         "implement yet: " ++ lists:join(", ", Names);
-format_error({open_error, Detail}) ->
-    "The driver could not be opened by the dynamic linker: " ++ Detail;
 format_error({copy_error, Detail}) ->
     "Could not make the private copy of the driver file: " ++ Detail;
 format_error({bind_error, Detail}) ->
     "Could not bind the driver's imports to erl_driver_compat: " ++ Detail;
-format_error(driver_init_returned_null) ->
-    "driver_init returned NULL";
+format_error(driver_init_failed) ->
+    "Driver init failed";
 format_error(driver_incorrect_version) ->
     "Driver compiled with incorrect version of erl_driver.h";
-format_error({bad_driver_name, Found}) ->
-    "The driver's driver_name (\"" ++ Found ++ "\") differs from the file name";
-format_error({init_failed, Rc}) ->
-    "The driver's init function failed (returned " ++ integer_to_list(Rc) ++ ")";
-format_error(inconsistent) ->
-    "A driver with this name is already loaded from another file";
+format_error(bad_driver_name) ->
+    "Bad driver name";
 format_error(not_loaded) ->
-    "No driver with this name is loaded through erl_driver_compat";
+    "DDLL driver is not loaded";
 format_error(not_loaded_by_this_process) ->
-    "The driver is not loaded by this process";
+    "Driver is not loaded by this process";
 format_error(unloading) ->
-    "The driver is being unloaded; it can be loaded again once its ports have closed";
+    "The driver is being unloaded; load it again once its ports have closed";
 format_error(Other) ->
     lists:flatten(io_lib:format("Unknown erl_driver_compat error: ~tp", [Other])).
+
+%% @doc The compatibility report for `Dir/Name.so', without loading it:
+%% which erl_driver API functions the driver imports and which of them
+%% erl_driver_compat does not implement yet.
+-spec check_driver(file:name(), driver_name()) ->
+          {ok, #{file := string(), api_imports := [string()],
+                 unsupported := [string()], driver_init := boolean()}}
+        | {error, error_reason()}.
+check_driver(Dir, Name) ->
+    File = filename:join(to_chars(Dir), to_chars(Name) ++ ".so"),
+    case erl_driver_compat_nif:check_driver(File) of
+        {ok, Imports, Unsupported, HasInit} ->
+            {ok, #{file => File, api_imports => Imports,
+                   unsupported => Unsupported, driver_init => HasInit}};
+        {error, _} = Error ->
+            Error
+    end.
 
 %% @doc Directory of our `erl_driver.h', to compile drivers against.
 -spec include_dir() -> file:filename().
@@ -189,11 +204,20 @@ open_compat(DriverName, Command, Settings, PortName, Opts) ->
             erlang:error(Reason, [PortName, Opts])
     end.
 
-%% {Binary, Eof, In, Out}
+%% {Binary, Eof, In, Out}. Accepts what erlang:open_port/2 accepts for a
+%% driver port (most options are ignored there, as natively) and raises
+%% badarg for the rest.
 parse_options(Opts, PortName) ->
     Bad = fun() -> erlang:error(badarg, [PortName, Opts]) end,
-    Acc0 = #{binary => false, eof => false, in => true, out => true, dir => both},
+    is_proper_list(Opts) orelse Bad(),
+    Acc0 = #{binary => false, eof => false, dir => both, packet => false,
+             line => false, stderr => false, nouse_stdio => false},
     Acc = lists:foldl(fun(O, A) -> option(O, A, Bad) end, Acc0, Opts),
+    case Acc of
+        #{packet := true, line := true} -> Bad();
+        #{stderr := true, nouse_stdio := true} -> Bad();
+        _ -> ok
+    end,
     {In, Out} = case maps:get(dir, Acc) of
                     both -> {true, true};
                     in -> {true, false};
@@ -201,48 +225,92 @@ parse_options(Opts, PortName) ->
                 end,
     {maps:get(binary, Acc), maps:get(eof, Acc), In, Out}.
 
+is_proper_list([_ | T]) -> is_proper_list(T);
+is_proper_list([]) -> true;
+is_proper_list(_) -> false.
+
 option(binary, A, _) -> A#{binary := true};
 option(eof, A, _) -> A#{eof := true};
 option(in, A, _) -> A#{dir := in};
 option(out, A, _) -> A#{dir := out};
-option(stream, A, _) -> A;
+option(stream, A, _) -> A#{packet := false};
 option(hide, A, _) -> A;
-option(exit_status, A, _) -> A;
-option(use_stdio, A, _) -> A;
-option(nouse_stdio, A, _) -> A;
-option(stderr_to_stdout, A, _) -> A;
+option(use_stdio, A, _) -> A#{nouse_stdio := false};
+option(nouse_stdio, A, _) -> A#{nouse_stdio := true};
+option(stderr_to_stdout, A, _) -> A#{stderr := true};
 option(overlapped_io, A, _) -> A;
-option({packet, N}, A, _) when N =:= 1; N =:= 2; N =:= 4 -> A;
-option({line, N}, A, _) when is_integer(N), N > 0 -> A;
-option({cd, Dir}, A, _) when is_list(Dir); is_binary(Dir) -> A;
-option({env, Env}, A, _) when is_list(Env) -> A;
-option({arg0, Arg}, A, _) when is_list(Arg); is_binary(Arg) -> A;
+option(line, A, _) -> A#{line := true};
+option({packet, N}, A, _) when N =:= 1; N =:= 2; N =:= 4 -> A#{packet := true};
+option({line, N}, A, _) when is_integer(N), N > 0 -> A#{line := true};
+option({cd, Dir}, A, Bad) when is_list(Dir); is_binary(Dir) ->
+    _ = chars(Dir, Bad),
+    A;
+option({env, Env}, A, Bad) when is_list(Env) ->
+    lists:foreach(fun({K, V}) ->
+                          Key = chars(K, Bad),
+                          (Key =/= [] andalso not lists:member($=, Key)) orelse Bad(),
+                          V =:= false orelse chars(V, Bad)
+                  end, Env),
+    A;
 option({parallelism, B}, A, _) when is_boolean(B) -> A;
-option({busy_limits_port, disabled}, A, _) -> A;
-option({busy_limits_port, {Lo, Hi}}, A, _) when is_integer(Lo), is_integer(Hi) -> A;
 option({busy_limits_msgq, disabled}, A, _) -> A;
-option({busy_limits_msgq, {Lo, Hi}}, A, _) when is_integer(Lo), is_integer(Hi) -> A;
+option({busy_limits_msgq, {Lo, Hi}}, A, _)
+  when is_integer(Lo), is_integer(Hi), Lo >= 1, Hi >= 1 -> A;
 option(_, _, Bad) -> Bad().
+
+chars(T, Bad) when is_list(T); is_binary(T) ->
+    try unicode:characters_to_list(T) of
+        L when is_list(L) -> L;
+        _ -> Bad()
+    catch _:_ -> Bad()
+    end;
+chars(_, Bad) ->
+    Bad().
 
 %% @doc Sends data to the port's driver, like `erlang:port_command/2'. The
 %% driver's `output' or `outputv' callback runs in the calling process
 %% before this returns.
 -spec port_command(port_ref(), iodata()) -> true.
 port_command(Port, Data) when is_pid(Port) ->
-    result(erl_driver_compat_nif:command(Port, Data), [Port, Data]);
+    try erl_driver_compat_nif:command(Port, Data) of
+        true -> true;
+        Result -> result(Result, [Port, Data])
+    catch
+        error:bad_value -> bad_value(Port, [Port, Data])
+    end;
 port_command(Port, Data) ->
     erlang:port_command(Port, Data).
 
 %% @doc `erlang:port_command/3': options `force' and `nosuspend'.
 -spec port_command(port_ref(), iodata(), [force | nosuspend]) -> boolean().
-port_command(Port, Data, Opts) when is_pid(Port), is_list(Opts) ->
-    lists:foreach(fun(force) -> ok;
-                     (nosuspend) -> ok;
-                     (_) -> erlang:error(badarg, [Port, Data, Opts])
-                  end, Opts),
-    result(erl_driver_compat_nif:command(Port, Data), [Port, Data, Opts]);
+port_command(Port, Data, Opts) when is_pid(Port) ->
+    Args = [Port, Data, Opts],
+    Force = command_options(Opts, false, Args),
+    try erl_driver_compat_nif:command3(Port, Data, Force) of
+        true -> true;
+        Result -> result(Result, Args)
+    catch
+        error:bad_value -> bad_value(Port, Args);
+        error:notsup -> erlang:error(notsup, Args)
+    end;
 port_command(Port, Data, Opts) ->
     erlang:port_command(Port, Data, Opts).
+
+command_options([force | T], _, Args) -> command_options(T, true, Args);
+command_options([nosuspend | T], Force, Args) -> command_options(T, Force, Args);
+command_options([], Force, _) -> Force;
+command_options(_, _, Args) -> erlang:error(badarg, Args).
+
+%% Natively, data that is not iodata raises badarg and logs this line.
+bad_value(Port, Args) ->
+    case erl_driver_compat_nif:info(Port) of
+        {Command, _, _, _, _, _} ->
+            Name = hd(string:split(unicode:characters_to_list(Command), " ")),
+            logger:error("Bad value on output port '~ts'~n", [Name]);
+        undefined ->
+            ok
+    end,
+    erlang:error(badarg, Args).
 
 %% @doc Calls the driver's `control' callback, like `erlang:port_control/3'.
 %% The reply is a list, or a binary when the driver set
@@ -274,7 +342,18 @@ port_close(Port) ->
 -spec port_connect(port_ref(), pid()) -> true.
 port_connect(Port, Pid) when is_pid(Port), is_pid(Pid) ->
     R = result(erl_driver_compat_nif:connect(Port, Pid), [Port, Pid]),
-    Port ! {'$edc_link', Pid},
+    %% The new owner is linked before this returns, as natively.
+    case Pid =:= self() of
+        true ->
+            link(Port);
+        false ->
+            Ref = erlang:monitor(process, Port),
+            Port ! {'$edc_link', Pid, self(), Ref},
+            receive
+                {Ref, linked} -> erlang:demonitor(Ref, [flush]);
+                {'DOWN', Ref, process, Port, _} -> ok
+            end
+    end,
     R;
 port_connect(Port, Pid) when is_pid(Port) ->
     erlang:error(badarg, [Port, Pid]);
@@ -290,8 +369,15 @@ port_info(Port) when is_pid(Port) ->
             undefined;
         {Name0, Id, Connected, In, Out, _Locking} ->
             Name = unicode:characters_to_list(Name0),
-            [{name, Name}, {links, links(Port)}, {id, Id}, {connected, Connected},
-             {input, In}, {output, Out}, {os_pid, undefined}]
+            %% `input' counts what the port delivered to Erlang, `output'
+            %% what Erlang wrote to the port.
+            Registered = case proc_info(Port, registered_name, []) of
+                             [] -> [];
+                             RegName -> [{registered_name, RegName}]
+                         end,
+            Registered ++
+                [{name, Name}, {links, links(Port)}, {id, Id}, {connected, Connected},
+                 {input, Out}, {output, In}, {os_pid, undefined}]
     end;
 port_info(Port) ->
     erlang:port_info(Port).
@@ -299,15 +385,19 @@ port_info(Port) ->
 %% @doc One item of information about the port, like
 %% `erlang:port_info/2'.
 -spec port_info(port_ref(), atom()) -> {atom(), term()} | undefined.
-port_info(Port, Item) when is_pid(Port), is_atom(Item) ->
-    case lists:member(Item, [name, links, id, connected, input, output, os_pid,
-                             memory, queue_size, locking, monitors, monitored_by,
-                             parallelism, registered_name]) of
-        false -> erlang:error(badarg, [Port, Item]);
-        true -> info_item(Port, Item, erl_driver_compat_nif:info(Port))
-    end;
 port_info(Port, Item) when is_pid(Port) ->
-    erlang:error(badarg, [Port, Item]);
+    case erl_driver_compat_nif:info(Port) of
+        undefined ->
+            %% Natively any item of a closed port gives undefined.
+            undefined;
+        Info ->
+            case lists:member(Item, [name, links, id, connected, input, output, os_pid,
+                                     memory, queue_size, locking, monitors, monitored_by,
+                                     parallelism, registered_name]) of
+                false -> erlang:error(badarg, [Port, Item]);
+                true -> info_item(Port, Item, Info)
+            end
+    end;
 port_info(Port, Item) ->
     erlang:port_info(Port, Item).
 
@@ -316,8 +406,8 @@ info_item(_Port, name, {Name, _, _, _, _, _}) -> {name, unicode:characters_to_li
 info_item(Port, links, _) -> {links, links(Port)};
 info_item(_Port, id, {_, Id, _, _, _, _}) -> {id, Id};
 info_item(_Port, connected, {_, _, C, _, _, _}) -> {connected, C};
-info_item(_Port, input, {_, _, _, In, _, _}) -> {input, In};
-info_item(_Port, output, {_, _, _, _, Out, _}) -> {output, Out};
+info_item(_Port, input, {_, _, _, _, Out, _}) -> {input, Out};
+info_item(_Port, output, {_, _, _, In, _, _}) -> {output, In};
 info_item(_Port, os_pid, _) -> {os_pid, undefined};
 info_item(Port, memory, _) -> {memory, proc_info(Port, memory, 0)};
 info_item(_Port, queue_size, _) -> {queue_size, 0};

@@ -23,7 +23,10 @@
          msg_close/2,
          msg_connect/3,
          msg_exit/3,
-         binary_refc/1]).
+         msg_bad/1,
+         command3/3,
+         binary_refc/1,
+         check_driver/1]).
 
 -on_load(init/0).
 
@@ -79,5 +82,11 @@ msg_close(_Res, _From) -> ?NIF_STUB.
 msg_connect(_Res, _From, _New) -> ?NIF_STUB.
 -spec msg_exit(reference(), pid(), boolean()) -> term().
 msg_exit(_Res, _From, _Normal) -> ?NIF_STUB.
+-spec msg_bad(reference()) -> term().
+msg_bad(_Res) -> ?NIF_STUB.
+-spec command3(pid(), iodata(), boolean()) -> term().
+command3(_Port, _Data, _Force) -> ?NIF_STUB.
+-spec check_driver(string()) -> tuple().
+check_driver(_Path) -> ?NIF_STUB.
 -spec binary_refc(binary()) -> integer().
 binary_refc(_Bin) -> ?NIF_STUB.

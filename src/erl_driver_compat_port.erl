@@ -57,27 +57,44 @@ loop(Res) ->
     receive
         {'$edc_exit', Reason} ->
             exit(Reason);
+        {'$edc_exit', Reason, Unlink} ->
+            %% driver_exit: the connected process gets no exit signal.
+            unlink(Unlink),
+            exit(Reason);
         {From, {command, Data}} when is_pid(From) ->
-            _ = result(erl_driver_compat_nif:msg_command(Res, From, Data)),
+            case result(erl_driver_compat_nif:msg_command(Res, From, Data)) of
+                ok -> ok;
+                {badsig, Connected} -> badsig(Connected);
+                {bad_value, Connected} ->
+                    log_bad_value(),
+                    badsig(Connected)
+            end,
             loop(Res);
         {From, close} when is_pid(From) ->
             case result(erl_driver_compat_nif:msg_close(Res, From)) of
-                true ->
-                    From ! {self(), closed},
+                {closed, Connected} ->
+                    %% Natively a trapping owner sees {'EXIT', Port, normal}
+                    %% before {Port, closed}.
+                    unlink(Connected),
+                    exit(Connected, normal),
+                    Connected ! {self(), closed},
                     exit(normal);
-                false ->
+                {badsig, Connected} ->
+                    badsig(Connected),
+                    loop(Res);
+                ok ->
                     loop(Res)
             end;
         {From, {connect, New}} when is_pid(From), is_pid(New) ->
             case result(erl_driver_compat_nif:msg_connect(Res, From, New)) of
-                true ->
-                    From ! {self(), connected},
-                    loop(Res);
-                false ->
-                    loop(Res)
-            end;
-        {'$edc_link', Pid} ->
+                {connected, Old} -> Old ! {self(), connected};
+                {badsig, Connected} -> badsig(Connected);
+                ok -> ok
+            end,
+            loop(Res);
+        {'$edc_link', Pid, ReplyTo, Ref} ->
             catch link(Pid),
+            ReplyTo ! {Ref, linked},
             loop(Res);
         {'EXIT', From, Reason} ->
             case result(erl_driver_compat_nif:msg_exit(Res, From, Reason =:= normal)) of
@@ -85,11 +102,26 @@ loop(Res) ->
                 false -> loop(Res)
             end;
         _Other ->
-            %% A native port exits with badsig on a message it does not
-            %% understand.
-            _ = result(erl_driver_compat_nif:msg_exit(Res, self(), false)),
-            exit(badsig)
+            %% A native port answers a message it does not understand with
+            %% the exit signal badsig to its connected process.
+            case result(erl_driver_compat_nif:msg_bad(Res)) of
+                {badsig, Connected} -> badsig(Connected);
+                ok -> ok
+            end,
+            loop(Res)
     end.
+
+badsig(Connected) ->
+    exit(Connected, badsig).
+
+log_bad_value() ->
+    Name = case erl_driver_compat_nif:info(self()) of
+               {Command, _, _, _, _, _} ->
+                   hd(string:split(unicode:characters_to_list(Command), " "));
+               undefined ->
+                   "?"
+           end,
+    logger:error("Bad value on output port '~ts'~n", [Name]).
 
 result({'$edc', Value, Msgs, Logs}) ->
     deliver(Msgs, Logs),

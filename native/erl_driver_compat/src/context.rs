@@ -25,9 +25,14 @@ pub enum Delivery {
         /// The calling process.
         caller: LocalPid,
     },
-    /// No process env (resource `down` callbacks, driver threads): each
-    /// message is built in its own env and sent with `enif_send`.
-    Detached,
+    /// Messages for anyone, each built in its own env and sent with
+    /// `enif_send` (resource `down` callbacks, ports killed by an unload,
+    /// driver threads). `caller_env` is the env of the calling NIF or
+    /// callback, or NULL on a thread the VM does not manage.
+    Detached {
+        /// The caller's env (process-bound or callback env), or NULL.
+        caller_env: *mut rustler::sys::ErlNifEnv,
+    },
 }
 
 /// State of one running callback.
@@ -92,9 +97,20 @@ impl CallbackCtx {
                     }
                 }
             }
-            Delivery::Detached => {
-                let mut owned = OwnedEnv::new();
-                let _ = owned.send_and_clear(to, build);
+            Delivery::Detached { caller_env } => {
+                let owned = OwnedEnv::new();
+                // SAFETY: the message is built in `owned` and handed over
+                // with it; caller_env is the current NIF/callback env or
+                // NULL on an unmanaged thread, as enif_send requires.
+                owned.run(|env| unsafe {
+                    let msg = build(env);
+                    rustler::sys::enif_send(
+                        caller_env,
+                        to.as_c_arg(),
+                        env.as_c_arg(),
+                        msg.as_c_arg(),
+                    );
+                });
             }
         }
     }
@@ -104,7 +120,7 @@ impl CallbackCtx {
         match self.delivery {
             // SAFETY: see `emit`.
             Delivery::Process { env, .. } => Some(unsafe { Env::new(&(), env) }),
-            Delivery::Detached => None,
+            Delivery::Detached { .. } => None,
         }
     }
 

@@ -85,6 +85,8 @@ struct Usage {
     permanent: bool,
     /// No users remain; finish runs when the last port closes.
     unloading: bool,
+    /// `finish` has run.
+    finished: bool,
 }
 
 impl Driver {
@@ -128,6 +130,13 @@ impl Driver {
     }
 
     fn finish(self: &Arc<Self>) {
+        {
+            let mut usage = self.state.lock();
+            if usage.finished {
+                return;
+            }
+            usage.finished = true;
+        }
         {
             let mut registry = registry().lock();
             if registry.get(&self.name).is_some_and(|d| Arc::ptr_eq(d, self)) {
@@ -179,27 +188,31 @@ pub struct UserWatch;
 impl Resource for UserWatch {
     const IMPLEMENTS_DOWN: bool = true;
 
-    fn down<'a>(&'a self, _env: Env<'a>, pid: LocalPid, _monitor: Monitor) {
+    fn down<'a>(&'a self, env: Env<'a>, pid: LocalPid, _monitor: Monitor) {
         let key = pid_key(&pid);
         let drivers: Vec<Arc<Driver>> = registry().lock().values().cloned().collect();
         for driver in drivers {
             let had = driver.state.lock().users.remove(&key).is_some();
             if had {
-                release_if_unused(&driver);
+                release_if_unused(&driver, env.as_c_arg());
             }
         }
     }
 }
 
-fn release_if_unused(driver: &Arc<Driver>) {
-    let finish_now = {
+/// Unloads `driver` once no process references it, as `erl_ddll` does:
+/// its open ports are killed with reason `driver_unloaded` (their `stop`
+/// runs), then `finish` runs.
+fn release_if_unused(driver: &Arc<Driver>, caller_env: *mut rustler::sys::ErlNifEnv) {
+    {
         let mut usage = driver.state.lock();
         if !usage.users.is_empty() || usage.permanent || usage.unloading {
             return;
         }
         usage.unloading = true;
-        usage.open_ports == 0
-    };
+    }
+    crate::port::kill_ports_of(driver, "driver_unloaded", caller_env);
+    let finish_now = driver.state.lock().open_ports == 0;
     if finish_now {
         driver.finish();
     }
@@ -306,7 +319,7 @@ fn add_user(env: Env, driver: &Arc<Driver>, user: &LocalPid) {
 
 /// `unload_driver(Name)` for process `user`: drops one reference; the
 /// driver is finished when no reference and no port remains.
-pub fn unload(name: &str, user: &LocalPid) -> Result<(), DriverError> {
+pub fn unload(env: Env, name: &str, user: &LocalPid) -> Result<(), DriverError> {
     let driver = registry()
         .lock()
         .get(name)
@@ -326,6 +339,6 @@ pub fn unload(name: &str, user: &LocalPid) -> Result<(), DriverError> {
             }
         }
     }
-    release_if_unused(&driver);
+    release_if_unused(&driver, env.as_c_arg());
     Ok(())
 }

@@ -28,12 +28,14 @@ pub struct PortResource {
 impl Resource for PortResource {
     const IMPLEMENTS_DOWN: bool = true;
 
-    fn down<'a>(&'a self, _env: Env<'a>, _pid: LocalPid, _monitor: rustler::Monitor) {
+    fn down<'a>(&'a self, env: Env<'a>, _pid: LocalPid, _monitor: rustler::Monitor) {
         // The port process died without closing the port (killed): run
         // `stop` now; its messages go out with enif_send.
-        let ran = self.port.run_with(Delivery::Detached, |p, _st| {
-            // SAFETY: inside run_with: lock held.
-            unsafe { p.state() }.requests.exit = Some(ExitReason::External);
+        let delivery = Delivery::Detached {
+            caller_env: env.as_c_arg(),
+        };
+        let ran = self.port.run_with(delivery, |p, _st, ctx| {
+            p.terminate(ctx, ExitReason::External, None);
             Ok(())
         });
         log_lines(&ran.ctx.logs);
@@ -50,6 +52,7 @@ fn error_term<'a>(env: Env<'a>, e: &PortError) -> Term<'a> {
     match e {
         PortError::Badarg => atoms::badarg().encode(env),
         PortError::Notsup => atoms::notsup().encode(env),
+        PortError::BadValue => atoms::bad_value().encode(env),
         PortError::Posix(name) => Atom::from_str(env, name)
             .map(|a| a.encode(env))
             .unwrap_or_else(|_| atoms::badarg().encode(env)),
@@ -119,7 +122,7 @@ fn name_of(term: Term) -> NifResult<String> {
 
 fn driver_error<'a>(env: Env<'a>, e: DriverError) -> Term<'a> {
     let reason = match e {
-        DriverError::Load(LoadError::NotFound(msg)) => (atoms::enoent(), msg).encode(env),
+        DriverError::Load(LoadError::NotFound(msg)) => (atoms::open_error(), msg).encode(env),
         DriverError::Load(LoadError::NotElf(msg)) => (atoms::not_elf(), msg).encode(env),
         DriverError::Load(LoadError::NoDriverInit) => atoms::no_driver_init().encode(env),
         DriverError::Load(LoadError::Unsupported(names)) => {
@@ -128,11 +131,11 @@ fn driver_error<'a>(env: Env<'a>, e: DriverError) -> Term<'a> {
         DriverError::Load(LoadError::OpenError(msg)) => (atoms::open_error(), msg).encode(env),
         DriverError::Load(LoadError::Copy(msg)) => (atoms::copy_error(), msg).encode(env),
         DriverError::Load(LoadError::Bind(msg)) => (atoms::bind_error(), msg).encode(env),
-        DriverError::NoEntry => atoms::driver_init_returned_null().encode(env),
+        DriverError::NoEntry | DriverError::InitFailed(_) => atoms::driver_init_failed().encode(env),
         DriverError::IncorrectVersion { .. } => atoms::driver_incorrect_version().encode(env),
-        DriverError::BadDriverName(found) => (atoms::bad_driver_name(), found).encode(env),
-        DriverError::InitFailed(rc) => (atoms::init_failed(), rc).encode(env),
-        DriverError::Inconsistent => atoms::inconsistent().encode(env),
+        DriverError::BadDriverName(_) | DriverError::Inconsistent => {
+            atoms::bad_driver_name().encode(env)
+        }
         DriverError::NotLoaded => atoms::not_loaded().encode(env),
         DriverError::NotLoadedByThisProcess => atoms::not_loaded_by_this_process().encode(env),
         DriverError::Unloading => atoms::unloading().encode(env),
@@ -156,7 +159,7 @@ fn load_driver<'a>(env: Env<'a>, dir: Term<'a>, name: Term<'a>) -> NifResult<Ter
 #[rustler::nif]
 fn unload_driver<'a>(env: Env<'a>, name: Term<'a>) -> NifResult<Term<'a>> {
     let name = name_of(name)?;
-    Ok(match driver::unload(&name, &env.pid()) {
+    Ok(match driver::unload(env, &name, &env.pid()) {
         Ok(()) => atoms::ok().encode(env),
         Err(e) => driver_error(env, e),
     })
@@ -212,27 +215,15 @@ fn open<'a>(
         output: opts.3,
     };
     let ran = Port::open(env, driver, pid, owner, &command, options);
-    let ran = match ran.value {
+    // Errors of open_port are returned, not raised: the wrapper must clean
+    // up the port process first.
+    let Ran { value, ctx } = ran;
+    let value = match value {
         Ok(port) => {
             let resource = ResourceArc::new(PortResource { port });
             let _ = resource.monitor(Some(env), &pid);
-            Ran {
-                value: Ok(resource),
-                ctx: ran.ctx,
-                terminated: ran.terminated,
-            }
+            (atoms::ok(), resource).encode(env)
         }
-        Err(e) => Ran {
-            value: Err(e),
-            ctx: ran.ctx,
-            terminated: ran.terminated,
-        },
-    };
-    // Errors of open_port are returned, not raised: the wrapper must clean
-    // up the port process first.
-    let Ran { value, ctx, .. } = ran;
-    let value = match value {
-        Ok(res) => (atoms::ok(), res).encode(env),
         Err(e) => (atoms::error(), error_term(env, &e)).encode(env),
     };
     let msgs: Vec<Term<'a>> = ctx
@@ -245,7 +236,7 @@ fn open<'a>(
 }
 
 fn do_command<'a>(env: Env<'a>, port: &std::sync::Arc<Port>, data: Term<'a>) -> NifResult<Term<'a>> {
-    let ran = port.run(env, |p, st| p.command(st, data));
+    let ran = port.run(env, |p, st, _ctx| p.command(st, data));
     finish(env, ran, |()| true.encode(env))
 }
 
@@ -255,12 +246,22 @@ fn command<'a>(env: Env<'a>, port: Term<'a>, data: Term<'a>) -> NifResult<Term<'
     do_command(env, &port, data)
 }
 
+/// `port_command/3`: `force` needs `ERL_DRV_FLAG_SOFT_BUSY` (`notsup`).
+#[rustler::nif]
+fn command3<'a>(env: Env<'a>, port: Term<'a>, data: Term<'a>, force: bool) -> NifResult<Term<'a>> {
+    let port = lookup(port)?;
+    if force && port.driver.flags & crate::abi::FLAG_SOFT_BUSY == 0 {
+        return Err(Error::Term(Box::new(atoms::notsup())));
+    }
+    do_command(env, &port, data)
+}
+
 #[rustler::nif]
 fn control<'a>(env: Env<'a>, port: Term<'a>, op: Term<'a>, data: Term<'a>) -> NifResult<Term<'a>> {
     let port = lookup(port)?;
     let op = decode_op(op)?;
     let bytes = crate::iodata::flatten(data).ok_or(Error::BadArg)?;
-    let ran = port.run(env, |p, st| p.control(env, st, op, bytes.as_slice()));
+    let ran = port.run(env, |p, st, _ctx| p.control(env, st, op, bytes.as_slice()));
     finish(env, ran, |t| t)
 }
 
@@ -274,7 +275,7 @@ fn call<'a>(env: Env<'a>, port: Term<'a>, op: Term<'a>, arg: Term<'a>) -> NifRes
     let port = lookup(port)?;
     let op = decode_op(op)?;
     let ext = arg.to_binary();
-    let ran = port.run(env, |p, st| p.call(env, st, op, ext.as_slice()));
+    let ran = port.run(env, |p, st, _ctx| p.call(env, st, op, ext.as_slice()));
     finish(env, ran, |t| t)
 }
 
@@ -291,9 +292,11 @@ fn close<'a>(env: Env<'a>, port: Term<'a>) -> NifResult<Term<'a>> {
 #[rustler::nif]
 fn connect<'a>(env: Env<'a>, port: Term<'a>, new_owner: LocalPid) -> NifResult<Term<'a>> {
     let port = lookup(port)?;
-    let ran = port.run(env, |p, _st| {
-        // SAFETY: inside run: lock held.
-        unsafe { p.state() }.connected = new_owner;
+    if !env.is_process_alive(new_owner) {
+        return Err(Error::BadArg);
+    }
+    let ran = port.run(env, |_p, st, _ctx| {
+        st.connected = new_owner;
         Ok(())
     });
     finish(env, ran, |()| true.encode(env))
@@ -307,7 +310,7 @@ fn info<'a>(env: Env<'a>, port: Term<'a>) -> NifResult<Term<'a>> {
     let Some(port) = port::lookup(&pid) else {
         return Ok(atoms::undefined().encode(env));
     };
-    let ran = port.run(env, |p, st| {
+    let ran = port.run(env, |p, st, _ctx| {
         Ok((
             p.command.clone(),
             p.number,
@@ -346,8 +349,15 @@ fn ports<'a>(env: Env<'a>) -> Vec<Term<'a>> {
 
 // ---- called by the port process -------------------------------------
 
-/// `{From, {command, Data}}` received by the port process; `From` must be
-/// the connected process (otherwise the port exits with `badsig`).
+/// The connected process of an open port, or `undefined`.
+fn connected_term<'a>(env: Env<'a>, st: &crate::port::PortState) -> Term<'a> {
+    st.connected.encode(env)
+}
+
+/// `{From, {command, Data}}` received by the port process. Returns `ok`,
+/// or `{badsig, Connected}` when `From` is not the connected process or
+/// `Data` is not iodata: a native port then sends the exit signal `badsig`
+/// to its connected process (and stays open).
 #[rustler::nif]
 fn msg_command<'a>(
     env: Env<'a>,
@@ -355,40 +365,48 @@ fn msg_command<'a>(
     from: LocalPid,
     data: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    let ran = res.port.run(env, |p, st| {
+    let ran = res.port.run(env, |p, st, _ctx| {
         if st.connected != from {
-            st.requests.exit = Some(ExitReason::Atom("badsig".into()));
-            return Ok(());
+            return Ok((atoms::badsig(), connected_term(env, st)).encode(env));
         }
-        if p.command(st, data).is_err() {
-            st.requests.exit = Some(ExitReason::Atom("badsig".into()));
+        match p.command(st, data) {
+            Ok(()) => Ok(atoms::ok().encode(env)),
+            Err(_) => Ok((atoms::bad_value(), connected_term(env, st)).encode(env)),
         }
-        Ok(())
     });
-    finish(env, ran, |()| atoms::ok().encode(env))
+    finish_msg(env, ran)
 }
 
-/// `{From, close}`: returns `ok` (the port process replies
-/// `{Port, closed}`) or exits the port with `badsig`.
+/// The outcome of a message to a closed port: ignored, as natively.
+fn finish_msg<'a>(env: Env<'a>, ran: Ran<Term<'a>>) -> NifResult<Term<'a>> {
+    let ran = Ran {
+        value: ran.value.or_else(|_| Ok(atoms::ok().encode(env))),
+        ctx: ran.ctx,
+    };
+    finish(env, ran, |t| t)
+}
+
+/// `{From, close}`: closes the port and returns `{closed, Connected}` (the
+/// port process then signals and replies), or `{badsig, Connected}`.
 #[rustler::nif]
 fn msg_close<'a>(
     env: Env<'a>,
     res: ResourceArc<PortResource>,
     from: LocalPid,
 ) -> NifResult<Term<'a>> {
-    let ran = res.port.run(env, |_p, st| {
+    let ran = res.port.run(env, |p, st, ctx| {
+        let connected = connected_term(env, st);
         if st.connected != from {
-            st.requests.exit = Some(ExitReason::Atom("badsig".into()));
-            return Ok(false);
+            return Ok((atoms::badsig(), connected).encode(env));
         }
-        st.requests.exit = Some(ExitReason::External);
-        Ok(true)
+        p.terminate(ctx, ExitReason::External, None);
+        Ok((atoms::closed(), connected).encode(env))
     });
-    finish(env, ran, |closed| closed.encode(env))
+    finish_msg(env, ran)
 }
 
-/// `{From, {connect, New}}`: returns `true` when connected (the port
-/// process replies `{Port, connected}` to `From`).
+/// `{From, {connect, New}}`: returns `{connected, Old}` (the port process
+/// replies `{Port, connected}` to the old owner), or `{badsig, Connected}`.
 #[rustler::nif]
 fn msg_connect<'a>(
     env: Env<'a>,
@@ -396,20 +414,31 @@ fn msg_connect<'a>(
     from: LocalPid,
     new_owner: LocalPid,
 ) -> NifResult<Term<'a>> {
-    let ran = res.port.run(env, |_p, st| {
+    let ran = res.port.run(env, |_p, st, _ctx| {
+        let connected = connected_term(env, st);
         if st.connected != from {
-            st.requests.exit = Some(ExitReason::Atom("badsig".into()));
-            return Ok(false);
+            return Ok((atoms::badsig(), connected).encode(env));
         }
         st.connected = new_owner;
-        Ok(true)
+        Ok((atoms::connected(), connected).encode(env))
     });
-    finish(env, ran, |connected| connected.encode(env))
+    finish_msg(env, ran)
 }
 
-/// The port process received an exit signal (it traps exits). Returns
-/// `exit` when the port terminated (the process must exit with the
-/// signal's reason), `ignore` otherwise.
+/// A message the port does not understand: `{badsig, Connected}`.
+#[rustler::nif]
+fn msg_bad<'a>(env: Env<'a>, res: ResourceArc<PortResource>) -> NifResult<Term<'a>> {
+    let ran = res.port.run(env, |_p, st, _ctx| {
+        Ok((atoms::badsig(), connected_term(env, st)).encode(env))
+    });
+    finish_msg(env, ran)
+}
+
+/// The port process received an exit signal (it traps exits). `normal`
+/// closes the port only when it comes from the connected process or was
+/// sent explicitly (`exit(Port, normal)` by a live process); any other
+/// reason closes it. Returns `true` when the port terminated: the process
+/// must then exit with the signal's reason.
 #[rustler::nif]
 fn msg_exit<'a>(
     env: Env<'a>,
@@ -417,13 +446,18 @@ fn msg_exit<'a>(
     from: LocalPid,
     normal: bool,
 ) -> NifResult<Term<'a>> {
-    let ran = res.port.run(env, |_p, st| {
-        if normal && st.connected != from {
+    let explicit = env.is_process_alive(from);
+    let ran = res.port.run(env, |p, st, ctx| {
+        if normal && st.connected != from && !explicit {
             return Ok(false);
         }
-        st.requests.exit = Some(ExitReason::External);
+        p.terminate(ctx, ExitReason::External, None);
         Ok(true)
     });
+    let ran = Ran {
+        value: ran.value.or(Ok(true)),
+        ctx: ran.ctx,
+    };
     finish(env, ran, |exit| exit.encode(env))
 }
 
@@ -438,4 +472,21 @@ fn binary_refc(bin: Binary) -> isize {
             refc
         })
         .unwrap_or(0)
+}
+
+/// `check_driver(Path)`: what a driver file imports from the erl_driver
+/// API and which of those we lack, without loading it.
+#[rustler::nif(schedule = "DirtyIo")]
+fn check_driver<'a>(env: Env<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
+    let path = PathBuf::from(name_of(path)?);
+    Ok(match crate::loader::inspect(&path) {
+        Ok(report) => (
+            atoms::ok(),
+            report.api_imports,
+            report.unsupported,
+            report.has_driver_init,
+        )
+            .encode(env),
+        Err(e) => driver_error(env, DriverError::Load(e)),
+    })
 }

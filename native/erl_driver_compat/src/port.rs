@@ -81,13 +81,6 @@ impl ExitReason {
     }
 }
 
-/// What the driver asked for during a callback that must happen after it.
-#[derive(Debug, Default)]
-pub struct Requests {
-    /// Terminate with this reason (`driver_failure*`, `driver_exit`).
-    pub exit: Option<ExitReason>,
-}
-
 /// Mutable port state; only touched with the port's lock held.
 pub struct PortState {
     /// Open or closed.
@@ -100,8 +93,6 @@ pub struct PortState {
     pub options: PortOptions,
     /// `set_port_control_flags`.
     pub control_flags: c_int,
-    /// Deferred work requested by the running callback.
-    pub requests: Requests,
     /// Bytes given to the driver by `port_command`.
     pub bytes_in: u64,
     /// Bytes the driver sent to Erlang.
@@ -138,6 +129,9 @@ pub enum PortError {
     Notsup,
     /// `open_port` failed with this posix error atom.
     Posix(String),
+    /// `port_command` data is not iodata (`badarg` plus the native log line
+    /// "Bad value on output port").
+    BadValue,
 }
 
 const SHARDS: usize = 16;
@@ -197,6 +191,19 @@ pub fn all() -> Vec<Arc<Port>> {
     ports
 }
 
+/// Terminates every open port of `driver` with the atom `reason`.
+pub fn kill_ports_of(driver: &Arc<Driver>, reason: &str, caller_env: *mut rustler::sys::ErlNifEnv) {
+    for port in all().into_iter().filter(|p| Arc::ptr_eq(&p.driver, driver)) {
+        let ran = port.run_with(Delivery::Detached { caller_env }, |p, _st, ctx| {
+            p.terminate(ctx, ExitReason::Atom(reason.to_owned()), None);
+            Ok(())
+        });
+        for line in &ran.ctx.logs {
+            crate::context::log_detached(line);
+        }
+    }
+}
+
 fn register(port: &Arc<Port>) {
     registry().by_pid[shard(port.pid_term)]
         .write()
@@ -220,9 +227,6 @@ pub struct Ran<T> {
     pub value: Result<T, PortError>,
     /// The context, with messages still to deliver.
     pub ctx: CallbackCtx,
-    /// The port terminated during the operation (its process must exit
-    /// with this reason if it is the caller).
-    pub terminated: Option<ExitReason>,
 }
 
 impl Port {
@@ -268,9 +272,11 @@ impl Port {
                 status: Status::Open,
                 data: std::ptr::null_mut(),
                 connected: owner,
-                options,
+                options: PortOptions {
+                    binary: false,
+                    ..options
+                },
                 control_flags: 0,
-                requests: Requests::default(),
                 bytes_in: 0,
                 bytes_out: 0,
             }),
@@ -286,7 +292,6 @@ impl Port {
             return Ran {
                 value: Err(PortError::Badarg),
                 ctx,
-                terminated: None,
             };
         }
         let Some(start) = driver.entry().start else {
@@ -294,7 +299,6 @@ impl Port {
             return Ran {
                 value: Err(PortError::Badarg),
                 ctx,
-                terminated: None,
             };
         };
         let Ok(ccommand) = CString::new(command) else {
@@ -302,7 +306,6 @@ impl Port {
             return Ran {
                 value: Err(PortError::Badarg),
                 ctx,
-                terminated: None,
             };
         };
         // Registered before start so that the driver can use the handle in
@@ -335,21 +338,22 @@ impl Port {
             return Ran {
                 value: Err(err),
                 ctx,
-                terminated: None,
             };
         }
         // SAFETY: lock held.
         let st = unsafe { port.state() };
+        // The mode flags take effect once start has returned (native: a
+        // driver_output from start on a `binary` port arrives as a list).
+        st.options = options;
         st.data = data;
-        let terminated = port.after_callback(&mut ctx);
+        let closed = st.status == Status::Closed;
         drop(_guard);
-        if terminated.is_some() {
+        if closed {
             port.driver.port_closed();
         }
         Ran {
             value: Ok(port.clone()),
             ctx,
-            terminated,
         }
     }
 
@@ -358,7 +362,7 @@ impl Port {
     pub fn run<T>(
         self: &Arc<Self>,
         env: Env,
-        f: impl FnOnce(&Port, &mut PortState) -> Result<T, PortError>,
+        f: impl FnOnce(&Port, &mut PortState, &mut CallbackCtx) -> Result<T, PortError>,
     ) -> Ran<T> {
         let delivery = Delivery::Process {
             env: env.as_c_arg(),
@@ -371,7 +375,7 @@ impl Port {
     pub fn run_with<T>(
         self: &Arc<Self>,
         delivery: Delivery,
-        f: impl FnOnce(&Port, &mut PortState) -> Result<T, PortError>,
+        f: impl FnOnce(&Port, &mut PortState, &mut CallbackCtx) -> Result<T, PortError>,
     ) -> Ran<T> {
         let mut ctx = CallbackCtx::new(self, delivery);
         let guard = self.lock.lock();
@@ -383,34 +387,25 @@ impl Port {
             return Ran {
                 value: Err(PortError::Badarg),
                 ctx,
-                terminated: None,
             };
         }
-        let value = ctx.enter(|| f(self, st));
-        let terminated = self.after_callback(&mut ctx);
+        let ctx_ptr: *mut CallbackCtx = &mut ctx;
+        // SAFETY: the closure gets the context it runs in; driver code that
+        // reaches it through the thread-local does so only while `f` is
+        // inside a driver call, never concurrently with `f` using it.
+        let value = ctx.enter(|| f(self, st, unsafe { &mut *ctx_ptr }));
+        let closed = st.status == Status::Closed;
         drop(guard);
-        if terminated.is_some() {
+        if closed {
             self.driver.port_closed();
         }
-        Ran {
-            value,
-            ctx,
-            terminated,
-        }
+        Ran { value, ctx }
     }
 
-    /// Carries out what the callback requested. Lock held.
-    fn after_callback(&self, ctx: &mut CallbackCtx) -> Option<ExitReason> {
-        // SAFETY: lock held by the caller.
-        let st = unsafe { self.state() };
-        let reason = st.requests.exit.take()?;
-        self.terminate(ctx, reason.clone());
-        Some(reason)
-    }
-
-    /// Closes the port: runs `stop`, unregisters it and tells the port
-    /// process to exit with `reason`. Lock held.
-    pub fn terminate(&self, ctx: &mut CallbackCtx, reason: ExitReason) {
+    /// Closes the port synchronously: runs `stop`, unregisters the port and
+    /// tells the port process to exit with `reason` (after unlinking
+    /// `unlink`, for `driver_exit`). Lock held; a no-op when already closed.
+    pub fn terminate(&self, ctx: &mut CallbackCtx, reason: ExitReason, unlink: Option<LocalPid>) {
         // SAFETY: lock held by the caller.
         let st = unsafe { self.state() };
         if st.status == Status::Closed {
@@ -424,13 +419,13 @@ impl Port {
             // data start returned.
             ctx.enter(|| unsafe { stop(data) });
         }
-        st.requests = Requests::default();
         if reason == ExitReason::External {
             return;
         }
         let pid = self.pid;
-        ctx.emit(&pid, |env| {
-            (atoms::edc_exit(), reason.to_term(env)).encode(env)
+        ctx.emit(&pid, |env| match unlink {
+            None => (atoms::edc_exit(), reason.to_term(env)).encode(env),
+            Some(u) => (atoms::edc_exit(), reason.to_term(env), u).encode(env),
         });
     }
 
@@ -440,33 +435,35 @@ impl Port {
         Arc::ptr_eq(&self.lock, &other.lock)
     }
 
-    /// `port_close` and `{Owner, close}`: terminate with `normal`.
+    /// `port_close`: terminate with `normal`.
     pub fn close(self: &Arc<Self>, delivery: Delivery) -> Ran<()> {
-        let ran = self.run_with(delivery, |port, _st| {
-            // SAFETY: inside run_with: lock held.
-            let st = unsafe { port.state() };
-            st.requests.exit = Some(ExitReason::Normal);
+        self.run_with(delivery, |port, _st, ctx| {
+            port.terminate(ctx, ExitReason::Normal, None);
             Ok(())
-        });
-        ran
+        })
+    }
+
+    /// Whether the port is still open. Lock held.
+    pub fn is_open(st: &PortState) -> bool {
+        st.status == Status::Open
     }
 
     /// Calls `output` or `outputv` with `data` (already validated iodata).
     pub fn command(&self, st: &mut PortState, data: Term) -> Result<(), PortError> {
         let entry = self.driver.entry();
         if let Some(outputv) = entry.outputv {
-            let mut vec = crate::iodata::IoVecBuf::from_iodata(data).ok_or(PortError::Badarg)?;
+            let mut vec = crate::iodata::IoVecBuf::from_iodata(data).ok_or(PortError::BadValue)?;
             st.bytes_in += vec.total() as u64;
             // SAFETY: the vector and its binaries live until `vec` drops,
             // after the callback returns.
             unsafe { outputv(st.data, vec.as_mut_ptr()) };
         } else if let Some(output) = entry.output {
-            let flat = crate::iodata::flatten(data).ok_or(PortError::Badarg)?;
+            let flat = crate::iodata::flatten(data).ok_or(PortError::BadValue)?;
             st.bytes_in += flat.len() as u64;
             // SAFETY: the buffer lives until after the callback returns.
             unsafe { output(st.data, flat.as_ptr() as *mut c_char, flat.len()) };
         } else {
-            crate::iodata::flatten(data).ok_or(PortError::Badarg)?;
+            crate::iodata::flatten(data).ok_or(PortError::BadValue)?;
         }
         Ok(())
     }
@@ -508,7 +505,7 @@ impl Port {
         arg: &[u8],
     ) -> Result<Term<'a>, PortError> {
         let call = self.driver.entry().call.ok_or(PortError::Badarg)?;
-        let mut default = [0u8; CONTROL_BUF];
+        let mut default = [0u8; CALL_BUF];
         let default_ptr = default.as_mut_ptr() as *mut c_char;
         let mut rbuf = default_ptr;
         let mut flags: c_uint = 0;
@@ -520,13 +517,16 @@ impl Port {
                 arg.as_ptr() as *mut c_char,
                 arg.len(),
                 &mut rbuf,
-                CONTROL_BUF,
+                CALL_BUF,
                 &mut flags,
             )
         };
-        crate::reply::call_reply(env, n, rbuf, default_ptr, CONTROL_BUF)
+        crate::reply::call_reply(env, n, rbuf, default_ptr, CALL_BUF)
     }
 }
 
 /// Size of the reply buffer the emulator hands to `control` and `call`.
 pub const CONTROL_BUF: usize = 64;
+
+/// Size of the reply buffer the emulator hands to `call`.
+pub const CALL_BUF: usize = 255;

@@ -29,11 +29,8 @@ pub fn control_reply<'a>(
     }
     let n = n as usize;
     if rbuf.is_null() {
-        return Ok(if binary_mode {
-            terms::binary_copy(env, &[])
-        } else {
-            terms::byte_list(env, &[], None)
-        });
+        // Natively a NULL reply is `[]` in both modes.
+        return Ok(terms::byte_list(env, &[], None));
     }
     if rbuf == default {
         // SAFETY: the default buffer holds default_len bytes.

@@ -1,6 +1,7 @@
-//! "Failure": the driver ends its port with a reason. The port terminates
-//! right after the running callback returns (its `stop` runs then), and the
-//! port process exits with the reason a native port would give.
+//! "Failure": the driver ends its port with a reason. As natively, the port
+//! terminates inside the call (`stop` runs before it returns; later output
+//! in the same callback returns -1), and the port process exits with the
+//! reason a native port would give.
 
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int};
@@ -10,9 +11,13 @@ use crate::abi::DrvPort;
 use crate::atoms;
 use crate::port::ExitReason;
 
-fn request(port: DrvPort, func: &'static str, reason: ExitReason) -> c_int {
-    with_port(port, func, |_p, st, _ctx| {
-        st.requests.exit.get_or_insert(reason);
+/// Terminates the port now (`stop` runs before this returns, as natively);
+/// with `unlink_owner` the connected process is unlinked first and gets no
+/// exit signal (`driver_exit`).
+fn fail(port: DrvPort, func: &'static str, reason: ExitReason, unlink_owner: bool) -> c_int {
+    with_port(port, func, |p, st, ctx| {
+        let unlink = unlink_owner.then_some(st.connected);
+        p.terminate(ctx, reason, unlink);
         0
     })
     .unwrap_or(-1)
@@ -22,7 +27,12 @@ fn request(port: DrvPort, func: &'static str, reason: ExitReason) -> c_int {
 /// (an integer).
 pub extern "C" fn driver_failure(port: DrvPort, error: c_int) -> c_int {
     guard(-1, || {
-        request(port, "driver_failure", ExitReason::Int(error as i64))
+        let reason = if error == 0 {
+            ExitReason::Normal
+        } else {
+            ExitReason::Int(error as i64)
+        };
+        fail(port, "driver_failure", reason, false)
     })
 }
 
@@ -35,7 +45,7 @@ pub extern "C" fn driver_failure_atom(port: DrvPort, string: *mut c_char) -> c_i
             // SAFETY: the driver passes a NUL-terminated string.
             unsafe { CStr::from_ptr(string) }.to_string_lossy().into_owned()
         };
-        request(port, "driver_failure_atom", ExitReason::Atom(name))
+        fail(port, "driver_failure_atom", ExitReason::Atom(name), false)
     })
 }
 
@@ -43,11 +53,8 @@ pub extern "C" fn driver_failure_atom(port: DrvPort, string: *mut c_char) -> c_i
 /// the errno's atom (`eio`, ...).
 pub extern "C" fn driver_failure_posix(port: DrvPort, error: c_int) -> c_int {
     guard(-1, || {
-        request(
-            port,
-            "driver_failure_posix",
-            ExitReason::Atom(super::errno_atom(error)),
-        )
+        let reason = ExitReason::Atom(super::errno_atom(error));
+        fail(port, "driver_failure_posix", reason, false)
     })
 }
 
@@ -60,7 +67,7 @@ pub extern "C" fn driver_exit(port: DrvPort, err: c_int) -> c_int {
         } else {
             ExitReason::Atom(super::errno_atom(err))
         };
-        request(port, "driver_exit", reason)
+        fail(port, "driver_exit", reason, true)
     })
 }
 
@@ -80,7 +87,7 @@ pub extern "C" fn driver_failure_eof(port: DrvPort) -> c_int {
                     (port, atoms::eof()).encode(env)
                 });
             } else {
-                st.requests.exit.get_or_insert(ExitReason::Normal);
+                p.terminate(ctx, ExitReason::Normal, None);
             }
             0
         })

@@ -20,6 +20,7 @@ use crate::abi::DrvPort;
 use crate::context::{self, CallbackCtx};
 use crate::port::{ExitReason, Port, PortState};
 
+
 /// Runs `f`, turning a panic into `default`.
 pub fn guard<R>(default: R, f: impl FnOnce() -> R) -> R {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(default)
@@ -33,14 +34,16 @@ pub fn with_port<R>(
     func: &'static str,
     f: impl FnOnce(&Port, &mut PortState, &mut CallbackCtx) -> R,
 ) -> Option<R> {
-    let outcome = context::with_current(|ctx| {
+    let outcome = context::with_current(|ctx| -> Option<R> {
         if std::ptr::eq(ctx.port, handle as *const Port) {
             // SAFETY: ctx.port is the port whose lock the running callback
             // holds; the pointer is valid for the callback's duration.
             let port = unsafe { &*ctx.port };
             // SAFETY: its lock is held by this thread (see above).
             let st = unsafe { port.state() };
-            return Some(f(port, st, ctx));
+            // A port the driver terminated earlier in this callback
+            // (driver_failure, ...) accepts nothing more, as natively.
+            return Port::is_open(st).then(|| f(port, st, ctx));
         }
         // Another port of the same driver under a shared driver lock.
         // SAFETY: ctx.port is valid during the callback.
@@ -49,7 +52,7 @@ pub fn with_port<R>(
             if other.shares_lock_with(current) {
                 // SAFETY: the shared lock is held by this thread.
                 let st = unsafe { other.state() };
-                return Some(f(&other, st, ctx));
+                return Port::is_open(st).then(|| f(&other, st, ctx));
             }
         }
         misuse(ctx, func, "a port handle that is not open or not locked by this callback");
@@ -86,11 +89,7 @@ pub fn misuse(ctx: &mut CallbackCtx, func: &'static str, what: &str) {
         "driver {} (port {}): {func} called with {what}; the port is terminated",
         port.driver.name, port.number
     ));
-    // SAFETY: the callback holds the port's lock.
-    let st = unsafe { port.state() };
-    if st.requests.exit.is_none() {
-        st.requests.exit = Some(ExitReason::Misuse(func));
-    }
+    port.terminate(ctx, ExitReason::Misuse(func), None);
 }
 
 /// Every function name any version of `erl_driver.h` declared. An import

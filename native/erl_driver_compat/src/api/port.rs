@@ -93,7 +93,7 @@ pub extern "C" fn driver_caller(port: DrvPort) -> TermData {
     guard(0, || {
         with_port(port, "driver_caller", |_p, st, ctx| match ctx.delivery {
             Delivery::Process { caller, .. } => pid_key(&caller),
-            Delivery::Detached => pid_key(&st.connected),
+            Delivery::Detached { .. } => pid_key(&st.connected),
         })
         .unwrap_or(0)
     })

@@ -186,6 +186,40 @@ fn private_copy(path: &Path, name: &str) -> Result<PathBuf, LoadError> {
     Ok(target)
 }
 
+/// What [`inspect`] finds in a driver file.
+#[derive(Debug)]
+pub struct Inspection {
+    /// The erl_driver API functions the driver imports, sorted.
+    pub api_imports: Vec<String>,
+    /// The imports we cannot provide (see [`unsupported_imports`]).
+    pub unsupported: Vec<String>,
+    /// The file defines `driver_init`.
+    pub has_driver_init: bool,
+}
+
+/// Reads a driver file without loading it: its API imports and which of
+/// them we lack (the compatibility report).
+pub fn inspect(path: &Path) -> Result<Inspection, LoadError> {
+    let data = std::fs::read(path).map_err(|e| LoadError::NotFound(e.to_string()))?;
+    let image = elf::parse(&data).map_err(|e| match e {
+        ElfError::NotElf => LoadError::NotElf("not an ELF file".into()),
+        ElfError::WrongKind(s) | ElfError::Malformed(s) => LoadError::NotElf(s),
+    })?;
+    let mut api_imports: Vec<String> = image
+        .undefined
+        .iter()
+        .map(|(name, _)| name.clone())
+        .filter(|name| api::is_api_name(name))
+        .collect();
+    api_imports.sort();
+    api_imports.dedup();
+    Ok(Inspection {
+        unsupported: unsupported_imports(&image),
+        has_driver_init: image.defined.iter().any(|s| s == "driver_init"),
+        api_imports,
+    })
+}
+
 /// Opens the driver file at `path` and binds its API imports to us.
 pub fn load(path: &Path, name: &str) -> Result<BoundLibrary, LoadError> {
     let data = std::fs::read(path).map_err(|e| LoadError::NotFound(e.to_string()))?;
