@@ -204,17 +204,17 @@ open_compat(DriverName, Command, Settings, PortName, Opts) ->
             erlang:error(Reason, [PortName, Opts])
     end.
 
-%% {Binary, Eof, In, Out}. Accepts what erlang:open_port/2 accepts for a
+%% {Binary, Eof, In, Out, LineLength}. Accepts what erlang:open_port/2 accepts for a
 %% driver port (most options are ignored there, as natively) and raises
 %% badarg for the rest.
 parse_options(Opts, PortName) ->
     Bad = fun() -> erlang:error(badarg, [PortName, Opts]) end,
     is_proper_list(Opts) orelse Bad(),
     Acc0 = #{binary => false, eof => false, dir => both, packet => false,
-             line => false, stderr => false, nouse_stdio => false},
+             line => 0, stderr => false, nouse_stdio => false},
     Acc = lists:foldl(fun(O, A) -> option(O, A, Bad) end, Acc0, Opts),
     case Acc of
-        #{packet := true, line := true} -> Bad();
+        #{packet := true, line := L} when L > 0 -> Bad();
         #{stderr := true, nouse_stdio := true} -> Bad();
         _ -> ok
     end,
@@ -223,7 +223,7 @@ parse_options(Opts, PortName) ->
                     in -> {true, false};
                     out -> {false, true}
                 end,
-    {maps:get(binary, Acc), maps:get(eof, Acc), In, Out}.
+    {maps:get(binary, Acc), maps:get(eof, Acc), In, Out, maps:get(line, Acc)}.
 
 is_proper_list([_ | T]) -> is_proper_list(T);
 is_proper_list([]) -> true;
@@ -239,9 +239,9 @@ option(use_stdio, A, _) -> A#{nouse_stdio := false};
 option(nouse_stdio, A, _) -> A#{nouse_stdio := true};
 option(stderr_to_stdout, A, _) -> A#{stderr := true};
 option(overlapped_io, A, _) -> A;
-option(line, A, _) -> A#{line := true};
+option(line, A, _) -> A#{line := 512};
 option({packet, N}, A, _) when N =:= 1; N =:= 2; N =:= 4 -> A#{packet := true};
-option({line, N}, A, _) when is_integer(N), N > 0 -> A#{line := true};
+option({line, N}, A, _) when is_integer(N), N > 0 -> A#{line := N};
 option({cd, Dir}, A, Bad) when is_list(Dir); is_binary(Dir) ->
     _ = chars(Dir, Bad),
     A;

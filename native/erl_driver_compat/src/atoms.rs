@@ -6,6 +6,8 @@ rustler::atoms! {
     normal,
     data,
     eof,
+    eol,
+    noeol,
     closed,
     connected,
     badarg,

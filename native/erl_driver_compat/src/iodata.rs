@@ -27,14 +27,17 @@ pub fn flatten(data: Term<'_>) -> Option<Binary<'_>> {
 }
 
 enum Piece {
-    /// Bytes in `IoVecBuf::copy` at this offset.
+    /// Bytes in the common copy buffer at this offset.
     Copied { offset: usize, len: usize },
-    /// A range of one of our exposed driver binaries (one reference held).
-    Shared {
-        bin: DriverBinary,
-        offset: usize,
-        len: usize,
-    },
+    /// A binary of its own: copied into a driver binary of its own (or
+    /// shared, when it is one of our exposed driver binaries).
+    Referenced { ptr: *const u8, len: usize },
+}
+
+/// One element of the flattened iolist.
+enum Item {
+    Byte(u8),
+    Bin(*const u8, usize),
 }
 
 /// An `ErlIOVec` and the storage it points into.
@@ -46,188 +49,86 @@ pub struct IoVecBuf {
     vec: IOVec,
 }
 
+/// Largest vector (with the reserved first slot) before the runtime copies
+/// more to keep it small (`SMALL_WRITE_VEC`).
+const SMALL_WRITE_VEC: usize = 16;
+/// Binaries larger than this are referenced, not copied
+/// (`ERL_ONHEAP_BIN_LIMIT`).
+const ONHEAP_BIN_LIMIT: usize = 64;
+
 impl IoVecBuf {
     /// Builds the vector for `data`; `None` when it is not iodata.
+    ///
+    /// The layout follows the runtime: slot 0 is reserved and empty;
+    /// binaries over 64 bytes are segments of their own, everything else is
+    /// copied into one common binary, consecutive pieces merged; when that
+    /// gives more than 15 segments, only binaries of 256 bytes or more keep
+    /// a segment of their own.
     pub fn from_iodata(data: Term<'_>) -> Option<IoVecBuf> {
-        let mut walker = Walker {
-            copy: Vec::new(),
-            pieces: Vec::new(),
-            open_copy: None,
-        };
-        if !walker.walk(data.as_c_arg(), data.get_env().as_c_arg()) {
-            walker.release();
-            return None;
+        let env = data.get_env().as_c_arg();
+        // SAFETY: `data` belongs to the env of the running NIF call.
+        let items = unsafe { collect(data.as_c_arg(), env)? };
+        // A lone empty binary still gives one (empty) segment.
+        if data.is_binary() && items.is_empty() {
+            return Some(IoVecBuf::build(Vec::new(), vec![None]));
         }
-        Some(walker.finish())
+        let mut pieces = segment(&items, |len| len > ONHEAP_BIN_LIMIT);
+        if pieces.1.len() + 1 > SMALL_WRITE_VEC {
+            pieces = segment(&items, |len| len >= SMALL_IO_BIN_LIMIT);
+        }
+        let (copy, pieces) = pieces;
+        Some(IoVecBuf::build(copy, pieces.into_iter().map(Some).collect()))
     }
 
-    /// Total number of bytes.
-    pub fn total(&self) -> usize {
-        self.vec.size
-    }
-
-    /// The vector to pass to the driver.
-    pub fn as_mut_ptr(&mut self) -> *mut IOVec {
-        self.vec.iov = self.iov.as_mut_ptr();
-        self.vec.binv = self.binv.as_mut_ptr();
-        &mut self.vec
-    }
-}
-
-impl Drop for IoVecBuf {
-    fn drop(&mut self) {
-        for bin in self.owned.drain(..) {
-            bin.release();
-        }
-    }
-}
-
-struct Walker {
-    copy: Vec<u8>,
-    pieces: Vec<Piece>,
-    /// Index of the copied piece being extended, if the last piece is one.
-    open_copy: Option<usize>,
-}
-
-impl Walker {
-    fn push_copied(&mut self, bytes: &[u8]) {
-        let offset = self.copy.len();
-        self.copy.extend_from_slice(bytes);
-        match self.open_copy {
-            Some(i) => {
-                if let Piece::Copied { len, .. } = &mut self.pieces[i] {
-                    *len += bytes.len();
-                }
-            }
-            None => {
-                self.pieces.push(Piece::Copied {
-                    offset,
-                    len: bytes.len(),
-                });
-                self.open_copy = Some(self.pieces.len() - 1);
-            }
-        }
-    }
-
-    fn push_binary(&mut self, bytes: &[u8]) {
-        if bytes.is_empty() {
-            return;
-        }
-        if bytes.len() <= SMALL_IO_BIN_LIMIT {
-            self.push_copied(bytes);
-            return;
-        }
-        self.open_copy = None;
-        if let Some((bin, offset)) = binary::find_exposed(bytes.as_ptr(), bytes.len()) {
-            self.pieces.push(Piece::Shared {
-                bin,
-                offset,
-                len: bytes.len(),
-            });
-        } else {
-            let offset = self.copy.len();
-            self.copy.extend_from_slice(bytes);
-            self.pieces.push(Piece::Copied {
-                offset,
-                len: bytes.len(),
-            });
-        }
-    }
-
-    /// Walks an iolist without recursion. Returns false on non-iodata.
-    fn walk(&mut self, term: ERL_NIF_TERM, env: *mut sys::ErlNifEnv) -> bool {
-        let mut stack = vec![term];
-        while let Some(t) = stack.pop() {
-            // SAFETY: all terms come from `env`, the live env of the NIF
-            // call; the out-parameters are valid locals.
-            unsafe {
-                let mut bin: ErlNifBinary = std::mem::zeroed();
-                if sys::enif_is_binary(env, t) != 0 {
-                    if sys::enif_inspect_binary(env, t, &mut bin) == 0 {
-                        return false;
-                    }
-                    self.push_binary(std::slice::from_raw_parts(bin.data, bin.size));
-                    continue;
-                }
-                let mut head = ERL_NIF_TERM::default();
-                let mut tail = ERL_NIF_TERM::default();
-                if sys::enif_get_list_cell(env, t, &mut head, &mut tail) != 0 {
-                    // Tail first so that the head is processed next.
-                    if sys::enif_is_empty_list(env, tail) == 0 {
-                        if sys::enif_is_binary(env, tail) == 0
-                            && sys::enif_is_list(env, tail) == 0
-                        {
-                            return false;
-                        }
-                        stack.push(tail);
-                    }
-                    let mut byte: c_int = 0;
-                    if sys::enif_get_int(env, head, &mut byte) != 0 {
-                        if !(0..=255).contains(&byte) {
-                            return false;
-                        }
-                        self.push_copied(&[byte as u8]);
-                    } else if sys::enif_is_binary(env, head) != 0
-                        || sys::enif_is_list(env, head) != 0
-                    {
-                        stack.push(head);
-                    } else {
-                        return false;
-                    }
-                    continue;
-                }
-                if sys::enif_is_empty_list(env, t) != 0 {
-                    continue;
-                }
-                return false;
-            }
-        }
-        true
-    }
-
-    fn release(&mut self) {
-        for piece in self.pieces.drain(..) {
-            if let Piece::Shared { bin, .. } = piece {
-                bin.release();
-            }
-        }
-    }
-
-    fn finish(mut self) -> IoVecBuf {
-        let mut owned = Vec::new();
-        let copy_bin = if self.copy.is_empty() {
-            None
-        } else {
-            let bin = DriverBinary::alloc(self.copy.len()).unwrap_or_else(|| {
-                std::alloc::handle_alloc_error(
-                    std::alloc::Layout::from_size_align(self.copy.len(), 16)
-                        .unwrap_or(std::alloc::Layout::new::<u8>()),
-                )
-            });
+    fn build(copy: Vec<u8>, pieces: Vec<Option<Piece>>) -> IoVecBuf {
+        let mut owned: Vec<DriverBinary> = Vec::new();
+        let copy_bin = (!copy.is_empty()).then(|| {
+            let bin = alloc_or_abort(copy.len());
             // SAFETY: the binary holds copy.len() bytes.
-            unsafe {
-                std::ptr::copy_nonoverlapping(self.copy.as_ptr(), bin.data(), self.copy.len())
-            };
+            unsafe { std::ptr::copy_nonoverlapping(copy.as_ptr(), bin.data(), copy.len()) };
             owned.push(bin);
-            Some(bin)
-        };
-        // The first element is reserved (empty), as in the native runtime,
-        // so that a driver may put a header in front without reallocating.
+            bin
+        });
+        // Referenced binaries by source address, so that the same binary
+        // twice gives the same driver binary, as natively.
+        let mut referenced: Vec<(*const u8, usize, DriverBinary, usize)> = Vec::new();
         let mut iov = vec![SysIOVec {
             iov_base: std::ptr::null_mut(),
             iov_len: 0,
         }];
         let mut binv: Vec<*mut DrvBinary> = vec![std::ptr::null_mut()];
         let mut total = 0usize;
-        for piece in self.pieces.drain(..) {
+        for piece in pieces {
             let (bin, offset, len) = match piece {
-                Piece::Copied { offset, len } => match copy_bin {
+                None => {
+                    iov.push(SysIOVec {
+                        iov_base: std::ptr::null_mut(),
+                        iov_len: 0,
+                    });
+                    binv.push(std::ptr::null_mut());
+                    continue;
+                }
+                Some(Piece::Copied { offset, len }) => match copy_bin {
                     Some(b) => (b, offset, len),
                     None => continue,
                 },
-                Piece::Shared { bin, offset, len } => {
-                    owned.push(bin);
-                    (bin, offset, len)
+                Some(Piece::Referenced { ptr, len }) => {
+                    if let Some(&(_, _, bin, off)) =
+                        referenced.iter().find(|(p, l, _, _)| *p == ptr && *l == len)
+                    {
+                        (bin, off, len)
+                    } else {
+                        let (bin, off) = binary::find_exposed(ptr, len).unwrap_or_else(|| {
+                            let bin = alloc_or_abort(len);
+                            // SAFETY: the source is a live binary of len
+                            // bytes; the new binary holds len bytes.
+                            unsafe { std::ptr::copy_nonoverlapping(ptr, bin.data(), len) };
+                            (bin, 0)
+                        });
+                        owned.push(bin);
+                        referenced.push((ptr, len, bin, off));
+                        (bin, off, len)
+                    }
                 }
             };
             // SAFETY: offset + len lies within the binary.
@@ -252,4 +153,121 @@ impl Walker {
             },
         }
     }
+
+    /// Total number of bytes.
+    pub fn total(&self) -> usize {
+        self.vec.size
+    }
+
+    /// The vector to pass to the driver.
+    pub fn as_mut_ptr(&mut self) -> *mut IOVec {
+        self.vec.iov = self.iov.as_mut_ptr();
+        self.vec.binv = self.binv.as_mut_ptr();
+        &mut self.vec
+    }
+}
+
+impl Drop for IoVecBuf {
+    fn drop(&mut self) {
+        for bin in self.owned.drain(..) {
+            bin.release();
+        }
+    }
+}
+
+fn alloc_or_abort(len: usize) -> DriverBinary {
+    DriverBinary::alloc(len).unwrap_or_else(|| {
+        std::alloc::handle_alloc_error(
+            std::alloc::Layout::from_size_align(len.max(1), 16)
+                .unwrap_or(std::alloc::Layout::new::<u8>()),
+        )
+    })
+}
+
+/// Cuts the flattened items into pieces: binaries for which `own` holds
+/// get a segment of their own, the rest is copied and merged.
+fn segment(items: &[Item], own: impl Fn(usize) -> bool) -> (Vec<u8>, Vec<Piece>) {
+    let mut copy = Vec::new();
+    let mut pieces = Vec::new();
+    let mut open = false;
+    for item in items {
+        let bytes: &[u8] = match *item {
+            Item::Byte(ref b) => std::slice::from_ref(b),
+            Item::Bin(ptr, len) => {
+                if len == 0 {
+                    continue;
+                }
+                if own(len) {
+                    pieces.push(Piece::Referenced { ptr, len });
+                    open = false;
+                    continue;
+                }
+                // SAFETY: the binary is live for the NIF call.
+                unsafe { std::slice::from_raw_parts(ptr, len) }
+            }
+        };
+        let offset = copy.len();
+        copy.extend_from_slice(bytes);
+        match pieces.last_mut() {
+            Some(Piece::Copied { len, .. }) if open => *len += bytes.len(),
+            _ => {
+                pieces.push(Piece::Copied {
+                    offset,
+                    len: bytes.len(),
+                });
+                open = true;
+            }
+        }
+    }
+    (copy, pieces)
+}
+
+/// Flattens an iolist without recursion. `None` on non-iodata.
+///
+/// # Safety
+/// `term` must belong to `env`, the env of the running NIF call.
+unsafe fn collect(term: ERL_NIF_TERM, env: *mut sys::ErlNifEnv) -> Option<Vec<Item>> {
+    let mut items = Vec::new();
+    let mut stack = vec![term];
+    while let Some(t) = stack.pop() {
+        // SAFETY: all terms come from `env`; out-parameters are locals.
+        unsafe {
+            let mut bin: ErlNifBinary = std::mem::zeroed();
+            if sys::enif_is_binary(env, t) != 0 {
+                if sys::enif_inspect_binary(env, t, &mut bin) == 0 {
+                    return None;
+                }
+                items.push(Item::Bin(bin.data, bin.size));
+                continue;
+            }
+            let mut head = ERL_NIF_TERM::default();
+            let mut tail = ERL_NIF_TERM::default();
+            if sys::enif_get_list_cell(env, t, &mut head, &mut tail) != 0 {
+                // Tail first so that the head is processed next.
+                if sys::enif_is_empty_list(env, tail) == 0 {
+                    if sys::enif_is_binary(env, tail) == 0 && sys::enif_is_list(env, tail) == 0 {
+                        return None;
+                    }
+                    stack.push(tail);
+                }
+                let mut byte: c_int = 0;
+                if sys::enif_get_int(env, head, &mut byte) != 0 {
+                    if !(0..=255).contains(&byte) {
+                        return None;
+                    }
+                    items.push(Item::Byte(byte as u8));
+                } else if sys::enif_is_binary(env, head) != 0 || sys::enif_is_list(env, head) != 0 {
+                    stack.push(head);
+                } else {
+                    return None;
+                }
+                continue;
+            }
+            if sys::enif_is_empty_list(env, t) != 0 {
+                continue;
+            }
+            return None;
+        }
+    }
+    Some(items)
 }

@@ -193,7 +193,7 @@ fn driver_info<'a>(env: Env<'a>, name: Term<'a>) -> NifResult<Term<'a>> {
     })
 }
 
-/// `open(PortPid, Owner, DriverName, Command, {Binary, Eof, In, Out})`.
+/// `open(PortPid, Owner, DriverName, Command, {Binary, Eof, In, Out, Line})`.
 #[rustler::nif]
 fn open<'a>(
     env: Env<'a>,
@@ -201,7 +201,7 @@ fn open<'a>(
     owner: LocalPid,
     driver_name: Term<'a>,
     command: Term<'a>,
-    opts: (bool, bool, bool, bool),
+    opts: (bool, bool, bool, bool, usize),
 ) -> NifResult<Term<'a>> {
     let driver_name = name_of(driver_name)?;
     let command = name_of(command)?;
@@ -213,6 +213,7 @@ fn open<'a>(
         eof: opts.1,
         input: opts.2,
         output: opts.3,
+        line: opts.4,
     };
     let ran = Port::open(env, driver, pid, owner, &command, options);
     // Errors of open_port are returned, not raised: the wrapper must clean

@@ -33,6 +33,9 @@ pub struct PortOptions {
     pub input: bool,
     /// See `input`.
     pub output: bool,
+    /// `{line, L}`: `driver_output` data is cut into lines of at most L
+    /// bytes (0: no line mode).
+    pub line: usize,
 }
 
 /// Open or closed.
@@ -93,6 +96,8 @@ pub struct PortState {
     pub options: PortOptions,
     /// `set_port_control_flags`.
     pub control_flags: c_int,
+    /// Partial line kept for the next output (line mode).
+    pub line_buf: Vec<u8>,
     /// Bytes given to the driver by `port_command`.
     pub bytes_in: u64,
     /// Bytes the driver sent to Erlang.
@@ -274,9 +279,11 @@ impl Port {
                 connected: owner,
                 options: PortOptions {
                     binary: false,
+                    line: 0,
                     ..options
                 },
                 control_flags: 0,
+                line_buf: Vec::new(),
                 bytes_in: 0,
                 bytes_out: 0,
             }),

@@ -77,6 +77,7 @@ pub extern "C" fn driver_exit(port: DrvPort, err: c_int) -> c_int {
 pub extern "C" fn driver_failure_eof(port: DrvPort) -> c_int {
     guard(-1, || {
         with_port(port, "driver_failure_eof", |p, st, ctx| {
+            super::output::flush_line_buffer(p, st, ctx);
             if st.options.eof {
                 let to = st.connected;
                 let port_term = p.pid_term;

@@ -73,18 +73,17 @@ fn deliver(port: &Port, st: &mut PortState, ctx: &mut CallbackCtx, header: &[u8]
     });
 }
 
+/// Binary-mode data: header bytes as list elements, then one binary per
+/// piece, the last one as the tail; `[]` when there is nothing at all.
 fn binary_data<'a>(env: Env<'a>, header: &[u8], pieces: &[Piece]) -> Term<'a> {
     let mut bins: Vec<Term<'a>> = pieces
         .iter()
-        .filter_map(|p| match p {
-            Piece::Bytes(b) if b.is_empty() => None,
-            Piece::Bytes(b) => Some(terms::binary_copy(env, b)),
-            Piece::Shared(_, _, 0) => None,
-            Piece::Shared(bin, off, len) => Some(bin.to_term(env, *off, *len)),
+        .map(|p| match p {
+            Piece::Bytes(b) => terms::binary_copy(env, b),
+            Piece::Shared(bin, off, len) => bin.to_term(env, *off, *len),
         })
         .collect();
     let tail = match bins.pop() {
-        None if header.is_empty() => return terms::binary_copy(env, &[]),
         None => None,
         Some(last) => {
             let mut list = last;
@@ -94,10 +93,10 @@ fn binary_data<'a>(env: Env<'a>, header: &[u8], pieces: &[Piece]) -> Term<'a> {
             Some(list)
         }
     };
-    if header.is_empty() {
-        return tail.unwrap_or_else(|| terms::binary_copy(env, &[]));
+    match tail {
+        Some(t) if header.is_empty() => t,
+        _ => terms::byte_list(env, header, tail),
     }
-    terms::byte_list(env, header, tail)
 }
 
 fn list_cell<'a>(env: Env<'a>, head: Term<'a>, tail: Term<'a>) -> Term<'a> {
@@ -110,13 +109,96 @@ fn list_cell<'a>(env: Env<'a>, head: Term<'a>, tail: Term<'a>) -> Term<'a> {
     }
 }
 
+/// `driver_output`/`driver_output2` data: through the line buffer on a
+/// `{line, L}` port, as one message otherwise (`None`: a NULL buffer, which
+/// natively gives no binary tail).
+fn deliver_stream(
+    port: &Port,
+    st: &mut PortState,
+    ctx: &mut CallbackCtx,
+    header: &[u8],
+    data: Option<&[u8]>,
+) {
+    if st.options.line == 0 {
+        let pieces: Vec<Piece> = data.map(Piece::Bytes).into_iter().collect();
+        deliver(port, st, ctx, header, &pieces);
+        return;
+    }
+    let Some(data) = data.filter(|d| !d.is_empty()) else {
+        return;
+    };
+    st.line_buf.extend_from_slice(data);
+    while let Some((line, eol)) = next_line(&mut st.line_buf, st.options.line) {
+        deliver_line(port, st, ctx, header, &line, eol);
+    }
+}
+
+/// Cuts the next complete line (`eol`) or full chunk of `max` bytes
+/// (`noeol`) off the front of `buf`; `None` when more data is needed.
+fn next_line(buf: &mut Vec<u8>, max: usize) -> Option<(Vec<u8>, bool)> {
+    let scan = buf.len().min(max + 1);
+    if let Some(nl) = buf[..scan].iter().position(|&b| b == b'\n') {
+        let mut line: Vec<u8> = buf.drain(..=nl).collect();
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        return Some((line, true));
+    }
+    if buf.len() > max {
+        return Some((buf.drain(..max).collect(), false));
+    }
+    None
+}
+
+/// Sends what is left in the line buffer as `noeol` (before
+/// `driver_failure_eof`, as natively).
+pub fn flush_line_buffer(port: &Port, st: &mut PortState, ctx: &mut CallbackCtx) {
+    if st.line_buf.is_empty() {
+        return;
+    }
+    let rest = std::mem::take(&mut st.line_buf);
+    deliver_line(port, st, ctx, &[], &rest, false);
+}
+
+/// `{Port, {data, {eol | noeol, Header ++ Line}}}`.
+fn deliver_line(
+    port: &Port,
+    st: &mut PortState,
+    ctx: &mut CallbackCtx,
+    header: &[u8],
+    line: &[u8],
+    eol: bool,
+) {
+    st.bytes_out += (header.len() + line.len()) as u64;
+    let binary_mode = st.options.binary;
+    let to = st.connected;
+    let port_term = port.pid_term;
+    ctx.emit(&to, |env| {
+        use rustler::Encoder;
+        let data = if binary_mode {
+            binary_data(env, header, &[Piece::Bytes(line)])
+        } else {
+            let mut all = header.to_vec();
+            all.extend_from_slice(line);
+            terms::byte_list(env, &all, None)
+        };
+        let tag = if eol {
+            crate::atoms::eol()
+        } else {
+            crate::atoms::noeol()
+        };
+        terms::data_message(env, port_term, (tag, data).encode(env))
+    });
+}
+
 /// `int driver_output(ErlDrvPort port, char *buf, ErlDrvSizeT len)`
 pub extern "C" fn driver_output(port: DrvPort, buf: *mut c_char, len: SizeT) -> c_int {
     guard(-1, || {
         with_port(port, "driver_output", |p, st, ctx| {
             // SAFETY: the driver passes len readable bytes.
             let data = unsafe { bytes(buf, len) };
-            deliver(p, st, ctx, &[], &[Piece::Bytes(data)]);
+            deliver_stream(p, st, ctx, &[], (!buf.is_null()).then_some(data));
             0
         })
         .unwrap_or(-1)
@@ -136,7 +218,7 @@ pub extern "C" fn driver_output2(
         with_port(port, "driver_output2", |p, st, ctx| {
             // SAFETY: the driver passes readable buffers of these lengths.
             let (header, data) = unsafe { (bytes(hbuf, hlen), bytes(buf, len)) };
-            deliver(p, st, ctx, header, &[Piece::Bytes(data)]);
+            deliver_stream(p, st, ctx, header, (!buf.is_null()).then_some(data));
             0
         })
         .unwrap_or(-1)
@@ -197,6 +279,9 @@ unsafe fn vec_pieces<'b>(ev: &'b IOVec, mut skip: usize) -> Vec<Piece<'b>> {
         };
         let mut base = seg.iov_base as *const u8;
         let mut len = seg.iov_len;
+        if len == 0 {
+            continue;
+        }
         if skip >= len {
             skip -= len;
             continue;

@@ -26,11 +26,14 @@ pub extern "C" fn set_port_control_flags(port: DrvPort, flags: c_int) {
 pub extern "C" fn get_port_flags(port: DrvPort) -> c_int {
     guard(0, || {
         with_port(port, "get_port_flags", |_p, st, _ctx| {
+            let mut flags = 0;
             if st.options.binary {
-                abi::PORT_FLAG_BINARY
-            } else {
-                0
+                flags |= abi::PORT_FLAG_BINARY;
             }
+            if st.options.line > 0 {
+                flags |= abi::PORT_FLAG_LINE;
+            }
+            flags
         })
         .unwrap_or(0)
     })
