@@ -98,7 +98,7 @@ impl DriverBinary {
         if ptr.is_null() {
             return Err(BinaryError::Null);
         }
-        if (ptr as usize) % 8 != 0 || (ptr as usize) < HEADER + 4096 {
+        if !(ptr as usize).is_multiple_of(8) || (ptr as usize) < HEADER + 4096 {
             return Err(BinaryError::Foreign);
         }
         let bin = DriverBinary(ptr);
@@ -279,7 +279,7 @@ mod tests {
         let b = DriverBinary::alloc(10).unwrap();
         assert_eq!(b.refc(), 1);
         assert_eq!(b.size(), 10);
-        assert_eq!(b.data() as usize % 8, 0);
+        assert!((b.data() as usize).is_multiple_of(8));
         assert_eq!(b.inc(), 2);
         assert_eq!(b.dec(), 1);
         b.release();

@@ -139,7 +139,10 @@ impl Driver {
         }
         {
             let mut registry = registry().lock();
-            if registry.get(&self.name).is_some_and(|d| Arc::ptr_eq(d, self)) {
+            if registry
+                .get(&self.name)
+                .is_some_and(|d| Arc::ptr_eq(d, self))
+            {
                 registry.remove(&self.name);
             }
         }
@@ -261,7 +264,8 @@ pub fn load(env: Env, dir: &Path, name: &str, user: &LocalPid) -> Result<(), Dri
         }
     };
     let supported = extended
-        && (major == 2 || (major == abi::EXTENDED_MAJOR_VERSION && minor <= abi::EXTENDED_MINOR_VERSION));
+        && (major == 2
+            || (major == abi::EXTENDED_MAJOR_VERSION && minor <= abi::EXTENDED_MINOR_VERSION));
     if !supported {
         return Err(DriverError::IncorrectVersion {
             extended,

@@ -77,7 +77,10 @@ impl IoVecBuf {
             pieces = segment(&items, |len| len >= SMALL_IO_BIN_LIMIT);
         }
         let (copy, pieces) = pieces;
-        Some(IoVecBuf::build(copy, pieces.into_iter().map(Some).collect()))
+        Some(IoVecBuf::build(
+            copy,
+            pieces.into_iter().map(Some).collect(),
+        ))
     }
 
     fn build(copy: Vec<u8>, pieces: Vec<Option<Piece>>) -> IoVecBuf {
@@ -113,8 +116,9 @@ impl IoVecBuf {
                     None => continue,
                 },
                 Some(Piece::Referenced { ptr, len }) => {
-                    if let Some(&(_, _, bin, off)) =
-                        referenced.iter().find(|(p, l, _, _)| *p == ptr && *l == len)
+                    if let Some(&(_, _, bin, off)) = referenced
+                        .iter()
+                        .find(|(p, l, _, _)| *p == ptr && *l == len)
                     {
                         (bin, off, len)
                     } else {

@@ -19,5 +19,7 @@ pub mod nif;
 pub mod port;
 pub mod reply;
 pub mod terms;
+#[cfg(test)]
+mod test_stubs;
 
 rustler::init!("erl_driver_compat_nif");

@@ -9,7 +9,9 @@
 
 use std::path::PathBuf;
 
-use rustler::{Atom, Binary, Encoder, Env, Error, LocalPid, NifResult, Resource, ResourceArc, Term};
+use rustler::{
+    Atom, Binary, Encoder, Env, Error, LocalPid, NifResult, Resource, ResourceArc, Term,
+};
 
 use crate::atoms;
 use crate::context::Delivery;
@@ -60,17 +62,15 @@ fn error_term<'a>(env: Env<'a>, e: &PortError) -> Term<'a> {
 }
 
 /// Packs an operation's outcome for the Erlang wrapper.
-fn finish<'a, T>(
-    env: Env<'a>,
-    ran: Ran<T>,
-    ok: impl FnOnce(T) -> Term<'a>,
-) -> NifResult<Term<'a>> {
+fn finish<'a, T>(env: Env<'a>, ran: Ran<T>, ok: impl FnOnce(T) -> Term<'a>) -> NifResult<Term<'a>> {
     let Ran { value, ctx, .. } = ran;
     if ctx.to_caller.is_empty() && ctx.logs.is_empty() {
         return match value {
             Ok(v) => Ok(ok(v)),
             Err(PortError::Badarg) => Err(Error::BadArg),
-            Err(e) => Err(Error::Term(Box::new(RaiseTerm(error_term(env, &e).as_c_arg())))),
+            Err(e) => Err(Error::Term(Box::new(RaiseTerm(
+                error_term(env, &e).as_c_arg(),
+            )))),
         };
     }
     let value = match value {
@@ -131,7 +131,9 @@ fn driver_error<'a>(env: Env<'a>, e: DriverError) -> Term<'a> {
         DriverError::Load(LoadError::OpenError(msg)) => (atoms::open_error(), msg).encode(env),
         DriverError::Load(LoadError::Copy(msg)) => (atoms::copy_error(), msg).encode(env),
         DriverError::Load(LoadError::Bind(msg)) => (atoms::bind_error(), msg).encode(env),
-        DriverError::NoEntry | DriverError::InitFailed(_) => atoms::driver_init_failed().encode(env),
+        DriverError::NoEntry | DriverError::InitFailed(_) => {
+            atoms::driver_init_failed().encode(env)
+        }
         DriverError::IncorrectVersion { .. } => atoms::driver_incorrect_version().encode(env),
         DriverError::BadDriverName(_) | DriverError::Inconsistent => {
             atoms::bad_driver_name().encode(env)
@@ -236,7 +238,11 @@ fn open<'a>(
     Ok((atoms::edc(), value, msgs, ctx.logs.clone()).encode(env))
 }
 
-fn do_command<'a>(env: Env<'a>, port: &std::sync::Arc<Port>, data: Term<'a>) -> NifResult<Term<'a>> {
+fn do_command<'a>(
+    env: Env<'a>,
+    port: &std::sync::Arc<Port>,
+    data: Term<'a>,
+) -> NifResult<Term<'a>> {
     let ran = port.run(env, |p, st, _ctx| p.command(st, data));
     finish(env, ran, |()| true.encode(env))
 }

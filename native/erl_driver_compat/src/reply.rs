@@ -98,7 +98,11 @@ pub fn call_reply<'a>(
         return Err(PortError::Badarg);
     }
     let n = n as usize;
-    let len = if rbuf == default { n.min(default_len) } else { n };
+    let len = if rbuf == default {
+        n.min(default_len)
+    } else {
+        n
+    };
     // SAFETY: the reply buffer holds at least len bytes (default: bounded
     // by its size; replaced: the driver's contract).
     let bytes = unsafe { std::slice::from_raw_parts(rbuf as *const u8, len) };

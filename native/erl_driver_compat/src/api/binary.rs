@@ -22,14 +22,14 @@ fn resolve(bin: *mut DrvBinary, func: &'static str) -> Option<DriverBinary> {
 }
 
 /// `ErlDrvBinary *driver_alloc_binary(ErlDrvSizeT size)`
-pub extern "C" fn driver_alloc_binary(size: SizeT) -> *mut DrvBinary {
+pub(crate) extern "C" fn driver_alloc_binary(size: SizeT) -> *mut DrvBinary {
     guard(std::ptr::null_mut(), || {
         DriverBinary::alloc(size).map_or(std::ptr::null_mut(), DriverBinary::as_ptr)
     })
 }
 
 /// `ErlDrvBinary *driver_realloc_binary(ErlDrvBinary *bin, ErlDrvSizeT size)`
-pub extern "C" fn driver_realloc_binary(bin: *mut DrvBinary, size: SizeT) -> *mut DrvBinary {
+pub(crate) extern "C" fn driver_realloc_binary(bin: *mut DrvBinary, size: SizeT) -> *mut DrvBinary {
     guard(std::ptr::null_mut(), || {
         resolve(bin, "driver_realloc_binary")
             .and_then(|b| b.resize(size))
@@ -38,7 +38,7 @@ pub extern "C" fn driver_realloc_binary(bin: *mut DrvBinary, size: SizeT) -> *mu
 }
 
 /// `void driver_free_binary(ErlDrvBinary *bin)`
-pub extern "C" fn driver_free_binary(bin: *mut DrvBinary) {
+pub(crate) extern "C" fn driver_free_binary(bin: *mut DrvBinary) {
     guard((), || {
         if let Some(b) = resolve(bin, "driver_free_binary") {
             b.release();
@@ -47,17 +47,23 @@ pub extern "C" fn driver_free_binary(bin: *mut DrvBinary) {
 }
 
 /// `ErlDrvSInt driver_binary_get_refc(ErlDrvBinary *dbp)`
-pub extern "C" fn driver_binary_get_refc(bin: *mut DrvBinary) -> isize {
-    guard(-1, || resolve(bin, "driver_binary_get_refc").map_or(-1, DriverBinary::refc))
+pub(crate) extern "C" fn driver_binary_get_refc(bin: *mut DrvBinary) -> isize {
+    guard(-1, || {
+        resolve(bin, "driver_binary_get_refc").map_or(-1, DriverBinary::refc)
+    })
 }
 
 /// `ErlDrvSInt driver_binary_inc_refc(ErlDrvBinary *dbp)`
-pub extern "C" fn driver_binary_inc_refc(bin: *mut DrvBinary) -> isize {
-    guard(-1, || resolve(bin, "driver_binary_inc_refc").map_or(-1, DriverBinary::inc))
+pub(crate) extern "C" fn driver_binary_inc_refc(bin: *mut DrvBinary) -> isize {
+    guard(-1, || {
+        resolve(bin, "driver_binary_inc_refc").map_or(-1, DriverBinary::inc)
+    })
 }
 
 /// `ErlDrvSInt driver_binary_dec_refc(ErlDrvBinary *dbp)`: never frees
 /// (the manual: use `driver_free_binary` for that).
-pub extern "C" fn driver_binary_dec_refc(bin: *mut DrvBinary) -> isize {
-    guard(-1, || resolve(bin, "driver_binary_dec_refc").map_or(-1, DriverBinary::dec))
+pub(crate) extern "C" fn driver_binary_dec_refc(bin: *mut DrvBinary) -> isize {
+    guard(-1, || {
+        resolve(bin, "driver_binary_dec_refc").map_or(-1, DriverBinary::dec)
+    })
 }

@@ -25,7 +25,7 @@ fn fail(port: DrvPort, func: &'static str, reason: ExitReason, unlink_owner: boo
 
 /// `int driver_failure(ErlDrvPort port, int error)`: exit reason `error`
 /// (an integer).
-pub extern "C" fn driver_failure(port: DrvPort, error: c_int) -> c_int {
+pub(crate) extern "C" fn driver_failure(port: DrvPort, error: c_int) -> c_int {
     guard(-1, || {
         let reason = if error == 0 {
             ExitReason::Normal
@@ -37,13 +37,15 @@ pub extern "C" fn driver_failure(port: DrvPort, error: c_int) -> c_int {
 }
 
 /// `int driver_failure_atom(ErlDrvPort port, char *string)`
-pub extern "C" fn driver_failure_atom(port: DrvPort, string: *mut c_char) -> c_int {
+pub(crate) extern "C" fn driver_failure_atom(port: DrvPort, string: *mut c_char) -> c_int {
     guard(-1, || {
         let name = if string.is_null() {
             String::new()
         } else {
             // SAFETY: the driver passes a NUL-terminated string.
-            unsafe { CStr::from_ptr(string) }.to_string_lossy().into_owned()
+            unsafe { CStr::from_ptr(string) }
+                .to_string_lossy()
+                .into_owned()
         };
         fail(port, "driver_failure_atom", ExitReason::Atom(name), false)
     })
@@ -51,7 +53,7 @@ pub extern "C" fn driver_failure_atom(port: DrvPort, string: *mut c_char) -> c_i
 
 /// `int driver_failure_posix(ErlDrvPort port, int error)`: exit reason is
 /// the errno's atom (`eio`, ...).
-pub extern "C" fn driver_failure_posix(port: DrvPort, error: c_int) -> c_int {
+pub(crate) extern "C" fn driver_failure_posix(port: DrvPort, error: c_int) -> c_int {
     guard(-1, || {
         let reason = ExitReason::Atom(super::errno_atom(error));
         fail(port, "driver_failure_posix", reason, false)
@@ -60,7 +62,7 @@ pub extern "C" fn driver_failure_posix(port: DrvPort, error: c_int) -> c_int {
 
 /// `int driver_exit(ErlDrvPort port, int err)`: `normal` for 0, else the
 /// errno's atom.
-pub extern "C" fn driver_exit(port: DrvPort, err: c_int) -> c_int {
+pub(crate) extern "C" fn driver_exit(port: DrvPort, err: c_int) -> c_int {
     guard(-1, || {
         let reason = if err == 0 {
             ExitReason::Normal
@@ -74,7 +76,7 @@ pub extern "C" fn driver_exit(port: DrvPort, err: c_int) -> c_int {
 /// `int driver_failure_eof(ErlDrvPort port)`: with the `eof` option the
 /// connected process gets `{Port, eof}` and the port stays open; otherwise
 /// the port closes normally.
-pub extern "C" fn driver_failure_eof(port: DrvPort) -> c_int {
+pub(crate) extern "C" fn driver_failure_eof(port: DrvPort) -> c_int {
     guard(-1, || {
         with_port(port, "driver_failure_eof", |p, st, ctx| {
             super::output::flush_line_buffer(p, st, ctx);

@@ -6,13 +6,15 @@ use super::guard;
 use crate::abi::SizeT;
 
 /// `void *driver_alloc(ErlDrvSizeT size)`
-pub extern "C" fn driver_alloc(size: SizeT) -> *mut c_void {
+pub(crate) extern "C" fn driver_alloc(size: SizeT) -> *mut c_void {
     // SAFETY: enif_alloc has no preconditions; NULL on failure.
-    guard(std::ptr::null_mut(), || unsafe { rustler::sys::enif_alloc(size) })
+    guard(std::ptr::null_mut(), || unsafe {
+        rustler::sys::enif_alloc(size)
+    })
 }
 
 /// `void *driver_realloc(void *ptr, ErlDrvSizeT size)`
-pub extern "C" fn driver_realloc(ptr: *mut c_void, size: SizeT) -> *mut c_void {
+pub(crate) extern "C" fn driver_realloc(ptr: *mut c_void, size: SizeT) -> *mut c_void {
     // SAFETY: ptr is NULL or came from driver_alloc (= enif_alloc).
     guard(std::ptr::null_mut(), || unsafe {
         rustler::sys::enif_realloc(ptr, size)
@@ -20,12 +22,12 @@ pub extern "C" fn driver_realloc(ptr: *mut c_void, size: SizeT) -> *mut c_void {
 }
 
 /// `void driver_free(void *ptr)`
-pub extern "C" fn driver_free(ptr: *mut c_void) {
+pub(crate) extern "C" fn driver_free(ptr: *mut c_void) {
     guard((), || free(ptr))
 }
 
 /// Frees memory from `driver_alloc` (NULL is ignored).
-pub fn free(ptr: *mut c_void) {
+pub(crate) fn free(ptr: *mut c_void) {
     if !ptr.is_null() {
         // SAFETY: ptr came from driver_alloc (= enif_alloc).
         unsafe { rustler::sys::enif_free(ptr) }

@@ -20,7 +20,6 @@ use crate::abi::DrvPort;
 use crate::context::{self, CallbackCtx};
 use crate::port::{ExitReason, Port, PortState};
 
-
 /// Runs `f`, turning a panic into `default`.
 pub fn guard<R>(default: R, f: impl FnOnce() -> R) -> R {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(default)
@@ -55,7 +54,11 @@ pub fn with_port<R>(
                 return Port::is_open(st).then(|| f(&other, st, ctx));
             }
         }
-        misuse(ctx, func, "a port handle that is not open or not locked by this callback");
+        misuse(
+            ctx,
+            func,
+            "a port handle that is not open or not locked by this callback",
+        );
         None
     });
     match outcome {

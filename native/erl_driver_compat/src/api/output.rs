@@ -37,7 +37,13 @@ enum Piece<'b> {
 }
 
 /// Sends `{Port, {data, Header ++ Pieces}}` to the connected process.
-fn deliver(port: &Port, st: &mut PortState, ctx: &mut CallbackCtx, header: &[u8], pieces: &[Piece]) {
+fn deliver(
+    port: &Port,
+    st: &mut PortState,
+    ctx: &mut CallbackCtx,
+    header: &[u8],
+    pieces: &[Piece],
+) {
     let total: usize = header.len()
         + pieces
             .iter()
@@ -193,7 +199,7 @@ fn deliver_line(
 }
 
 /// `int driver_output(ErlDrvPort port, char *buf, ErlDrvSizeT len)`
-pub extern "C" fn driver_output(port: DrvPort, buf: *mut c_char, len: SizeT) -> c_int {
+pub(crate) extern "C" fn driver_output(port: DrvPort, buf: *mut c_char, len: SizeT) -> c_int {
     guard(-1, || {
         with_port(port, "driver_output", |p, st, ctx| {
             // SAFETY: the driver passes len readable bytes.
@@ -207,7 +213,7 @@ pub extern "C" fn driver_output(port: DrvPort, buf: *mut c_char, len: SizeT) -> 
 
 /// `int driver_output2(ErlDrvPort port, char *hbuf, ErlDrvSizeT hlen,
 /// char *buf, ErlDrvSizeT len)`
-pub extern "C" fn driver_output2(
+pub(crate) extern "C" fn driver_output2(
     port: DrvPort,
     hbuf: *mut c_char,
     hlen: SizeT,
@@ -227,7 +233,7 @@ pub extern "C" fn driver_output2(
 
 /// `int driver_output_binary(ErlDrvPort port, char *hbuf, ErlDrvSizeT hlen,
 /// ErlDrvBinary *bin, ErlDrvSizeT offset, ErlDrvSizeT len)`
-pub extern "C" fn driver_output_binary(
+pub(crate) extern "C" fn driver_output_binary(
     port: DrvPort,
     hbuf: *mut c_char,
     hlen: SizeT,
@@ -242,7 +248,11 @@ pub extern "C" fn driver_output_binary(
             let bin = match unsafe { DriverBinary::from_raw(bin) } {
                 Ok(b) => b,
                 Err(e) => {
-                    misuse(ctx, "driver_output_binary", &format!("an invalid binary ({e:?})"));
+                    misuse(
+                        ctx,
+                        "driver_output_binary",
+                        &format!("an invalid binary ({e:?})"),
+                    );
                     return -1;
                 }
             };
@@ -293,12 +303,16 @@ unsafe fn vec_pieces<'b>(ev: &'b IOVec, mut skip: usize) -> Vec<Piece<'b>> {
         // SAFETY: a segment's binary, if any, is a driver binary.
         let shared = unsafe { DriverBinary::from_raw(bin) }.ok().filter(|b| {
             let start = b.data() as usize;
-            len > ONHEAP_BIN_LIMIT && base as usize >= start && base as usize + len <= start + b.size()
+            len > ONHEAP_BIN_LIMIT
+                && base as usize >= start
+                && base as usize + len <= start + b.size()
         });
         match shared {
             Some(b) => pieces.push(Piece::Shared(b, base as usize - b.data() as usize, len)),
             // SAFETY: the segment is readable for len bytes.
-            None => pieces.push(Piece::Bytes(unsafe { std::slice::from_raw_parts(base, len) })),
+            None => pieces.push(Piece::Bytes(unsafe {
+                std::slice::from_raw_parts(base, len)
+            })),
         }
     }
     pieces
@@ -306,7 +320,7 @@ unsafe fn vec_pieces<'b>(ev: &'b IOVec, mut skip: usize) -> Vec<Piece<'b>> {
 
 /// `int driver_outputv(ErlDrvPort port, char *hbuf, ErlDrvSizeT hlen,
 /// ErlIOVec *ev, ErlDrvSizeT skip)`
-pub extern "C" fn driver_outputv(
+pub(crate) extern "C" fn driver_outputv(
     port: DrvPort,
     hbuf: *mut c_char,
     hlen: SizeT,
@@ -330,7 +344,7 @@ pub extern "C" fn driver_outputv(
 
 /// `ErlDrvSizeT driver_vec_to_buf(ErlIOVec *ev, char *buf, ErlDrvSizeT len)`:
 /// copies up to `len` bytes; returns the space left in `buf`.
-pub extern "C" fn driver_vec_to_buf(ev: *mut IOVec, buf: *mut c_char, len: SizeT) -> SizeT {
+pub(crate) extern "C" fn driver_vec_to_buf(ev: *mut IOVec, buf: *mut c_char, len: SizeT) -> SizeT {
     guard(0, || {
         if ev.is_null() || (buf.is_null() && len > 0) {
             return len;

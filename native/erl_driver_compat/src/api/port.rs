@@ -14,7 +14,7 @@ use crate::context::{self, Delivery};
 use crate::port::pid_key;
 
 /// `void set_port_control_flags(ErlDrvPort port, int flags)`
-pub extern "C" fn set_port_control_flags(port: DrvPort, flags: c_int) {
+pub(crate) extern "C" fn set_port_control_flags(port: DrvPort, flags: c_int) {
     guard((), || {
         with_port(port, "set_port_control_flags", |_p, st, _ctx| {
             st.control_flags = flags;
@@ -23,7 +23,7 @@ pub extern "C" fn set_port_control_flags(port: DrvPort, flags: c_int) {
 }
 
 /// `int get_port_flags(ErlDrvPort port)`: `PORT_FLAG_BINARY` in binary mode.
-pub extern "C" fn get_port_flags(port: DrvPort) -> c_int {
+pub(crate) extern "C" fn get_port_flags(port: DrvPort) -> c_int {
     guard(0, || {
         with_port(port, "get_port_flags", |_p, st, _ctx| {
             let mut flags = 0;
@@ -65,7 +65,7 @@ pub fn make_atom(name: &[u8]) -> TermData {
 }
 
 /// `ErlDrvTermData driver_mk_atom(char *string)`
-pub extern "C" fn driver_mk_atom(string: *mut c_char) -> TermData {
+pub(crate) extern "C" fn driver_mk_atom(string: *mut c_char) -> TermData {
     guard(0, || {
         if string.is_null() {
             return 0;
@@ -77,22 +77,25 @@ pub extern "C" fn driver_mk_atom(string: *mut c_char) -> TermData {
 
 /// `ErlDrvTermData driver_mk_port(ErlDrvPort port)`: the port's identity
 /// (its process).
-pub extern "C" fn driver_mk_port(port: DrvPort) -> TermData {
+pub(crate) extern "C" fn driver_mk_port(port: DrvPort) -> TermData {
     guard(0, || {
         with_port(port, "driver_mk_port", |p, _st, _ctx| p.pid_term).unwrap_or(0)
     })
 }
 
 /// `ErlDrvTermData driver_connected(ErlDrvPort port)`
-pub extern "C" fn driver_connected(port: DrvPort) -> TermData {
+pub(crate) extern "C" fn driver_connected(port: DrvPort) -> TermData {
     guard(0, || {
-        with_port(port, "driver_connected", |_p, st, _ctx| pid_key(&st.connected)).unwrap_or(0)
+        with_port(port, "driver_connected", |_p, st, _ctx| {
+            pid_key(&st.connected)
+        })
+        .unwrap_or(0)
     })
 }
 
 /// `ErlDrvTermData driver_caller(ErlDrvPort port)`: the process that made
 /// the current call into the driver.
-pub extern "C" fn driver_caller(port: DrvPort) -> TermData {
+pub(crate) extern "C" fn driver_caller(port: DrvPort) -> TermData {
     guard(0, || {
         with_port(port, "driver_caller", |_p, st, ctx| match ctx.delivery {
             Delivery::Process { caller, .. } => pid_key(&caller),
@@ -103,7 +106,7 @@ pub extern "C" fn driver_caller(port: DrvPort) -> TermData {
 }
 
 /// `ErlDrvTermData driver_mk_term_nil(void)`: `[]`.
-pub extern "C" fn driver_mk_term_nil() -> TermData {
+pub(crate) extern "C" fn driver_mk_term_nil() -> TermData {
     guard(0, || {
         let env = atom_env().lock();
         env.run(|env| {
@@ -116,7 +119,7 @@ pub extern "C" fn driver_mk_term_nil() -> TermData {
 
 /// `int driver_lock_driver(ErlDrvPort port)`: the driver stays loaded for
 /// the life of the VM.
-pub extern "C" fn driver_lock_driver(port: DrvPort) -> c_int {
+pub(crate) extern "C" fn driver_lock_driver(port: DrvPort) -> c_int {
     guard(-1, || {
         with_port(port, "driver_lock_driver", |p, _st, _ctx| {
             p.driver.make_permanent();

@@ -33,8 +33,16 @@ macro_rules! vm_fn {
     };
 }
 
-vm_fn!(vm_system_info, c"driver_system_info", unsafe extern "C" fn(*mut SysInfo, usize));
-vm_fn!(vm_errno_id, c"erl_errno_id", unsafe extern "C" fn(c_int) -> *mut c_char);
+vm_fn!(
+    vm_system_info,
+    c"driver_system_info",
+    unsafe extern "C" fn(*mut SysInfo, usize)
+);
+vm_fn!(
+    vm_errno_id,
+    c"erl_errno_id",
+    unsafe extern "C" fn(c_int) -> *mut c_char
+);
 vm_fn!(
     vm_getenv,
     c"erl_drv_getenv",
@@ -50,7 +58,7 @@ vm_fn!(
 const SYS_INFO_MIN: usize = 32;
 
 /// `void driver_system_info(ErlDrvSysInfo *sip, size_t si_size)`
-pub extern "C" fn driver_system_info(sip: *mut SysInfo, size: usize) {
+pub(crate) extern "C" fn driver_system_info(sip: *mut SysInfo, size: usize) {
     guard((), || {
         if sip.is_null() || size < SYS_INFO_MIN {
             let what = format!("a NULL or too small ErlDrvSysInfo (size {size})");
@@ -126,7 +134,7 @@ fn fallback_errno_name(errno: c_int) -> &'static str {
 }
 
 /// `char *erl_errno_id(int error)`
-pub extern "C" fn erl_errno_id(error: c_int) -> *mut c_char {
+pub(crate) extern "C" fn erl_errno_id(error: c_int) -> *mut c_char {
     guard(c"unknown".as_ptr() as *mut c_char, || {
         if let Some(f) = vm_errno_id() {
             // SAFETY: the VM's own function; returns a static string.
@@ -139,14 +147,20 @@ pub extern "C" fn erl_errno_id(error: c_int) -> *mut c_char {
             return existing.as_ptr() as *mut c_char;
         }
         names.push(name);
-        names.last().map_or(std::ptr::null_mut(), |n| n.as_ptr() as *mut c_char)
+        names
+            .last()
+            .map_or(std::ptr::null_mut(), |n| n.as_ptr() as *mut c_char)
     })
 }
 
 /// `int erl_drv_getenv(const char *key, char *value, size_t *value_size)`:
 /// 0 found (size set to the length), -1 not set, >0 buffer too small
 /// (size set to the length needed).
-pub extern "C" fn erl_drv_getenv(key: *const c_char, value: *mut c_char, size: *mut usize) -> c_int {
+pub(crate) extern "C" fn erl_drv_getenv(
+    key: *const c_char,
+    value: *mut c_char,
+    size: *mut usize,
+) -> c_int {
     guard(-1, || {
         if key.is_null() || size.is_null() {
             return -1;
@@ -175,7 +189,7 @@ pub extern "C" fn erl_drv_getenv(key: *const c_char, value: *mut c_char, size: *
 }
 
 /// `int erl_drv_putenv(const char *key, char *value)`
-pub extern "C" fn erl_drv_putenv(key: *const c_char, value: *mut c_char) -> c_int {
+pub(crate) extern "C" fn erl_drv_putenv(key: *const c_char, value: *mut c_char) -> c_int {
     guard(-1, || {
         if key.is_null() || value.is_null() {
             return -1;
@@ -191,12 +205,17 @@ pub extern "C" fn erl_drv_putenv(key: *const c_char, value: *mut c_char) -> c_in
 
 /// `int erl_drv_consume_timeslice(ErlDrvPort port, int percent)`: tells the
 /// scheduler through `enif_consume_timeslice` when called from a NIF.
-pub extern "C" fn erl_drv_consume_timeslice(_port: crate::abi::DrvPort, percent: c_int) -> c_int {
+pub(crate) extern "C" fn erl_drv_consume_timeslice(
+    _port: crate::abi::DrvPort,
+    percent: c_int,
+) -> c_int {
     guard(0, || {
         context::with_current(|ctx| {
             ctx.env().map(|env| {
                 // SAFETY: env is the live env of the running NIF call.
-                unsafe { rustler::sys::enif_consume_timeslice(env.as_c_arg(), percent.clamp(1, 100)) }
+                unsafe {
+                    rustler::sys::enif_consume_timeslice(env.as_c_arg(), percent.clamp(1, 100))
+                }
             })
         })
         .flatten()
@@ -205,6 +224,6 @@ pub extern "C" fn erl_drv_consume_timeslice(_port: crate::abi::DrvPort, percent:
 }
 
 /// `int null_func(void)`
-pub extern "C" fn null_func() -> c_int {
+pub(crate) extern "C" fn null_func() -> c_int {
     0
 }

@@ -40,6 +40,8 @@ pub struct Relro {
 pub struct DriverImage {
     /// Undefined dynamic symbols, with whether each is weak.
     pub undefined: Vec<(String, bool)>,
+    /// File offset of each undefined symbol's `st_info` byte in `.dynsym`.
+    pub undefined_info_offsets: Vec<(String, usize)>,
     /// Defined dynamic symbols that are functions or objects.
     pub defined: Vec<String>,
     /// Slots that must be redirected for each imported symbol.
@@ -67,7 +69,9 @@ pub fn parse(data: &[u8]) -> Result<DriverImage, ElfError> {
         return Err(ElfError::NotElf);
     }
     let header = Hdr::parse(data).map_err(|e| ElfError::WrongKind(e.to_string()))?;
-    let endian = header.endian().map_err(|e| ElfError::Malformed(e.to_string()))?;
+    let endian = header
+        .endian()
+        .map_err(|e| ElfError::Malformed(e.to_string()))?;
     if header.e_machine(endian) != elf::EM_X86_64 {
         return Err(ElfError::WrongKind(format!(
             "machine {} is not x86-64",
@@ -94,8 +98,14 @@ pub fn parse(data: &[u8]) -> Result<DriverImage, ElfError> {
         .symbols(endian, data, elf::SHT_DYNSYM)
         .map_err(malformed)?;
     let strings = dynsyms.strings();
+    let dynsym_offset = sections
+        .iter()
+        .find(|s| s.sh_type(endian) == elf::SHT_DYNSYM)
+        .map(|s| s.sh_offset(endian) as usize);
     let name_of = |index: usize| -> Result<String, ElfError> {
-        let sym = dynsyms.symbol(object::SymbolIndex(index)).map_err(malformed)?;
+        let sym = dynsyms
+            .symbol(object::SymbolIndex(index))
+            .map_err(malformed)?;
         let name = sym.name(endian, strings).map_err(malformed)?;
         Ok(String::from_utf8_lossy(name).into_owned())
     };
@@ -105,6 +115,11 @@ pub fn parse(data: &[u8]) -> Result<DriverImage, ElfError> {
             continue;
         }
         if sym.st_shndx(endian) == elf::SHN_UNDEF {
+            if let Some(base) = dynsym_offset {
+                // Elf64_Sym: st_name (4 bytes), then st_info.
+                let info = base + index * std::mem::size_of::<elf::Sym64<Endianness>>() + 4;
+                image.undefined_info_offsets.push((name.clone(), info));
+            }
             image.undefined.push((name, sym.st_bind() == elf::STB_WEAK));
         } else {
             image.defined.push(name);

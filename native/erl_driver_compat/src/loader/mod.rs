@@ -172,17 +172,36 @@ fn private_dir() -> PathBuf {
     std::env::temp_dir().join(format!("erl_driver_compat-{}", std::process::id()))
 }
 
-fn private_copy(path: &Path, name: &str) -> Result<PathBuf, LoadError> {
+/// Writes the private copy of the driver, with every erl_driver API import
+/// made weak: the dynamic linker then leaves the ones nobody defines at 0
+/// instead of refusing the object (drivers bound with `-z now` importing
+/// functions the BEAM no longer exports), and we overwrite every slot of
+/// them right after `dlopen` anyway.
+fn private_copy(data: &[u8], image: &DriverImage, name: &str) -> Result<PathBuf, LoadError> {
     let dir = private_dir();
     std::fs::create_dir_all(&dir).map_err(|e| LoadError::Copy(e.to_string()))?;
     let seq = COPY_SEQ.fetch_add(1, Ordering::Relaxed);
     let safe: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let target = dir.join(format!("{safe}-{seq}.so"));
     let _ = std::fs::remove_file(&target);
-    std::fs::copy(path, &target).map_err(|e| LoadError::Copy(e.to_string()))?;
+    let mut copy = data.to_vec();
+    for (symbol, offset) in &image.undefined_info_offsets {
+        if api::is_api_name(symbol) {
+            if let Some(info) = copy.get_mut(*offset) {
+                *info = (object::elf::STB_WEAK << 4) | (*info & 0xf);
+            }
+        }
+    }
+    std::fs::write(&target, copy).map_err(|e| LoadError::Copy(e.to_string()))?;
     Ok(target)
 }
 
@@ -234,7 +253,7 @@ pub fn load(path: &Path, name: &str) -> Result<BoundLibrary, LoadError> {
     if !missing.is_empty() {
         return Err(LoadError::Unsupported(missing));
     }
-    let copy = private_copy(path, name)?;
+    let copy = private_copy(&data, &image, name)?;
     let cpath = CString::new(copy.as_os_str().as_encoded_bytes())
         .map_err(|e| LoadError::Copy(e.to_string()))?;
     // SAFETY: dlopen of a regular file; RTLD_LAZY leaves PLT slots unbound so
@@ -330,5 +349,109 @@ fn page_size() -> usize {
         size as usize
     } else {
         4096
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A driver-like object that calls `driver_output` directly, through a
+    /// function pointer stored in data (an `R_X86_64_64` relocation), and
+    /// imports an API function we do not implement when asked to.
+    const SOURCE: &str = r#"
+        typedef void *ErlDrvPort;
+        extern int driver_output(ErlDrvPort, char *, unsigned long);
+        static int (*table[1])(ErlDrvPort, char *, unsigned long) = { driver_output };
+        int call_direct(void) { return driver_output((ErlDrvPort)0x1, "x", 1); }
+        int call_table(void) { return table[0]((ErlDrvPort)0x1, "x", 1); }
+        void *driver_init(void) { return 0; }
+        #ifdef UNSUPPORTED
+        extern long driver_async(void);
+        long use_async(void) { return driver_async(); }
+        #endif
+    "#;
+
+    fn build(dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
+        let src = dir.join(format!("{name}.c"));
+        std::fs::write(&src, SOURCE).unwrap();
+        let so = dir.join(format!("{name}.so"));
+        let status = std::process::Command::new("cc")
+            .args(["-shared", "-fPIC", "-O1", "-o"])
+            .arg(&so)
+            .arg(&src)
+            .args(flags)
+            .status()
+            .expect("a C compiler (cc) is needed for the loader tests");
+        assert!(status.success());
+        so
+    }
+
+    fn call(lib: &BoundLibrary, name: &str) -> i32 {
+        let f = lib.symbol(name).unwrap();
+        // SAFETY: the test object defines these as `int f(void)`.
+        unsafe { std::mem::transmute::<*mut c_void, extern "C" fn() -> i32>(f)() }
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("edc-loader-test-{}-{tag}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Unpatched, `driver_output` would not resolve at all in the test
+    /// binary (calling it would abort); patched, it reaches our function,
+    /// which rejects the made-up port handle with -1.
+    fn assert_bound(flags: &[&str], tag: &str) {
+        let dir = temp_dir(tag);
+        let so = build(&dir, "bind_drv", flags);
+        let lib = load(&so, "bind_drv").unwrap();
+        assert!(lib.patched_slots >= 1, "{tag}: {} slots", lib.patched_slots);
+        assert_eq!(call(&lib, "call_direct"), -1);
+        assert_eq!(call(&lib, "call_table"), -1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn binds_lazy_plt_slots_and_data_pointers() {
+        assert_bound(&[], "lazy");
+    }
+
+    #[test]
+    fn binds_relro_slots_of_now_bound_objects() {
+        assert_bound(&["-Wl,-z,now", "-Wl,-z,relro"], "now");
+    }
+
+    #[test]
+    fn binds_got_slots_without_plt() {
+        assert_bound(&["-fno-plt", "-Wl,-z,now"], "noplt");
+    }
+
+    #[test]
+    fn refuses_unsupported_imports_by_name() {
+        let dir = temp_dir("unsupported");
+        let so = build(&dir, "async_drv", &["-DUNSUPPORTED"]);
+        assert_eq!(
+            load(&so, "async_drv").unwrap_err(),
+            LoadError::Unsupported(vec!["driver_async".into()])
+        );
+        let report = inspect(&so).unwrap();
+        assert_eq!(report.api_imports, vec!["driver_async", "driver_output"]);
+        assert!(report.has_driver_init);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn reports_missing_and_non_elf_files() {
+        let dir = temp_dir("bad");
+        assert!(matches!(
+            load(&dir.join("nope.so"), "nope"),
+            Err(LoadError::NotFound(_))
+        ));
+        let text = dir.join("text.so");
+        std::fs::write(&text, "not a shared object").unwrap();
+        assert!(matches!(load(&text, "text"), Err(LoadError::NotElf(_))));
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
