@@ -4,6 +4,7 @@
 # Both install the Debian packages they need when missing.
 
 SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
 NIF_SO := priv/liberl_driver_compat.so
 CARGO_SO := target/release/liberl_driver_compat.so
 DEB_PACKAGES := erlang-nox erlang-dev elixir rebar3 erlang-eunit erlang-common-test erlang-dialyzer

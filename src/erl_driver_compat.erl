@@ -76,8 +76,21 @@
 %% {@link unload_driver/1} or exits. Loading a name that is already loaded
 %% from the same file adds a reference and returns `ok'.
 -spec load_driver(Dir :: file:name(), Name :: driver_name()) -> ok | {error, error_reason()}.
+load_driver(Dir, Name) when not is_list(Dir), not is_binary(Dir) ->
+    erlang:error(badarg, [Dir, Name]);
 load_driver(Dir, Name) ->
-    erl_driver_compat_nif:load_driver(to_chars(Dir), to_chars(Name)).
+    case erl_driver_compat_nif:load_driver(to_chars(Dir), to_chars(Name)) of
+        ok -> ok;
+        {error, Reason} -> {error, readable(Reason)}
+    end.
+
+%% Texts and names come from the NIF as binaries; users get strings.
+readable({unsupported_functions, Names}) ->
+    {unsupported_functions, [unicode:characters_to_list(N) || N <- Names]};
+readable({Tag, Text}) when is_binary(Text) ->
+    {Tag, unicode:characters_to_list(Text)};
+readable(Reason) ->
+    Reason.
 
 %% @doc Drops the caller's reference to the driver. The driver's `finish'
 %% runs when no process references it and its last port has closed.
@@ -89,7 +102,7 @@ unload_driver(Name) ->
 %% `erl_ddll:loaded_drivers/0' returns them.
 -spec loaded_drivers() -> {ok, [string()]}.
 loaded_drivers() ->
-    {ok, erl_driver_compat_nif:loaded_drivers()}.
+    {ok, [unicode:characters_to_list(N) || N <- erl_driver_compat_nif:loaded_drivers()]}.
 
 %% @doc What we know about a loaded driver: the file, the interface version
 %% it was built for, its locking mode and its number of open ports.
@@ -100,7 +113,8 @@ driver_info(Name) ->
     case erl_driver_compat_nif:driver_info(to_chars(Name)) of
         undefined -> undefined;
         {Path, Version, Locking, Ports} ->
-            #{path => Path, version => Version, locking => Locking, ports => Ports}
+            #{path => unicode:characters_to_list(Path), version => Version,
+              locking => Locking, ports => Ports}
     end.
 
 %% @doc A readable description of an error returned by this module.
@@ -112,8 +126,8 @@ format_error({not_elf, Detail}) ->
 format_error(no_driver_init) ->
     "No driver init in dynamic library";
 format_error({unsupported_functions, Names}) ->
-    "The driver uses erl_driver functions that erl_driver_compat does not "
-        "implement yet: " ++ lists:join(", ", Names);
+    lists:flatten(["The driver uses erl_driver functions that erl_driver_compat does not "
+                   "implement yet: " | lists:join(", ", Names)]);
 format_error({copy_error, Detail}) ->
     "Could not make the private copy of the driver file: " ++ Detail;
 format_error({bind_error, Detail}) ->
@@ -127,7 +141,7 @@ format_error(bad_driver_name) ->
 format_error(not_loaded) ->
     "DDLL driver is not loaded";
 format_error(not_loaded_by_this_process) ->
-    "Driver is not loaded by this process";
+    "DDLL driver was not loaded by this process";
 format_error(unloading) ->
     "The driver is being unloaded; load it again once its ports have closed";
 format_error(Other) ->
@@ -144,10 +158,11 @@ check_driver(Dir, Name) ->
     File = filename:join(to_chars(Dir), to_chars(Name) ++ ".so"),
     case erl_driver_compat_nif:check_driver(File) of
         {ok, Imports, Unsupported, HasInit} ->
-            {ok, #{file => File, api_imports => Imports,
-                   unsupported => Unsupported, driver_init => HasInit}};
-        {error, _} = Error ->
-            Error
+            Strings = fun(L) -> [unicode:characters_to_list(N) || N <- L] end,
+            {ok, #{file => File, api_imports => Strings(Imports),
+                   unsupported => Strings(Unsupported), driver_init => HasInit}};
+        {error, Reason} ->
+            {error, readable(Reason)}
     end.
 
 %% @doc Directory of our `erl_driver.h', to compile drivers against.
@@ -317,7 +332,12 @@ bad_value(Port, Args) ->
 %% `PORT_CONTROL_FLAG_BINARY'.
 -spec port_control(port_ref(), integer(), iodata()) -> iodata() | binary().
 port_control(Port, Operation, Data) when is_pid(Port) ->
-    result(erl_driver_compat_nif:control(Port, Operation, Data), [Port, Operation, Data]);
+    %% Hot path: one NIF call; the argument list for an error is only built
+    %% when there is something to deliver or raise.
+    case erl_driver_compat_nif:control(Port, Operation, Data) of
+        {'$edc', _, _, _} = Result -> result(Result, [Port, Operation, Data]);
+        Reply -> Reply
+    end;
 port_control(Port, Operation, Data) ->
     erlang:port_control(Port, Operation, Data).
 
@@ -325,7 +345,10 @@ port_control(Port, Operation, Data) ->
 %% format and decodes its reply, like `erlang:port_call/3'.
 -spec port_call(port_ref(), integer(), term()) -> term().
 port_call(Port, Operation, Data) when is_pid(Port) ->
-    result(erl_driver_compat_nif:call(Port, Operation, Data), [Port, Operation, Data]);
+    case erl_driver_compat_nif:call(Port, Operation, Data) of
+        {'$edc', _, _, _} = Result -> result(Result, [Port, Operation, Data]);
+        Reply -> Reply
+    end;
 port_call(Port, Operation, Data) ->
     erlang:port_call(Port, Operation, Data).
 

@@ -141,16 +141,41 @@ pub enum PortError {
 
 const SHARDS: usize = 16;
 
+/// Hashes one machine word (a pid term or a handle) with a multiply: the
+/// keys are already unique words, SipHash would only add cost to the hot
+/// path.
+#[derive(Default)]
+pub struct WordHasher(u64);
+
+impl std::hash::Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.0 = (word as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+    }
+}
+
+type WordMap<V> = HashMap<usize, V, std::hash::BuildHasherDefault<WordHasher>>;
+type WordSet = HashSet<usize, std::hash::BuildHasherDefault<WordHasher>>;
+
 struct Registry {
-    by_pid: [RwLock<HashMap<usize, Arc<Port>>>; SHARDS],
-    handles: RwLock<HashSet<usize>>,
+    by_pid: [RwLock<WordMap<Arc<Port>>>; SHARDS],
+    handles: RwLock<WordSet>,
 }
 
 fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| Registry {
-        by_pid: std::array::from_fn(|_| RwLock::new(HashMap::new())),
-        handles: RwLock::new(HashSet::new()),
+        by_pid: std::array::from_fn(|_| RwLock::new(WordMap::default())),
+        handles: RwLock::new(WordSet::default()),
     })
 }
 

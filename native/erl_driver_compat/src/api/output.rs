@@ -262,7 +262,15 @@ pub(crate) extern "C" fn driver_output_binary(
             }
             // SAFETY: the header buffer holds hlen bytes.
             let header = unsafe { bytes(hbuf, hlen) };
-            deliver(p, st, ctx, header, &[Piece::Shared(bin, offset, len)]);
+            // Natively small pieces are copied into heap binaries, larger
+            // ones share the driver binary (one more reference).
+            let piece = if len <= ONHEAP_BIN_LIMIT {
+                // SAFETY: offset + len was checked against the size.
+                Piece::Bytes(unsafe { std::slice::from_raw_parts(bin.data().add(offset), len) })
+            } else {
+                Piece::Shared(bin, offset, len)
+            };
+            deliver(p, st, ctx, header, &[piece]);
             0
         })
         .unwrap_or(-1)

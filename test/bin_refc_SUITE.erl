@@ -1,0 +1,407 @@
+%% Driver binaries and their reference count (bin_refc_drv): allocation,
+%% inc/dec/free, realloc, binaries sent with driver_output_binary (the
+%% receiver holds a reference until it drops the binary and garbage
+%% collects), binary-mode control replies, and the binaries of an outputv
+%% ErlIOVec kept by the driver with driver_binary_inc_refc.
+%%
+%% Every case is differential: the same scenario runs against the native
+%% port and the compat pseudo-port, and the native result must also be the
+%% one measured on OTP 25 (the expected value in each case).
+-module(bin_refc_SUITE).
+-include_lib("common_test/include/ct.hrl").
+
+-export([all/0,
+         groups/0,
+         init_per_suite/1,
+         end_per_suite/1]).
+-export([alloc_binary_refc_is_one/1,
+         inc_dec_refc_return_values/1,
+         free_binary_frees_at_zero/1,
+         realloc_binary_keeps_data/1]).
+-export([output_binary_reference_until_gc/1,
+         output_binary_sub_binary/1,
+         output_binary_with_header/1,
+         output_binary_small/1,
+         output_binary_held_by_other_process/1,
+         output_binary_list_mode/1]).
+-export([control_reply_new_binary/1,
+         control_reply_default_buffer/1]).
+-export([outputv_small_data/1,
+         outputv_large_binary_kept/1,
+         outputv_mixed_vector/1]).
+
+-define(DRV, "bin_refc_drv").
+
+-define(OP_ALLOC, 1).
+-define(OP_REFC, 2).
+-define(OP_OUTPUT, 3).
+-define(OP_INC, 4).
+-define(OP_DEC, 5).
+-define(OP_REALLOC, 6).
+-define(OP_FREE, 7).
+-define(OP_BIN_REPLY, 8).
+-define(OP_BIN_SMALL, 9).
+-define(OP_VEC_INFO, 10).
+-define(OP_VEC_FREE, 11).
+-define(OP_OUTPUT_HDR, 12).
+
+all() ->
+    [{group, refc},
+     {group, output_binary},
+     {group, control_reply},
+     {group, outputv}].
+
+groups() ->
+    [{refc, [], [alloc_binary_refc_is_one,
+                 inc_dec_refc_return_values,
+                 free_binary_frees_at_zero,
+                 realloc_binary_keeps_data]},
+     {output_binary, [], [output_binary_reference_until_gc,
+                          output_binary_sub_binary,
+                          output_binary_with_header,
+                          output_binary_small,
+                          output_binary_held_by_other_process,
+                          output_binary_list_mode]},
+     {control_reply, [], [control_reply_new_binary,
+                          control_reply_default_buffer]},
+     {outputv, [], [outputv_small_data,
+                    outputv_large_binary_kept,
+                    outputv_mixed_vector]}].
+
+init_per_suite(Config) ->
+    [{holder, edc_diff:start_holder([?DRV])} | Config].
+
+end_per_suite(Config) ->
+    edc_diff:stop_holder(?config(holder, Config)).
+
+%%--------------------------------------------------------------------
+%% Reference count basics
+%%--------------------------------------------------------------------
+
+alloc_binary_refc_is_one(_Config) ->
+    compare("driver_alloc_binary",
+            fun(B) ->
+                    P = open(B, []),
+                    [ctl(B, P, ?OP_ALLOC, "100"),
+                     ctl(B, P, ?OP_REFC, ""),
+                     ctl(B, P, ?OP_FREE, ""),
+                     ctl(B, P, ?OP_REFC, ""),
+                     ctl(B, P, ?OP_ALLOC, "0"),
+                     ctl(B, P, ?OP_REFC, "")]
+            end,
+            [1, 1, 1, -1, 1, 1]).
+
+inc_dec_refc_return_values(_Config) ->
+    compare("inc/dec refc",
+            fun(B) ->
+                    P = open(B, []),
+                    [ctl(B, P, Op, Arg) || {Op, Arg} <- [{?OP_ALLOC, "16"},
+                                                          {?OP_INC, ""},
+                                                          {?OP_INC, ""},
+                                                          {?OP_DEC, ""},
+                                                          {?OP_REFC, ""},
+                                                          {?OP_DEC, ""},
+                                                          {?OP_REFC, ""}]]
+            end,
+            [1, 2, 3, 2, 2, 1, 1]).
+
+%% driver_free_binary drops one reference and frees at zero (the reply of
+%% OP_FREE is the count before the call).
+free_binary_frees_at_zero(_Config) ->
+    compare("driver_free_binary",
+            fun(B) ->
+                    P = open(B, []),
+                    [ctl(B, P, Op, Arg) || {Op, Arg} <- [{?OP_ALLOC, "16"},
+                                                          {?OP_INC, ""},
+                                                          {?OP_FREE, ""},
+                                                          {?OP_REFC, ""},
+                                                          {?OP_FREE, ""},
+                                                          {?OP_REFC, ""}]]
+            end,
+            [1, 2, 2, 1, 1, -1]).
+
+%% Growing and shrinking keeps the data (OP_REALLOC replies {Refc, Size,
+%% DataKept}); the result can still be sent.
+realloc_binary_keeps_data(_Config) ->
+    compare("driver_realloc_binary",
+            fun(B) ->
+                    P = open(B, [binary]),
+                    R = [ctl(B, P, Op, Arg) || {Op, Arg} <- [{?OP_ALLOC, "10"},
+                                                              {?OP_REALLOC, "100000"},
+                                                              {?OP_REALLOC, "30"},
+                                                              {?OP_REALLOC, "5"}]],
+                    {0, _} = ctl(B, P, ?OP_OUTPUT, "0 5"),
+                    {R, edc_diff:recv(1000)}
+            end,
+            {[1, {1, 100000, true}, {1, 30, true}, {1, 5, true}],
+             {{port, 1}, {data, <<"abcde">>}}}).
+
+%%--------------------------------------------------------------------
+%% driver_output_binary
+%%--------------------------------------------------------------------
+
+%% The message holds a reference to the driver's binary while it is in
+%% the mailbox and while the receiver references it; after the receiver
+%% drops it and garbage collects, the count is back at 1.
+output_binary_reference_until_gc(_Config) ->
+    compare("driver_output_binary refc",
+            fun(B) ->
+                    P = open(B, [binary]),
+                    1 = ctl(B, P, ?OP_ALLOC, "100"),
+                    Out = ctl(B, P, ?OP_OUTPUT, "0 100"),
+                    InMailbox = ctl(B, P, ?OP_REFC, ""),
+                    Size = recv_size(P),
+                    gc(P),
+                    AfterGc = ctl(B, P, ?OP_REFC, ""),
+                    {Out, InMailbox, Size, AfterGc}
+            end,
+            {{0, 2}, 2, 100, 1}).
+
+%% A part of the binary arrives as a sub-binary of it.
+output_binary_sub_binary(_Config) ->
+    compare("driver_output_binary offset/len",
+            fun(B) ->
+                    P = open(B, [binary]),
+                    1 = ctl(B, P, ?OP_ALLOC, "200"),
+                    Out = ctl(B, P, ?OP_OUTPUT, "26 100"),
+                    Msg = receive {P, {data, D}} -> D after 1000 -> timeout end,
+                    Held = ctl(B, P, ?OP_REFC, ""),
+                    Head = binary:copy(binary:part(Msg, 0, 10)),
+                    gc(P),
+                    {Out, Head, Held, ctl(B, P, ?OP_REFC, "")}
+            end,
+            {{0, 2}, <<"abcdefghij">>, 2, 1}).
+
+%% With a header the message is [H1, H2 | SubBinary].
+output_binary_with_header(_Config) ->
+    compare("driver_output_binary header",
+            fun(B) ->
+                    P = open(B, [binary]),
+                    1 = ctl(B, P, ?OP_ALLOC, "200"),
+                    Out = ctl(B, P, ?OP_OUTPUT_HDR, "1 100"),
+                    Shape = receive
+                                {P, {data, [H1, H2 | T]}} ->
+                                    {H1, H2, byte_size(T), binary:copy(binary:part(T, 0, 3))}
+                            after 1000 -> timeout
+                            end,
+                    Held = ctl(B, P, ?OP_REFC, ""),
+                    gc(P),
+                    {Out, Shape, Held, ctl(B, P, ?OP_REFC, "")}
+            end,
+            {{0, 2}, {$h, $d, 100, <<"bcd">>}, 2, 1}).
+
+%% Up to 64 bytes (a heap binary) the data is copied into the message and
+%% no reference is taken; from 65 bytes on the binary is referenced. The
+%% same holds for parts of a binary and with a header.
+output_binary_small(_Config) ->
+    compare("driver_output_binary small",
+            fun(B) ->
+                    P = open(B, [binary]),
+                    1 = ctl(B, P, ?OP_ALLOC, "100"),
+                    Rs = [begin
+                              Out = ctl(B, P, Op, Arg),
+                              Size = recv_size(P),
+                              gc(P),
+                              {Arg, Out, Size, ctl(B, P, ?OP_REFC, "")}
+                          end || {Op, Arg} <- [{?OP_OUTPUT, "0 10"},
+                                               {?OP_OUTPUT, "0 64"},
+                                               {?OP_OUTPUT, "0 65"},
+                                               {?OP_OUTPUT, "30 64"},
+                                               {?OP_OUTPUT, "30 65"},
+                                               {?OP_OUTPUT_HDR, "0 3"}]],
+                    Rs
+            end,
+            [{"0 10", {0, 1}, 10, 1},
+             {"0 64", {0, 1}, 64, 1},
+             {"0 65", {0, 2}, 65, 1},
+             {"30 64", {0, 1}, 64, 1},
+             {"30 65", {0, 2}, 65, 1},
+             {"0 3", {0, 1}, 5, 1}]).
+
+%% The owner passes the binary on to another process: the reference
+%% lives as long as that process holds it.
+output_binary_held_by_other_process(_Config) ->
+    compare("binary held by another process",
+            fun(B) ->
+                    P = open(B, [binary]),
+                    1 = ctl(B, P, ?OP_ALLOC, "200"),
+                    Holder = spawn_link(fun holder/0),
+                    {0, 2} = ctl(B, P, ?OP_OUTPUT, "0 200"),
+                    forward(P, Holder),
+                    gc(P),
+                    WhileHeld = ctl(B, P, ?OP_REFC, ""),
+                    Holder ! {drop, self()},
+                    Dropped = receive {dropped, Holder, Size} -> Size after 1000 -> timeout end,
+                    gc(P),
+                    {WhileHeld, Dropped, ctl(B, P, ?OP_REFC, "")}
+            end,
+            {2, 200, 1}).
+
+%% In list mode the data is copied into a list: no reference is kept.
+output_binary_list_mode(_Config) ->
+    compare("driver_output_binary list mode",
+            fun(B) ->
+                    P = open(B, []),
+                    1 = ctl(B, P, ?OP_ALLOC, "100"),
+                    Out = ctl(B, P, ?OP_OUTPUT, "0 5"),
+                    Msg = edc_diff:recv(1000),
+                    {Out, Msg, ctl(B, P, ?OP_REFC, "")}
+            end,
+            {{0, 1}, {{port, 1}, {data, "abcde"}}, 1}).
+
+%%--------------------------------------------------------------------
+%% Binary-mode control replies
+%%--------------------------------------------------------------------
+
+%% *rbuf = driver_alloc_binary(N): the runtime takes over the reference.
+control_reply_new_binary(_Config) ->
+    Big = list_to_binary([[$a + I rem 26] || I <- lists:seq(0, 99999)]),
+    compare("control reply in a new driver binary",
+            fun(B) ->
+                    P = open(B, []),
+                    R100 = ctl_raw(B, P, ?OP_BIN_REPLY, "100"),
+                    R0 = ctl_raw(B, P, ?OP_BIN_REPLY, "0"),
+                    RBig = ctl_raw(B, P, ?OP_BIN_REPLY, "100000"),
+                    ListAgain = ctl_raw(B, P, ?OP_REFC, ""),
+                    {R100, R0, RBig =:= Big, ListAgain}
+            end,
+            {binary:part(Big, 0, 100), <<>>, true, "-1"}).
+
+%% The reply written into the default buffer also comes back as a binary.
+control_reply_default_buffer(_Config) ->
+    compare("control reply in the default buffer",
+            fun(B) ->
+                    P = open(B, []),
+                    [ctl_raw(B, P, ?OP_BIN_SMALL, N) || N <- ["10", "0", "64"]]
+            end,
+            [<<"ABCDEFGHIJ">>, <<>>,
+             list_to_binary([$A + I rem 26 || I <- lists:seq(0, 63)])]).
+
+%%--------------------------------------------------------------------
+%% outputv
+%%--------------------------------------------------------------------
+
+%% Small data is copied into one new binary; OP_VEC_INFO replies
+%% {Size, Vsize, [{Len, OrigSize, RefcInCallback, RefcAfterInc, RefcNow,
+%% First4}]}: the driver's reference is the only one left afterwards.
+outputv_small_data(_Config) ->
+    compare("outputv small data",
+            fun(B) ->
+                    P = open(B, [binary]),
+                    true = (maps:get(port_command, B))(P, [<<"he">>, "llo"]),
+                    Info = ctl(B, P, ?OP_VEC_INFO, ""),
+                    {Info, ctl(B, P, ?OP_VEC_FREE, "")}
+            end,
+            {{5, 2, [{5, 5, 1, 2, 1, "hell"}]}, [1]}).
+
+%% A large binary is passed by reference; the sender's reference lasts
+%% until it garbage collects, the driver's until driver_free_binary.
+outputv_large_binary_kept(_Config) ->
+    %% Documented difference: natively outputv gets the sender's own refc
+    %% binary (refc 2 while the sender still holds it); a NIF cannot reach
+    %% an Erlang binary's refcount, so the compat layer hands the driver a
+    %% private copy (refc 1 from the start). Data and layout are the same.
+    Scenario = fun(B) ->
+                       P = open(B, [binary]),
+                       send_big(B, P, 1040000),
+                       WhileSenderHolds = ctl(B, P, ?OP_VEC_INFO, ""),
+                       gc(P),
+                       AfterGc = ctl(B, P, ?OP_VEC_INFO, ""),
+                       {WhileSenderHolds, AfterGc, ctl(B, P, ?OP_VEC_FREE, "")}
+               end,
+    {{1040000, 2, [{1040000, 1040000, 1, 2, 2, "abcd"}]},
+     {1040000, 2, [{1040000, 1040000, 1, 2, 1, "abcd"}]},
+     [1]} = edc_diff:run(native, Scenario),
+    {{1040000, 2, [{1040000, 1040000, 1, 2, 1, "abcd"}]},
+     {1040000, 2, [{1040000, 1040000, 1, 2, 1, "abcd"}]},
+     [1]} = edc_diff:run(compat, Scenario).
+
+%% ["ab", Big, "cd"]: both small pieces share one copied binary, the big
+%% one is referenced.
+outputv_mixed_vector(_Config) ->
+    compare("outputv mixed vector",
+            fun(B) ->
+                    P = open(B, [binary]),
+                    send_mixed(B, P, 26000),
+                    gc(P),
+                    Info = ctl(B, P, ?OP_VEC_INFO, ""),
+                    {Info, ctl(B, P, ?OP_VEC_FREE, "")}
+            end,
+            {{26004, 4, [{2, 4, 1, 2, 2, "ab"},
+                         {26000, 26000, 1, 2, 1, "abcd"},
+                         {2, 4, 2, 3, 2, "cd"}]},
+             [2, 1, 2]}).
+
+%%--------------------------------------------------------------------
+%% Helpers
+%%--------------------------------------------------------------------
+
+open(#{open_port := Open}, Opts) ->
+    Open({spawn, ?DRV}, Opts).
+
+%% A control reply parsed as an Erlang term.
+ctl(B, P, Op, Arg) ->
+    case ctl_raw(B, P, Op, Arg) of
+        Text when is_list(Text) -> parse(Text);
+        Other -> {not_a_list, Other}
+    end.
+
+ctl_raw(#{port_control := Ctl}, P, Op, Arg) ->
+    Ctl(P, Op, Arg).
+
+parse(Text) ->
+    {ok, Tokens, _} = erl_scan:string(Text ++ "."),
+    {ok, Term} = erl_parse:parse_term(Tokens),
+    Term.
+
+%% Receives the port's next data message and returns only its size, so
+%% that nothing in the caller references the binary afterwards.
+recv_size(P) ->
+    receive {P, {data, D}} -> iolist_size(D) after 1000 -> timeout end.
+
+%% Garbage collects the scenario process (and, for compat, the
+%% pseudo-port's process) so that dropped binaries are released.
+gc(P) ->
+    true = erlang:garbage_collect(),
+    _ = [erlang:garbage_collect(P) || is_pid(P)],
+    ok.
+
+forward(P, To) ->
+    receive {P, {data, D}} -> To ! {hold, D}, ok after 1000 -> timeout end.
+
+holder() ->
+    receive {hold, D} -> ok end,
+    receive {drop, From} -> ok end,
+    Size = byte_size(D),
+    From ! {dropped, self(), Size},
+    true = erlang:garbage_collect(),
+    receive stop -> ok end.
+
+big(N) ->
+    binary:copy(<<"abcdefghijklmnopqrstuvwxyz">>, N div 26).
+
+send_big(#{port_command := Cmd}, P, N) ->
+    true = Cmd(P, big(N)),
+    ok.
+
+send_mixed(#{port_command := Cmd}, P, N) ->
+    true = Cmd(P, ["ab", big(N), "cd"]),
+    ok.
+
+%% Runs Scenario natively and through compat; the native result must be
+%% Expected and the compat result equal to it.
+compare(Label, Scenario, Expected) ->
+    Native = edc_diff:run(native, Scenario),
+    Compat = edc_diff:run(compat, Scenario),
+    case {Native =:= Expected, Compat =:= Native} of
+        {true, true} ->
+            ok;
+        {false, _} ->
+            ct:pal("~ts: native result is not the expected one~n native:   ~p~n"
+                   " expected: ~p~n compat:   ~p", [Label, Native, Expected, Compat]),
+            ct:fail({native_unexpected, Label, [{native, Native}, {expected, Expected}]});
+        {true, false} ->
+            ct:pal("~ts: native and compat differ~n native: ~p~n compat: ~p",
+                   [Label, Native, Compat]),
+            ct:fail({differs, Label, [{native, Native}, {compat, Compat}]})
+    end.
