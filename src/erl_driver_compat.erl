@@ -222,6 +222,8 @@ open_compat(DriverName, Command, Settings, PortName, Opts) ->
 %% {Binary, Eof, In, Out, LineLength}. Accepts what erlang:open_port/2 accepts for a
 %% driver port (most options are ignored there, as natively) and raises
 %% badarg for the rest.
+-dialyzer({no_fail_call, parse_options/2}).
+-dialyzer({nowarn_function, parse_options/2}).
 parse_options(Opts, PortName) ->
     Bad = fun() -> erlang:error(badarg, [PortName, Opts]) end,
     is_proper_list(Opts) orelse Bad(),
@@ -317,6 +319,7 @@ command_options([], Force, _) -> Force;
 command_options(_, _, Args) -> erlang:error(badarg, Args).
 
 %% Natively, data that is not iodata raises badarg and logs this line.
+-spec bad_value(pid(), [term()]) -> no_return().
 bad_value(Port, Args) ->
     case erl_driver_compat_nif:info(Port) of
         {Command, _, _, _, _, _} ->
@@ -424,7 +427,6 @@ port_info(Port, Item) when is_pid(Port) ->
 port_info(Port, Item) ->
     erlang:port_info(Port, Item).
 
-info_item(_Port, _Item, undefined) -> undefined;
 info_item(_Port, name, {Name, _, _, _, _, _}) -> {name, unicode:characters_to_list(Name)};
 info_item(Port, links, _) -> {links, links(Port)};
 info_item(_Port, id, {_, Id, _, _, _, _}) -> {id, Id};

@@ -87,7 +87,7 @@ loop(Res) ->
             end;
         {From, {connect, New}} when is_pid(From), is_pid(New) ->
             case result(erl_driver_compat_nif:msg_connect(Res, From, New)) of
-                {connected, Old} -> Old ! {self(), connected};
+                {connected, Old} -> _ = Old ! {self(), connected}, ok;
                 {badsig, Connected} -> badsig(Connected);
                 ok -> ok
             end,

@@ -68,7 +68,7 @@ fn finish<'a, T>(env: Env<'a>, ran: Ran<T>, ok: impl FnOnce(T) -> Term<'a>) -> N
         return match value {
             Ok(v) => Ok(ok(v)),
             Err(PortError::Badarg) => Err(Error::BadArg),
-            Err(e) => Err(Error::Term(Box::new(RaiseTerm(
+            Err(e) => Err(Error::RaiseTerm(Box::new(RaiseTerm(
                 error_term(env, &e).as_c_arg(),
             )))),
         };
@@ -258,7 +258,7 @@ fn command<'a>(env: Env<'a>, port: Term<'a>, data: Term<'a>) -> NifResult<Term<'
 fn command3<'a>(env: Env<'a>, port: Term<'a>, data: Term<'a>, force: bool) -> NifResult<Term<'a>> {
     let port = lookup(port)?;
     if force && port.driver.flags & crate::abi::FLAG_SOFT_BUSY == 0 {
-        return Err(Error::Term(Box::new(atoms::notsup())));
+        return Err(Error::RaiseTerm(Box::new(atoms::notsup())));
     }
     do_command(env, &port, data)
 }

@@ -159,7 +159,9 @@ impl std::hash::Hasher for WordHasher {
     }
 
     fn write_usize(&mut self, word: usize) {
-        self.0 = (word as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+        self.0 = (word as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(29);
     }
 }
 
