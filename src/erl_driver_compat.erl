@@ -266,7 +266,9 @@ option({env, Env}, A, Bad) when is_list(Env) ->
     lists:foreach(fun({K, V}) ->
                           Key = chars(K, Bad),
                           (Key =/= [] andalso not lists:member($=, Key)) orelse Bad(),
-                          V =:= false orelse chars(V, Bad)
+                          V =:= false orelse chars(V, Bad);
+                     (_) ->
+                          Bad()
                   end, Env),
     A;
 option({parallelism, B}, A, _) when is_boolean(B) -> A;
@@ -439,7 +441,9 @@ info_item(_Port, queue_size, _) -> {queue_size, 0};
 info_item(_Port, locking, {_, _, _, _, _, driver}) -> {locking, driver_level};
 info_item(_Port, locking, {_, _, _, _, _, port_level}) -> {locking, port_level};
 info_item(Port, monitors, _) -> {monitors, proc_info(Port, monitors, [])};
-info_item(Port, monitored_by, _) -> {monitored_by, proc_info(Port, monitored_by, [])};
+info_item(Port, monitored_by, _) ->
+    %% The NIF's own monitor on the port process (a resource) is not shown.
+    {monitored_by, [P || P <- proc_info(Port, monitored_by, []), is_pid(P)]};
 info_item(_Port, parallelism, _) -> {parallelism, false};
 info_item(Port, registered_name, _) ->
     case proc_info(Port, registered_name, []) of

@@ -52,9 +52,23 @@ find_build_dir(Dir) ->
 %% process (drivers stay loaded while that process lives).
 -spec load(string()) -> ok.
 load(Name) ->
-    Dir = drivers_dir(),
+    %% Load from a private copy: rebar3 copies the test tree again on every
+    %% run, overwriting the .so files in place, which corrupts a mapping
+    %% erl_ddll still uses.
+    Dir = private_dir(),
+    Src = filename:join(drivers_dir(), Name ++ ".so"),
+    Dst = filename:join(Dir, Name ++ ".so"),
+    case filelib:is_regular(Dst) of
+        true -> ok;
+        false -> {ok, _} = file:copy(Src, Dst)
+    end,
     ok = erl_ddll:load_driver(Dir, Name),
     ok = erl_driver_compat:load_driver(Dir, Name).
+
+private_dir() ->
+    Dir = filename:join(["/tmp", "edc_diff_drivers_" ++ os:getpid()]),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    Dir.
 
 %% @doc Starts a process that loads the named drivers both ways and keeps
 %% them loaded until {@link stop_holder/1}.

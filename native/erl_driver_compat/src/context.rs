@@ -45,6 +45,9 @@ pub struct CallbackCtx {
     pub to_caller: Vec<ERL_NIF_TERM>,
     /// Log lines for the Erlang wrapper (API misuse by the driver).
     pub logs: Vec<String>,
+    /// What `driver_caller` reports when it is not the calling process
+    /// (a command message is attributed to the connected process it names).
+    pub caller_override: Option<LocalPid>,
 }
 
 thread_local! {
@@ -59,6 +62,7 @@ impl CallbackCtx {
             delivery,
             to_caller: Vec::new(),
             logs: Vec::new(),
+            caller_override: None,
         }
     }
 

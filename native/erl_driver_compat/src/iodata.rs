@@ -69,7 +69,7 @@ impl IoVecBuf {
         // SAFETY: `data` belongs to the env of the running NIF call.
         let items = unsafe { collect(data.as_c_arg(), env)? };
         // A lone empty binary still gives one (empty) segment.
-        if data.is_binary() && items.is_empty() {
+        if data.is_binary() && matches!(items.as_slice(), [Item::Bin(_, 0)]) {
             return Some(IoVecBuf::build(Vec::new(), vec![None]));
         }
         let mut pieces = segment(&items, |len| len > ONHEAP_BIN_LIMIT);

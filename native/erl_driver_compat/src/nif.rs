@@ -372,10 +372,13 @@ fn msg_command<'a>(
     from: LocalPid,
     data: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    let ran = res.port.run(env, |p, st, _ctx| {
+    let ran = res.port.run(env, |p, st, ctx| {
         if st.connected != from {
             return Ok((atoms::badsig(), connected_term(env, st)).encode(env));
         }
+        // The sender of the message is not known; it is usually the
+        // connected process it names.
+        ctx.caller_override = Some(from);
         match p.command(st, data) {
             Ok(()) => Ok(atoms::ok().encode(env)),
             Err(_) => Ok((atoms::bad_value(), connected_term(env, st)).encode(env)),

@@ -351,11 +351,12 @@ pub(crate) extern "C" fn driver_outputv(
 }
 
 /// `ErlDrvSizeT driver_vec_to_buf(ErlIOVec *ev, char *buf, ErlDrvSizeT len)`:
-/// copies up to `len` bytes; returns the space left in `buf`.
+/// copies up to `len` bytes; returns the number of bytes copied (what the
+/// runtime returns, although old manuals say "space left").
 pub(crate) extern "C" fn driver_vec_to_buf(ev: *mut IOVec, buf: *mut c_char, len: SizeT) -> SizeT {
     guard(0, || {
         if ev.is_null() || (buf.is_null() && len > 0) {
-            return len;
+            return 0;
         }
         let mut left = len;
         let mut out = buf as *mut u8;
@@ -375,6 +376,6 @@ pub(crate) extern "C" fn driver_vec_to_buf(ev: *mut IOVec, buf: *mut c_char, len
                 }
             }
         }
-        left
+        len - left
     })
 }

@@ -98,6 +98,9 @@ pub(crate) extern "C" fn driver_connected(port: DrvPort) -> TermData {
 pub(crate) extern "C" fn driver_caller(port: DrvPort) -> TermData {
     guard(0, || {
         with_port(port, "driver_caller", |_p, st, ctx| match ctx.delivery {
+            _ if ctx.caller_override.is_some() => {
+                pid_key(ctx.caller_override.as_ref().unwrap_or(&st.connected))
+            }
             Delivery::Process { caller, .. } => pid_key(&caller),
             Delivery::Detached { .. } => pid_key(&st.connected),
         })
