@@ -219,15 +219,14 @@ open_compat(DriverName, Command, Settings, PortName, Opts) ->
             erlang:error(Reason, [PortName, Opts])
     end.
 
-%% {Binary, Eof, In, Out, LineLength}. Accepts what erlang:open_port/2 accepts for a
+%% {Binary, Eof, LineLength}. Accepts what erlang:open_port/2 accepts for a
 %% driver port (most options are ignored there, as natively) and raises
 %% badarg for the rest.
--dialyzer({no_fail_call, parse_options/2}).
 -dialyzer({nowarn_function, parse_options/2}).
 parse_options(Opts, PortName) ->
     Bad = fun() -> erlang:error(badarg, [PortName, Opts]) end,
     is_proper_list(Opts) orelse Bad(),
-    Acc0 = #{binary => false, eof => false, dir => both, packet => false,
+    Acc0 = #{binary => false, eof => false, packet => false,
              line => 0, stderr => false, nouse_stdio => false},
     Acc = lists:foldl(fun(O, A) -> option(O, A, Bad) end, Acc0, Opts),
     case Acc of
@@ -235,12 +234,7 @@ parse_options(Opts, PortName) ->
         #{stderr := true, nouse_stdio := true} -> Bad();
         _ -> ok
     end,
-    {In, Out} = case maps:get(dir, Acc) of
-                    both -> {true, true};
-                    in -> {true, false};
-                    out -> {false, true}
-                end,
-    {maps:get(binary, Acc), maps:get(eof, Acc), In, Out, maps:get(line, Acc)}.
+    {maps:get(binary, Acc), maps:get(eof, Acc), maps:get(line, Acc)}.
 
 is_proper_list([_ | T]) -> is_proper_list(T);
 is_proper_list([]) -> true;
@@ -248,8 +242,9 @@ is_proper_list(_) -> false.
 
 option(binary, A, _) -> A#{binary := true};
 option(eof, A, _) -> A#{eof := true};
-option(in, A, _) -> A#{dir := in};
-option(out, A, _) -> A#{dir := out};
+%% Accepted and, as natively for driver ports, not acted upon.
+option(in, A, _) -> A;
+option(out, A, _) -> A;
 option(stream, A, _) -> A#{packet := false};
 option(hide, A, _) -> A;
 option(use_stdio, A, _) -> A#{nouse_stdio := false};
@@ -320,16 +315,10 @@ command_options([nosuspend | T], Force, Args) -> command_options(T, Force, Args)
 command_options([], Force, _) -> Force;
 command_options(_, _, Args) -> erlang:error(badarg, Args).
 
-%% Natively, data that is not iodata raises badarg and logs this line.
+%% Natively, data that is not iodata raises badarg and logs a line.
 -spec bad_value(pid(), [term()]) -> no_return().
 bad_value(Port, Args) ->
-    case erl_driver_compat_nif:info(Port) of
-        {Command, _, _, _, _, _} ->
-            Name = hd(string:split(unicode:characters_to_list(Command), " ")),
-            logger:error("Bad value on output port '~ts'~n", [Name]);
-        undefined ->
-            ok
-    end,
+    erl_driver_compat_port:log_bad_value(Port),
     erlang:error(badarg, Args).
 
 %% @doc Calls the driver's `control' callback, like `erlang:port_control/3'.
@@ -395,17 +384,15 @@ port_info(Port) when is_pid(Port) ->
     case erl_driver_compat_nif:info(Port) of
         undefined ->
             undefined;
-        {Name0, Id, Connected, In, Out, _Locking} ->
-            Name = unicode:characters_to_list(Name0),
-            %% `input' counts what the port delivered to Erlang, `output'
-            %% what Erlang wrote to the port.
-            Registered = case proc_info(Port, registered_name, []) of
+        Info ->
+            %% As natively: registered_name first, and only when registered.
+            Registered = case info_item(Port, registered_name, Info) of
                              [] -> [];
-                             RegName -> [{registered_name, RegName}]
+                             RegName -> [RegName]
                          end,
             Registered ++
-                [{name, Name}, {links, links(Port)}, {id, Id}, {connected, Connected},
-                 {input, Out}, {output, In}, {os_pid, undefined}]
+                [info_item(Port, Item, Info)
+                 || Item <- [name, links, id, connected, input, output, os_pid]]
     end;
 port_info(Port) ->
     erlang:port_info(Port).
@@ -433,6 +420,8 @@ info_item(_Port, name, {Name, _, _, _, _, _}) -> {name, unicode:characters_to_li
 info_item(Port, links, _) -> {links, links(Port)};
 info_item(_Port, id, {_, Id, _, _, _, _}) -> {id, Id};
 info_item(_Port, connected, {_, _, C, _, _, _}) -> {connected, C};
+%% `input' counts what the port delivered to Erlang, `output' what Erlang
+%% wrote to the port.
 info_item(_Port, input, {_, _, _, _, Out, _}) -> {input, Out};
 info_item(_Port, output, {_, _, _, In, _, _}) -> {output, In};
 info_item(_Port, os_pid, _) -> {os_pid, undefined};

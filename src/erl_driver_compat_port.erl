@@ -12,7 +12,8 @@
 -export([spawn_for/1,
          go/2,
          abort/1,
-         deliver/2]).
+         deliver/2,
+         log_bad_value/1]).
 
 -export([init/0]).
 
@@ -66,7 +67,7 @@ loop(Res) ->
                 ok -> ok;
                 {badsig, Connected} -> badsig(Connected);
                 {bad_value, Connected} ->
-                    log_bad_value(),
+                    log_bad_value(self()),
                     badsig(Connected)
             end,
             loop(Res);
@@ -114,14 +115,16 @@ loop(Res) ->
 badsig(Connected) ->
     exit(Connected, badsig).
 
-log_bad_value() ->
-    Name = case erl_driver_compat_nif:info(self()) of
-               {Command, _, _, _, _, _} ->
-                   hd(string:split(unicode:characters_to_list(Command), " "));
-               undefined ->
-                   "?"
-           end,
-    logger:error("Bad value on output port '~ts'~n", [Name]).
+%% @doc Logs what a native port logs when it gets data that is not iodata.
+-spec log_bad_value(pid()) -> ok.
+log_bad_value(Port) ->
+    case erl_driver_compat_nif:info(Port) of
+        {Command, _, _, _, _, _} ->
+            Name = hd(string:split(unicode:characters_to_list(Command), " ")),
+            logger:error("Bad value on output port '~ts'~n", [Name]);
+        undefined ->
+            ok
+    end.
 
 result({'$edc', Value, Msgs, Logs}) ->
     deliver(Msgs, Logs),

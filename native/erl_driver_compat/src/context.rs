@@ -35,6 +35,16 @@ pub enum Delivery {
     },
 }
 
+impl Delivery {
+    /// Delivery for a NIF call of the process owning `env`.
+    pub fn to_caller(env: Env) -> Delivery {
+        Delivery::Process {
+            env: env.as_c_arg(),
+            caller: env.pid(),
+        }
+    }
+}
+
 /// State of one running callback.
 pub struct CallbackCtx {
     /// The port whose lock is held.

@@ -176,13 +176,6 @@ pub fn loaded() -> Vec<String> {
     names
 }
 
-fn pid_key(pid: &LocalPid) -> usize {
-    // SAFETY: enif_make_pid only reads the pid's term (no env use).
-    crate::terms::to_raw(unsafe {
-        rustler::sys::enif_make_pid(std::ptr::null_mut(), *pid.as_c_arg())
-    })
-}
-
 /// Watches a process holding references to drivers, to drop them when it
 /// dies, as `erl_ddll` does.
 pub struct UserWatch;
@@ -192,7 +185,7 @@ impl Resource for UserWatch {
     const IMPLEMENTS_DOWN: bool = true;
 
     fn down<'a>(&'a self, env: Env<'a>, pid: LocalPid, _monitor: Monitor) {
-        let key = pid_key(&pid);
+        let key = crate::terms::pid_term(&pid);
         let drivers: Vec<Arc<Driver>> = registry().lock().values().cloned().collect();
         for driver in drivers {
             let had = driver.state.lock().users.remove(&key).is_some();
@@ -310,7 +303,7 @@ pub fn load(env: Env, dir: &Path, name: &str, user: &LocalPid) -> Result<(), Dri
 }
 
 fn add_user(env: Env, driver: &Arc<Driver>, user: &LocalPid) {
-    let key = pid_key(user);
+    let key = crate::terms::pid_term(user);
     let mut usage = driver.state.lock();
     if let Some((count, _)) = usage.users.get_mut(&key) {
         *count += 1;
@@ -329,7 +322,7 @@ pub fn unload(env: Env, name: &str, user: &LocalPid) -> Result<(), DriverError> 
         .get(name)
         .cloned()
         .ok_or(DriverError::NotLoaded)?;
-    let key = pid_key(user);
+    let key = crate::terms::pid_term(user);
     {
         let mut usage = driver.state.lock();
         match usage.users.get_mut(&key) {

@@ -50,56 +50,42 @@ fn log_lines(lines: &[String]) {
     }
 }
 
-fn error_term<'a>(env: Env<'a>, e: &PortError) -> Term<'a> {
+fn error_atom(env: Env, e: &PortError) -> Atom {
     match e {
-        PortError::Badarg => atoms::badarg().encode(env),
-        PortError::Notsup => atoms::notsup().encode(env),
-        PortError::BadValue => atoms::bad_value().encode(env),
-        PortError::Posix(name) => Atom::from_str(env, name)
-            .map(|a| a.encode(env))
-            .unwrap_or_else(|_| atoms::badarg().encode(env)),
+        PortError::Badarg => atoms::badarg(),
+        PortError::Notsup => atoms::notsup(),
+        PortError::BadValue => atoms::bad_value(),
+        PortError::Posix(name) => Atom::from_str(env, name).unwrap_or_else(|_| atoms::badarg()),
     }
 }
 
 /// Packs an operation's outcome for the Erlang wrapper.
 fn finish<'a, T>(env: Env<'a>, ran: Ran<T>, ok: impl FnOnce(T) -> Term<'a>) -> NifResult<Term<'a>> {
-    let Ran { value, ctx, .. } = ran;
+    let Ran { value, ctx } = ran;
     if ctx.to_caller.is_empty() && ctx.logs.is_empty() {
         return match value {
             Ok(v) => Ok(ok(v)),
             Err(PortError::Badarg) => Err(Error::BadArg),
-            Err(e) => Err(Error::RaiseTerm(Box::new(RaiseTerm(
-                error_term(env, &e).as_c_arg(),
-            )))),
+            Err(e) => Err(Error::RaiseTerm(Box::new(error_atom(env, &e)))),
         };
     }
     let value = match value {
         Ok(v) => ok(v),
-        Err(e) => (atoms::edc_error(), error_term(env, &e)).encode(env),
+        Err(e) => (atoms::edc_error(), error_atom(env, &e)).encode(env),
     };
+    Ok(pack(env, value, &ctx))
+}
+
+/// `{'$edc', Value, Messages, LogLines}`.
+fn pack<'a>(env: Env<'a>, value: Term<'a>, ctx: &crate::context::CallbackCtx) -> Term<'a> {
     // SAFETY: the messages were built in this env during this call.
     let msgs: Vec<Term<'a>> = ctx
         .to_caller
         .iter()
         .map(|&m| unsafe { Term::new(env, m) })
         .collect();
-    Ok((atoms::edc(), value, msgs, ctx.logs.clone()).encode(env))
+    (atoms::edc(), value, msgs, &ctx.logs).encode(env)
 }
-
-/// Raises an already-built term.
-struct RaiseTerm(rustler::sys::ErlNifTerm);
-
-impl Encoder for RaiseTerm {
-    fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
-        // SAFETY: the term was built in the env of the same NIF call.
-        unsafe { Term::new(env, self.0) }
-    }
-}
-
-// SAFETY: only used within one NIF call on one thread.
-unsafe impl Send for RaiseTerm {}
-// SAFETY: as above.
-unsafe impl Sync for RaiseTerm {}
 
 fn lookup(pid: Term) -> NifResult<std::sync::Arc<Port>> {
     let pid: LocalPid = pid.decode().map_err(|_| Error::BadArg)?;
@@ -145,6 +131,15 @@ fn driver_error<'a>(env: Env<'a>, e: DriverError) -> Term<'a> {
     (atoms::error(), reason).encode(env)
 }
 
+/// `driver` (driver-level locking) or `port_level`.
+fn locking_atom(driver: &driver::Driver) -> Atom {
+    if driver.port_locking {
+        atoms::port_level()
+    } else {
+        atoms::driver()
+    }
+}
+
 #[rustler::nif(schedule = "DirtyIo")]
 fn load_driver<'a>(env: Env<'a>, dir: Term<'a>, name: Term<'a>) -> NifResult<Term<'a>> {
     let dir = PathBuf::from(name_of(dir)?);
@@ -178,16 +173,11 @@ fn driver_info<'a>(env: Env<'a>, name: Term<'a>) -> NifResult<Term<'a>> {
     Ok(match driver::find(&name) {
         None => atoms::undefined().encode(env),
         Some(d) => {
-            let locking = if d.port_locking {
-                atoms::port_level()
-            } else {
-                atoms::driver()
-            };
             let entry = d.entry();
             (
                 d.path.to_string_lossy().into_owned(),
                 (entry.major_version, entry.minor_version),
-                locking,
+                locking_atom(&d),
                 d.open_ports(),
             )
                 .encode(env)
@@ -195,7 +185,7 @@ fn driver_info<'a>(env: Env<'a>, name: Term<'a>) -> NifResult<Term<'a>> {
     })
 }
 
-/// `open(PortPid, Owner, DriverName, Command, {Binary, Eof, In, Out, Line})`.
+/// `open(PortPid, Owner, DriverName, Command, {Binary, Eof, Line})`.
 #[rustler::nif]
 fn open<'a>(
     env: Env<'a>,
@@ -203,7 +193,7 @@ fn open<'a>(
     owner: LocalPid,
     driver_name: Term<'a>,
     command: Term<'a>,
-    opts: (bool, bool, bool, bool, usize),
+    opts: (bool, bool, usize),
 ) -> NifResult<Term<'a>> {
     let driver_name = name_of(driver_name)?;
     let command = name_of(command)?;
@@ -213,9 +203,7 @@ fn open<'a>(
     let options = PortOptions {
         binary: opts.0,
         eof: opts.1,
-        input: opts.2,
-        output: opts.3,
-        line: opts.4,
+        line: opts.2,
     };
     let ran = Port::open(env, driver, pid, owner, &command, options);
     // Errors of open_port are returned, not raised: the wrapper must clean
@@ -227,15 +215,9 @@ fn open<'a>(
             let _ = resource.monitor(Some(env), &pid);
             (atoms::ok(), resource).encode(env)
         }
-        Err(e) => (atoms::error(), error_term(env, &e)).encode(env),
+        Err(e) => (atoms::error(), error_atom(env, &e)).encode(env),
     };
-    let msgs: Vec<Term<'a>> = ctx
-        .to_caller
-        .iter()
-        // SAFETY: built in this env during this call.
-        .map(|&m| unsafe { Term::new(env, m) })
-        .collect();
-    Ok((atoms::edc(), value, msgs, ctx.logs.clone()).encode(env))
+    Ok(pack(env, value, &ctx))
 }
 
 fn do_command<'a>(
@@ -289,9 +271,9 @@ fn call<'a>(env: Env<'a>, port: Term<'a>, op: Term<'a>, arg: Term<'a>) -> NifRes
 #[rustler::nif]
 fn close<'a>(env: Env<'a>, port: Term<'a>) -> NifResult<Term<'a>> {
     let port = lookup(port)?;
-    let ran = port.close(Delivery::Process {
-        env: env.as_c_arg(),
-        caller: env.pid(),
+    let ran = port.run(env, |p, _st, ctx| {
+        p.terminate(ctx, ExitReason::Normal, None);
+        Ok(())
     });
     finish(env, ran, |()| true.encode(env))
 }
@@ -324,11 +306,7 @@ fn info<'a>(env: Env<'a>, port: Term<'a>) -> NifResult<Term<'a>> {
             st.connected,
             st.bytes_in,
             st.bytes_out,
-            if p.driver.port_locking {
-                atoms::port_level()
-            } else {
-                atoms::driver()
-            },
+            locking_atom(&p.driver),
         ))
     });
     match ran.value {

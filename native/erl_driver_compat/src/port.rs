@@ -8,7 +8,7 @@
 //! calling process; the port process handles only what arrives as messages.
 
 use std::cell::UnsafeCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int, c_uint};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +21,7 @@ use crate::abi::{self, DrvData, DrvPort};
 use crate::atoms;
 use crate::context::{CallbackCtx, Delivery};
 use crate::driver::Driver;
+use crate::terms::pid_term;
 
 /// Options of `open_port` that change how the port behaves.
 #[derive(Clone, Copy, Debug, Default)]
@@ -29,10 +30,6 @@ pub struct PortOptions {
     pub binary: bool,
     /// `eof`: `driver_failure_eof` sends `{Port, eof}` instead of closing.
     pub eof: bool,
-    /// `in` / `out` / both.
-    pub input: bool,
-    /// See `input`.
-    pub output: bool,
     /// `{line, L}`: `driver_output` data is cut into lines of at most L
     /// bytes (0: no line mode).
     pub line: usize,
@@ -120,7 +117,7 @@ pub struct Port {
     state: UnsafeCell<PortState>,
 }
 
-// SAFETY: `state` is only accessed with `lock` held (see `Port::locked`).
+// SAFETY: `state` is only accessed with `lock` held (see `Port::state`).
 unsafe impl Send for Port {}
 // SAFETY: as above.
 unsafe impl Sync for Port {}
@@ -166,18 +163,17 @@ impl std::hash::Hasher for WordHasher {
 }
 
 type WordMap<V> = HashMap<usize, V, std::hash::BuildHasherDefault<WordHasher>>;
-type WordSet = HashSet<usize, std::hash::BuildHasherDefault<WordHasher>>;
 
 struct Registry {
     by_pid: [RwLock<WordMap<Arc<Port>>>; SHARDS],
-    handles: RwLock<WordSet>,
+    handles: RwLock<WordMap<Arc<Port>>>,
 }
 
 fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| Registry {
         by_pid: std::array::from_fn(|_| RwLock::new(WordMap::default())),
-        handles: RwLock::new(WordSet::default()),
+        handles: RwLock::new(WordMap::default()),
     })
 }
 
@@ -186,30 +182,16 @@ fn shard(key: usize) -> usize {
     (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) % SHARDS
 }
 
-/// The raw term of a pid, used as a map key.
-pub fn pid_key(pid: &LocalPid) -> usize {
-    // SAFETY: enif_make_pid only reads the pid's term (no env use).
-    crate::terms::to_raw(unsafe {
-        rustler::sys::enif_make_pid(std::ptr::null_mut(), *pid.as_c_arg())
-    })
-}
-
 /// Finds the open port whose process is `pid`.
 pub fn lookup(pid: &LocalPid) -> Option<Arc<Port>> {
-    let key = pid_key(pid);
+    let key = pid_term(pid);
     registry().by_pid[shard(key)].read().get(&key).cloned()
 }
 
 /// Finds an open port by the handle a driver passed, for calls made
 /// outside the port's own callback.
 pub fn lookup_handle(handle: DrvPort) -> Option<Arc<Port>> {
-    if !registry().handles.read().contains(&(handle as usize)) {
-        return None;
-    }
-    // SAFETY: registered handles are `Arc<Port>` pointers kept alive by the
-    // registry's `by_pid` entry.
-    let port = unsafe { &*(handle as *const Port) };
-    lookup(&port.pid)
+    registry().handles.read().get(&(handle as usize)).cloned()
 }
 
 /// All open ports.
@@ -240,7 +222,10 @@ fn register(port: &Arc<Port>) {
     registry().by_pid[shard(port.pid_term)]
         .write()
         .insert(port.pid_term, port.clone());
-    registry().handles.write().insert(port.handle() as usize);
+    registry()
+        .handles
+        .write()
+        .insert(port.handle() as usize, port.clone());
 }
 
 fn unregister(port: &Port) {
@@ -296,7 +281,7 @@ impl Port {
         let port = Arc::new(Port {
             driver: driver.clone(),
             pid,
-            pid_term: pid_key(&pid),
+            pid_term: pid_term(&pid),
             command: command.to_owned(),
             number: PORT_NUMBERS.fetch_add(1, Ordering::Relaxed),
             lock,
@@ -315,33 +300,21 @@ impl Port {
                 bytes_out: 0,
             }),
         });
-        let mut ctx = CallbackCtx::new(
-            &port,
-            Delivery::Process {
-                env: env.as_c_arg(),
-                caller: env.pid(),
-            },
-        );
+        let mut ctx = CallbackCtx::new(&port, Delivery::to_caller(env));
+        let start = driver.entry().start;
+        let ccommand = CString::new(command).ok();
+        let (Some(start), Some(ccommand)) = (start, ccommand) else {
+            return Ran {
+                value: Err(PortError::Badarg),
+                ctx,
+            };
+        };
         if !driver.port_opened() {
             return Ran {
                 value: Err(PortError::Badarg),
                 ctx,
             };
         }
-        let Some(start) = driver.entry().start else {
-            driver.port_closed();
-            return Ran {
-                value: Err(PortError::Badarg),
-                ctx,
-            };
-        };
-        let Ok(ccommand) = CString::new(command) else {
-            driver.port_closed();
-            return Ran {
-                value: Err(PortError::Badarg),
-                ctx,
-            };
-        };
         // Registered before start so that the driver can use the handle in
         // calls from `start` (the registry is only consulted off the fast
         // path).
@@ -398,11 +371,7 @@ impl Port {
         env: Env,
         f: impl FnOnce(&Port, &mut PortState, &mut CallbackCtx) -> Result<T, PortError>,
     ) -> Ran<T> {
-        let delivery = Delivery::Process {
-            env: env.as_c_arg(),
-            caller: env.pid(),
-        };
-        self.run_with(delivery, f)
+        self.run_with(Delivery::to_caller(env), f)
     }
 
     /// As [`Port::run`], with an explicit delivery mode.
@@ -469,14 +438,6 @@ impl Port {
         Arc::ptr_eq(&self.lock, &other.lock)
     }
 
-    /// `port_close`: terminate with `normal`.
-    pub fn close(self: &Arc<Self>, delivery: Delivery) -> Ran<()> {
-        self.run_with(delivery, |port, _st, ctx| {
-            port.terminate(ctx, ExitReason::Normal, None);
-            Ok(())
-        })
-    }
-
     /// Whether the port is still open. Lock held.
     pub fn is_open(st: &PortState) -> bool {
         st.status == Status::Open
@@ -502,8 +463,8 @@ impl Port {
         Ok(())
     }
 
-    /// Calls `control`; returns the reply bytes and whether the reply is a
-    /// binary (`PORT_CONTROL_FLAG_BINARY`).
+    /// Calls `control`; returns the reply as a list, or as a binary when the
+    /// driver set `PORT_CONTROL_FLAG_BINARY`.
     pub fn control<'a>(
         &self,
         env: Env<'a>,
@@ -559,7 +520,7 @@ impl Port {
     }
 }
 
-/// Size of the reply buffer the emulator hands to `control` and `call`.
+/// Size of the reply buffer the emulator hands to `control`.
 pub const CONTROL_BUF: usize = 64;
 
 /// Size of the reply buffer the emulator hands to `call`.

@@ -62,6 +62,13 @@ pub unsafe fn raw<'a>(env: Env<'a>, raw: usize) -> Term<'a> {
     unsafe { Term::new(env, from_raw(raw)) }
 }
 
+/// The raw term of a local pid: an immediate, valid in every env (map
+/// keys, `driver_mk_port`, `driver_connected`).
+pub fn pid_term(pid: &rustler::LocalPid) -> usize {
+    // SAFETY: enif_make_pid only reads the pid's term (no env use).
+    to_raw(unsafe { sys::enif_make_pid(std::ptr::null_mut(), *pid.as_c_arg()) })
+}
+
 /// The bits of a term (terms are machine words).
 pub fn to_raw(term: sys::ErlNifTerm) -> usize {
     // SAFETY: ErlNifTerm is a repr(transparent) wrapper of a machine word.

@@ -14,8 +14,6 @@ pub mod output;
 pub mod port;
 pub mod system;
 
-use std::sync::Arc;
-
 use crate::abi::DrvPort;
 use crate::context::{self, CallbackCtx};
 use crate::port::{ExitReason, Port, PortState};
@@ -64,8 +62,8 @@ pub fn with_port<R>(
     match outcome {
         Some(result) => result,
         None => {
-            if let Some(port) = crate::port::lookup_handle(handle) {
-                outside_callback(&port, func);
+            if crate::port::lookup_handle(handle).is_some() {
+                outside_callback(func);
             } else {
                 context::log_detached(&format!(
                     "{func} called with an unknown port handle {handle:p} outside any driver callback; ignored"
@@ -76,7 +74,7 @@ pub fn with_port<R>(
     }
 }
 
-fn outside_callback(_port: &Arc<Port>, func: &'static str) {
+fn outside_callback(func: &'static str) {
     context::log_detached(&format!(
         "{func} called outside the port's driver callbacks (from another thread?); \
          this function is not thread-safe in the erl_driver API; ignored"

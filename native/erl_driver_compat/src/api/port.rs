@@ -11,7 +11,7 @@ use rustler::OwnedEnv;
 use super::{guard, with_port};
 use crate::abi::{self, DrvPort, TermData};
 use crate::context::{self, Delivery};
-use crate::port::pid_key;
+use crate::terms::pid_term;
 
 /// `void set_port_control_flags(ErlDrvPort port, int flags)`
 pub(crate) extern "C" fn set_port_control_flags(port: DrvPort, flags: c_int) {
@@ -87,7 +87,7 @@ pub(crate) extern "C" fn driver_mk_port(port: DrvPort) -> TermData {
 pub(crate) extern "C" fn driver_connected(port: DrvPort) -> TermData {
     guard(0, || {
         with_port(port, "driver_connected", |_p, st, _ctx| {
-            pid_key(&st.connected)
+            pid_term(&st.connected)
         })
         .unwrap_or(0)
     })
@@ -99,10 +99,10 @@ pub(crate) extern "C" fn driver_caller(port: DrvPort) -> TermData {
     guard(0, || {
         with_port(port, "driver_caller", |_p, st, ctx| match ctx.delivery {
             _ if ctx.caller_override.is_some() => {
-                pid_key(ctx.caller_override.as_ref().unwrap_or(&st.connected))
+                pid_term(ctx.caller_override.as_ref().unwrap_or(&st.connected))
             }
-            Delivery::Process { caller, .. } => pid_key(&caller),
-            Delivery::Detached { .. } => pid_key(&st.connected),
+            Delivery::Process { caller, .. } => pid_term(&caller),
+            Delivery::Detached { .. } => pid_term(&st.connected),
         })
         .unwrap_or(0)
     })
