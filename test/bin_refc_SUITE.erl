@@ -79,7 +79,7 @@ end_per_suite(Config) ->
 %%--------------------------------------------------------------------
 
 alloc_binary_refc_is_one(_Config) ->
-    compare("driver_alloc_binary",
+    edc_diff:expect("driver_alloc_binary",
             fun(B) ->
                     P = open(B, []),
                     [ctl(B, P, ?OP_ALLOC, "100"),
@@ -92,7 +92,7 @@ alloc_binary_refc_is_one(_Config) ->
             [1, 1, 1, -1, 1, 1]).
 
 inc_dec_refc_return_values(_Config) ->
-    compare("inc/dec refc",
+    edc_diff:expect("inc/dec refc",
             fun(B) ->
                     P = open(B, []),
                     [ctl(B, P, Op, Arg) || {Op, Arg} <- [{?OP_ALLOC, "16"},
@@ -108,7 +108,7 @@ inc_dec_refc_return_values(_Config) ->
 %% driver_free_binary drops one reference and frees at zero (the reply of
 %% OP_FREE is the count before the call).
 free_binary_frees_at_zero(_Config) ->
-    compare("driver_free_binary",
+    edc_diff:expect("driver_free_binary",
             fun(B) ->
                     P = open(B, []),
                     [ctl(B, P, Op, Arg) || {Op, Arg} <- [{?OP_ALLOC, "16"},
@@ -123,7 +123,7 @@ free_binary_frees_at_zero(_Config) ->
 %% Growing and shrinking keeps the data (OP_REALLOC replies {Refc, Size,
 %% DataKept}); the result can still be sent.
 realloc_binary_keeps_data(_Config) ->
-    compare("driver_realloc_binary",
+    edc_diff:expect("driver_realloc_binary",
             fun(B) ->
                     P = open(B, [binary]),
                     R = [ctl(B, P, Op, Arg) || {Op, Arg} <- [{?OP_ALLOC, "10"},
@@ -144,7 +144,7 @@ realloc_binary_keeps_data(_Config) ->
 %% the mailbox and while the receiver references it; after the receiver
 %% drops it and garbage collects, the count is back at 1.
 output_binary_reference_until_gc(_Config) ->
-    compare("driver_output_binary refc",
+    edc_diff:expect("driver_output_binary refc",
             fun(B) ->
                     P = open(B, [binary]),
                     1 = ctl(B, P, ?OP_ALLOC, "100"),
@@ -159,7 +159,7 @@ output_binary_reference_until_gc(_Config) ->
 
 %% A part of the binary arrives as a sub-binary of it.
 output_binary_sub_binary(_Config) ->
-    compare("driver_output_binary offset/len",
+    edc_diff:expect("driver_output_binary offset/len",
             fun(B) ->
                     P = open(B, [binary]),
                     1 = ctl(B, P, ?OP_ALLOC, "200"),
@@ -174,7 +174,7 @@ output_binary_sub_binary(_Config) ->
 
 %% With a header the message is [H1, H2 | SubBinary].
 output_binary_with_header(_Config) ->
-    compare("driver_output_binary header",
+    edc_diff:expect("driver_output_binary header",
             fun(B) ->
                     P = open(B, [binary]),
                     1 = ctl(B, P, ?OP_ALLOC, "200"),
@@ -194,7 +194,7 @@ output_binary_with_header(_Config) ->
 %% no reference is taken; from 65 bytes on the binary is referenced. The
 %% same holds for parts of a binary and with a header.
 output_binary_small(_Config) ->
-    compare("driver_output_binary small",
+    edc_diff:expect("driver_output_binary small",
             fun(B) ->
                     P = open(B, [binary]),
                     1 = ctl(B, P, ?OP_ALLOC, "100"),
@@ -221,7 +221,7 @@ output_binary_small(_Config) ->
 %% The owner passes the binary on to another process: the reference
 %% lives as long as that process holds it.
 output_binary_held_by_other_process(_Config) ->
-    compare("binary held by another process",
+    edc_diff:expect("binary held by another process",
             fun(B) ->
                     P = open(B, [binary]),
                     1 = ctl(B, P, ?OP_ALLOC, "200"),
@@ -239,7 +239,7 @@ output_binary_held_by_other_process(_Config) ->
 
 %% In list mode the data is copied into a list: no reference is kept.
 output_binary_list_mode(_Config) ->
-    compare("driver_output_binary list mode",
+    edc_diff:expect("driver_output_binary list mode",
             fun(B) ->
                     P = open(B, []),
                     1 = ctl(B, P, ?OP_ALLOC, "100"),
@@ -256,7 +256,7 @@ output_binary_list_mode(_Config) ->
 %% *rbuf = driver_alloc_binary(N): the runtime takes over the reference.
 control_reply_new_binary(_Config) ->
     Big = list_to_binary([[$a + I rem 26] || I <- lists:seq(0, 99999)]),
-    compare("control reply in a new driver binary",
+    edc_diff:expect("control reply in a new driver binary",
             fun(B) ->
                     P = open(B, []),
                     R100 = ctl_raw(B, P, ?OP_BIN_REPLY, "100"),
@@ -269,7 +269,7 @@ control_reply_new_binary(_Config) ->
 
 %% The reply written into the default buffer also comes back as a binary.
 control_reply_default_buffer(_Config) ->
-    compare("control reply in the default buffer",
+    edc_diff:expect("control reply in the default buffer",
             fun(B) ->
                     P = open(B, []),
                     [ctl_raw(B, P, ?OP_BIN_SMALL, N) || N <- ["10", "0", "64"]]
@@ -285,7 +285,7 @@ control_reply_default_buffer(_Config) ->
 %% {Size, Vsize, [{Len, OrigSize, RefcInCallback, RefcAfterInc, RefcNow,
 %% First4}]}: the driver's reference is the only one left afterwards.
 outputv_small_data(_Config) ->
-    compare("outputv small data",
+    edc_diff:expect("outputv small data",
             fun(B) ->
                     P = open(B, [binary]),
                     true = (maps:get(port_command, B))(P, [<<"he">>, "llo"]),
@@ -319,7 +319,7 @@ outputv_large_binary_kept(_Config) ->
 %% ["ab", Big, "cd"]: both small pieces share one copied binary, the big
 %% one is referenced.
 outputv_mixed_vector(_Config) ->
-    compare("outputv mixed vector",
+    edc_diff:expect("outputv mixed vector",
             fun(B) ->
                     P = open(B, [binary]),
                     send_mixed(B, P, 26000),
@@ -342,17 +342,13 @@ open(#{open_port := Open}, Opts) ->
 %% A control reply parsed as an Erlang term.
 ctl(B, P, Op, Arg) ->
     case ctl_raw(B, P, Op, Arg) of
-        Text when is_list(Text) -> parse(Text);
+        Text when is_list(Text) -> edc_diff:parse_term(Text);
         Other -> {not_a_list, Other}
     end.
 
 ctl_raw(#{port_control := Ctl}, P, Op, Arg) ->
     Ctl(P, Op, Arg).
 
-parse(Text) ->
-    {ok, Tokens, _} = erl_scan:string(Text ++ "."),
-    {ok, Term} = erl_parse:parse_term(Tokens),
-    Term.
 
 %% Receives the port's next data message and returns only its size, so
 %% that nothing in the caller references the binary afterwards.
@@ -388,20 +384,3 @@ send_mixed(#{port_command := Cmd}, P, N) ->
     true = Cmd(P, ["ab", big(N), "cd"]),
     ok.
 
-%% Runs Scenario natively and through compat; the native result must be
-%% Expected and the compat result equal to it.
-compare(Label, Scenario, Expected) ->
-    Native = edc_diff:run(native, Scenario),
-    Compat = edc_diff:run(compat, Scenario),
-    case {Native =:= Expected, Compat =:= Native} of
-        {true, true} ->
-            ok;
-        {false, _} ->
-            ct:pal("~ts: native result is not the expected one~n native:   ~p~n"
-                   " expected: ~p~n compat:   ~p", [Label, Native, Expected, Compat]),
-            ct:fail({native_unexpected, Label, [{native, Native}, {expected, Expected}]});
-        {true, false} ->
-            ct:pal("~ts: native and compat differ~n native: ~p~n compat: ~p",
-                   [Label, Native, Compat]),
-            ct:fail({differs, Label, [{native, Native}, {compat, Compat}]})
-    end.

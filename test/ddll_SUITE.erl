@@ -223,16 +223,16 @@ load_name_with_extension(Config) ->
 %% directory that is an atom.
 load_bad_argument_types(Config) ->
     Dir = ?config(dir, Config),
-    compare("load_driver(Dir, 123)", fun(#{load_driver := L}) -> L(Dir, 123) end,
+    edc_diff:expect("load_driver(Dir, 123)", fun(#{load_driver := L}) -> L(Dir, 123) end,
             {raised, error, badarg}),
-    compare("load_driver(foo, \"ver_ok\")", fun(#{load_driver := L}) -> L(foo, "ver_ok") end,
+    edc_diff:expect("load_driver(foo, \"ver_ok\")", fun(#{load_driver := L}) -> L(foo, "ver_ok") end,
             {raised, error, badarg}).
 
 %% A driver of the same name is already loaded from another directory.
 load_same_name_other_dir(Config) ->
     Dir = ?config(dir, Config),
     Other = ?config(other_dir, Config),
-    compare("same name, other directory",
+    edc_diff:expect("same name, other directory",
             fun(#{load_driver := L} = B) ->
                     First = L(Dir, "ver_other"),
                     Second = L(Other, "ver_other"),
@@ -259,7 +259,7 @@ load_unsupported_functions(Config) ->
 %% Major version 2 is the oldest accepted; its ports work.
 load_version_major2(Config) ->
     Dir = ?config(dir, Config),
-    compare("major version 2",
+    edc_diff:expect("major version 2",
             fun(#{load_driver := L, open_port := Open, port_command := Cmd}) ->
                     R = L(Dir, "ver_major2"),
                     Init = os:getenv(?INIT_VAR),
@@ -274,7 +274,7 @@ load_version_major2(Config) ->
 load_twice_is_reference_counted(Config) ->
     Dir = ?config(dir, Config),
     Name = "ver_refc",
-    compare("load twice, unload three times",
+    edc_diff:expect("load twice, unload three times",
             fun(#{load_driver := L, unload_driver := U} = B) ->
                     wait_unloaded(B, Name),
                     R1 = L(Dir, Name),
@@ -291,7 +291,7 @@ load_twice_is_reference_counted(Config) ->
 loaded_drivers_lists_name(Config) ->
     Dir = ?config(dir, Config),
     Name = "ver_listed",
-    compare("loaded_drivers",
+    edc_diff:expect("loaded_drivers",
             fun(#{load_driver := L, unload_driver := U} = B) ->
                     wait_unloaded(B, Name),
                     Before = is_loaded(B, Name),
@@ -350,7 +350,7 @@ driver_info(Config) ->
 loader_exit_drops_reference(Config) ->
     Dir = ?config(dir, Config),
     Name = "ver_exit",
-    compare("loader exits",
+    edc_diff:expect("loader exits",
             fun(#{load_driver := L} = B) ->
                     wait_unloaded(B, Name),
                     Self = self(),
@@ -371,7 +371,7 @@ loader_exit_drops_reference(Config) ->
 %%--------------------------------------------------------------------
 
 unload_not_loaded(_Config) ->
-    compare("unload a driver that is not loaded",
+    edc_diff:expect("unload a driver that is not loaded",
             fun(#{unload_driver := U} = B) ->
                     R = U("no_such_driver_loaded"),
                     {R, format_error_ok(B, R)}
@@ -380,7 +380,7 @@ unload_not_loaded(_Config) ->
 
 unload_by_other_process(Config) ->
     Dir = ?config(dir, Config),
-    compare("unload by a process that did not load",
+    edc_diff:expect("unload by a process that did not load",
             fun(#{load_driver := L, unload_driver := U} = B) ->
                     ok = L(Dir, "ver_ok"),
                     Self = self(),
@@ -393,7 +393,7 @@ unload_by_other_process(Config) ->
 %% The ports are killed with reason driver_unloaded, then finish runs.
 unload_with_open_ports(_Config) ->
     Dir = edc_diff:drivers_dir(),
-    compare("unload with open ports",
+    edc_diff:expect("unload with open ports",
             fun(#{load_driver := L, unload_driver := U, open_port := Open,
                   port_info := Info} = B) ->
                     process_flag(trap_exit, true),
@@ -414,7 +414,7 @@ unload_with_open_ports(_Config) ->
 %% called again) and its ports work.
 unload_reload_cycle(_Config) ->
     Dir = edc_diff:drivers_dir(),
-    compare("unload/reload cycle",
+    edc_diff:expect("unload/reload cycle",
             fun(#{load_driver := L, unload_driver := U, open_port := Open,
                   port_control := Ctl, port_close := Close} = B) ->
                     wait_unloaded(B, ?LIFE),
@@ -437,7 +437,7 @@ unload_reload_cycle(_Config) ->
 %% driver is visible to os:getenv natively: checked here too).
 init_and_finish_called(_Config) ->
     Dir = edc_diff:drivers_dir(),
-    compare("init and finish",
+    edc_diff:expect("init and finish",
             fun(#{load_driver := L, unload_driver := U} = B) ->
                     wait_unloaded(B, ?LIFE),
                     os:putenv(?LIFE_INIT_VAR, "no"),
@@ -506,7 +506,7 @@ bind_all(Config) -> binding_case(Config, "bind_all").
 %% driver_alloc and freed by the runtime, comes back.
 binding_case(Config, Name) ->
     Dir = ?config(dir, Config),
-    compare(Name,
+    edc_diff:expect(Name,
             fun(#{load_driver := L, open_port := Open, port_command := Cmd,
                   port_control := Ctl, port_close := Close}) ->
                     ok = L(Dir, Name),
@@ -530,7 +530,7 @@ binding_case(Config, Name) ->
 %% results; also checks that init ran (or not) as Expected.
 load_case(Config, Name, Expected, ExpectedInit) ->
     Dir = ?config(dir, Config),
-    compare("load_driver " ++ Name,
+    edc_diff:expect("load_driver " ++ Name,
             fun(#{load_driver := L} = B) ->
                     os:putenv(?INIT_VAR, "none"),
                     R = L(Dir, Name),
@@ -538,23 +538,6 @@ load_case(Config, Name, Expected, ExpectedInit) ->
             end,
             {Expected, ExpectedInit, ok}).
 
-%% Runs Scenario natively and through compat; the native result must be
-%% Expected (the test's own check) and the compat result equal to it.
-compare(Label, Scenario, Expected) ->
-    Native = edc_diff:run(native, Scenario),
-    Compat = edc_diff:run(compat, Scenario),
-    case {Native =:= Expected, Compat =:= Native} of
-        {true, true} ->
-            ok;
-        {false, _} ->
-            ct:pal("~ts: native result is not the expected one~n native:   ~p~n"
-                   " expected: ~p~n compat:   ~p", [Label, Native, Expected, Compat]),
-            ct:fail({native_unexpected, Label, [{native, Native}, {expected, Expected}]});
-        {true, false} ->
-            ct:pal("~ts: native and compat differ~n native: ~p~n compat: ~p",
-                   [Label, Native, Compat]),
-            ct:fail({differs, Label, [{native, Native}, {compat, Compat}]})
-    end.
 
 %% The payload of open_error differs (an integer for erl_ddll); a file
 %% that is not a loadable ELF object may also be reported as not_elf by us.

@@ -17,6 +17,9 @@
          run/3,
          compare/2,
          compare/3,
+         expect/3,
+         call/3,
+         parse_term/1,
          flush/0,
          flush/1,
          recv/1,
@@ -176,6 +179,45 @@ compare(Label, Scenario, Timeout) ->
             ct:pal("~ts: native and compat differ~n native: ~p~n compat: ~p",
                    [Label, Native, Compat]),
             erlang:error({differs, Label, [{native, Native}, {compat, Compat}]})
+    end.
+
+%% @doc Runs `Scenario' both ways; the native result must be `Expected'
+%% (the test's own statement of native behaviour) and the compat result
+%% equal to it.
+-spec expect(string(), fun((backend()) -> term()), term()) -> ok.
+expect(Label, Scenario, Expected) ->
+    Native = run(native, Scenario),
+    Compat = run(compat, Scenario),
+    case {Native =:= Expected, Compat =:= Native} of
+        {true, true} ->
+            ok;
+        {false, _} ->
+            ct:pal("~ts: native result is not the expected one~n native:   ~p~n"
+                   " expected: ~p~n compat:   ~p", [Label, Native, Expected, Compat]),
+            ct:fail({native_unexpected, Label, [{native, Native}, {expected, Expected}]});
+        {true, false} ->
+            ct:pal("~ts: native and compat differ~n native: ~p~n compat: ~p",
+                   [Label, Native, Compat]),
+            ct:fail({differs, Label, [{native, Native}, {compat, Compat}]})
+    end.
+
+%% @doc Calls the backend function `Fun' with `Args'.
+-spec call(backend(), atom(), [term()]) -> term().
+call(B, Fun, Args) ->
+    apply(maps:get(Fun, B), Args).
+
+%% @doc A test driver's textual reply (an Erlang term without the final
+%% dot) parsed, or `{unparsable, Text}'.
+-spec parse_term(string()) -> term().
+parse_term(Text) ->
+    case erl_scan:string(Text ++ ".") of
+        {ok, Tokens, _} ->
+            case erl_parse:parse_term(Tokens) of
+                {ok, Term} -> Term;
+                _ -> {unparsable, Text}
+            end;
+        _ ->
+            {unparsable, Text}
     end.
 
 %% @doc All messages in the mailbox, waiting 50 ms for stragglers.

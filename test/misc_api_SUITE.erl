@@ -78,7 +78,7 @@ end_per_suite(Config) ->
 %% Allocate, fill, grow (data kept), shrink (data kept), free; memory is
 %% 8-byte aligned.
 alloc_realloc_free(_Config) ->
-    compare("driver_alloc/realloc/free",
+    edc_diff:expect("driver_alloc/realloc/free",
             fun(B) ->
                     P = open(B),
                     [ctl(B, P, ?OP_MEMORY, N) || N <- ["1", "8", "100", "4096", "1000000"]]
@@ -93,7 +93,7 @@ sysinfo_size() ->
     56.  %% sizeof(ErlDrvSysInfo) on x86-64
 
 system_info_full(_Config) ->
-    compare("driver_system_info full size",
+    edc_diff:expect("driver_system_info full size",
             fun(B) -> ctl(B, open(B), ?OP_SYSINFO, integer_to_list(sysinfo_size())) end,
             expected_sysinfo(11)).
 
@@ -112,7 +112,7 @@ system_info_matches_vm(_Config) ->
 %% {nif_major_version, nif_minor_version} from 48, dirty_scheduler_support
 %% from 52; a size that covers only part of a group writes none of it.
 system_info_smaller_sizes(_Config) ->
-    compare("driver_system_info smaller sizes",
+    edc_diff:expect("driver_system_info smaller sizes",
             fun(B) ->
                     P = open(B),
                     [ctl(B, P, ?OP_SYSINFO, integer_to_list(S)) || S <- [32, 36, 40, 44, 52]]
@@ -143,7 +143,7 @@ expected_sysinfo(N) ->
 errno_ids(_Config) ->
     Errnos = [0, 1, 2, 4, 5, 9, 11, 12, 13, 17, 22, 28, 32, 104, 110, 111, -1, 99999],
     Arg = lists:join(" ", [integer_to_list(E) || E <- Errnos]),
-    compare("erl_errno_id",
+    edc_diff:expect("erl_errno_id",
             fun(B) -> ctl(B, open(B), ?OP_ERRNO, Arg) end,
             [unknown, eperm, enoent, eintr, eio, ebadf, eagain, enomem, eacces,
              eexist, einval, enospc, epipe, econnreset, etimedout, econnrefused,
@@ -158,7 +158,7 @@ errno_ids(_Config) ->
 %% connected, caller) stay the same. (The port's tag is checked by
 %% term_port_tag only, so that the other cases report the rest.)
 term_handles_owner(_Config) ->
-    compare("term handles, owner calls",
+    edc_diff:expect("term handles, owner calls",
             fun(B) ->
                     P = open(B),
                     [terms_reply(B, P), terms_reply(B, P)]
@@ -179,7 +179,7 @@ term_port_tag(_Config) ->
 %% driver_caller is the process calling port_control, driver_connected
 %% stays the owner.
 term_handles_other_caller(_Config) ->
-    compare("term handles, another process calls",
+    edc_diff:expect("term handles, another process calls",
             fun(B) ->
                     P = open(B),
                     Self = self(),
@@ -190,7 +190,7 @@ term_handles_other_caller(_Config) ->
 
 %% After port_connect the connected process is the new one.
 term_handles_after_port_connect(_Config) ->
-    compare("term handles after port_connect",
+    edc_diff:expect("term handles after port_connect",
             fun(#{port_connect := Connect} = B) ->
                     P = open(B),
                     Self = self(),
@@ -211,7 +211,7 @@ term_handles_after_port_connect(_Config) ->
 %% driver_mk_atom("foo") is the same in every port (the driver remembers
 %% the first value it saw).
 term_atom_stable_across_ports(_Config) ->
-    compare("driver_mk_atom across ports",
+    edc_diff:expect("driver_mk_atom across ports",
             fun(B) ->
                     P1 = open(B),
                     P2 = open(B),
@@ -244,7 +244,7 @@ terms(CallerIsConnected, ConnectedIsStartOwner, CallerIsStartCaller) ->
 
 %% OP_GETENV replies {Rc, ValueSize, Value | none}.
 getenv_reads_os_putenv(_Config) ->
-    compare("erl_drv_getenv of os:putenv",
+    edc_diff:expect("erl_drv_getenv of os:putenv",
             fun(B) ->
                     P = open(B),
                     true = os:putenv("EDC_MISC_GET", "hello"),
@@ -261,7 +261,7 @@ getenv_reads_os_putenv(_Config) ->
 %% (OTP 25 reports the given size minus one in *value_size there, not the
 %% size needed.)
 getenv_buffer_too_small(_Config) ->
-    compare("erl_drv_getenv buffer too small",
+    edc_diff:expect("erl_drv_getenv buffer too small",
             fun(B) ->
                     P = open(B),
                     true = os:putenv("EDC_MISC_GET", "hello"),
@@ -270,7 +270,7 @@ getenv_buffer_too_small(_Config) ->
             [{0, 5, "hello"}, {1, 4, none}, {1, 0, none}]).
 
 getenv_not_set(_Config) ->
-    compare("erl_drv_getenv not set",
+    edc_diff:expect("erl_drv_getenv not set",
             fun(B) ->
                     P = open(B),
                     os:unsetenv("EDC_MISC_UNSET"),
@@ -280,7 +280,7 @@ getenv_not_set(_Config) ->
             {-1, none}).
 
 putenv_visible_to_os_getenv(_Config) ->
-    compare("erl_drv_putenv then os:getenv",
+    edc_diff:expect("erl_drv_putenv then os:getenv",
             fun(B) ->
                     P = open(B),
                     os:unsetenv("EDC_MISC_PUT"),
@@ -297,7 +297,7 @@ putenv_visible_to_os_getenv(_Config) ->
 
 %% A port that used 1% of its slice may go on.
 consume_timeslice(_Config) ->
-    compare("erl_drv_consume_timeslice",
+    edc_diff:expect("erl_drv_consume_timeslice",
             fun(B) -> ctl(B, open(B), ?OP_TIMESLICE, "") end,
             0).
 
@@ -311,35 +311,8 @@ open(#{open_port := Open}) ->
 %% A control reply parsed as an Erlang term.
 ctl(#{port_control := Ctl}, P, Op, Arg) ->
     case Ctl(P, Op, Arg) of
-        Text when is_list(Text) -> parse(Text);
+        Text when is_list(Text) -> edc_diff:parse_term(Text);
         Other -> {not_a_list, Other}
     end.
 
-parse(Text) ->
-    case erl_scan:string(Text ++ ".") of
-        {ok, Tokens, _} ->
-            case erl_parse:parse_term(Tokens) of
-                {ok, Term} -> Term;
-                _ -> {unparsable, Text}
-            end;
-        _ ->
-            {unparsable, Text}
-    end.
 
-%% Runs Scenario natively and through compat; the native result must be
-%% Expected and the compat result equal to it.
-compare(Label, Scenario, Expected) ->
-    Native = edc_diff:run(native, Scenario),
-    Compat = edc_diff:run(compat, Scenario),
-    case {Native =:= Expected, Compat =:= Native} of
-        {true, true} ->
-            ok;
-        {false, _} ->
-            ct:pal("~ts: native result is not the expected one~n native:   ~p~n"
-                   " expected: ~p~n compat:   ~p", [Label, Native, Expected, Compat]),
-            ct:fail({native_unexpected, Label, [{native, Native}, {expected, Expected}]});
-        {true, false} ->
-            ct:pal("~ts: native and compat differ~n native: ~p~n compat: ~p",
-                   [Label, Native, Compat]),
-            ct:fail({differs, Label, [{native, Native}, {compat, Compat}]})
-    end.

@@ -156,17 +156,8 @@ groups() ->
 -define(DRIVERS, ["lc_out_drv", "lc_iov_drv", "lc_ctl_drv", "lc_call_drv",
                   "lc_fail_drv", "lc_min_drv"]).
 
-%% The drivers are loaded from a private copy: `rebar3 ct' re-copies the
-%% test tree into _build in place, and truncating a .so that erl_ddll has
-%% mapped crashes the VM (its relocated GOT pages are dropped).
 init_per_suite(Config) ->
-    Dir = private_driver_dir(?DRIVERS),
-    Old = os:getenv("EDC_TEST_DRIVERS"),
-    true = os:putenv("EDC_TEST_DRIVERS", Dir),
-    Holder = try edc_diff:start_holder(?DRIVERS)
-             after restore_env(Old)
-             end,
-    [{holder, Holder} | Config].
+    [{holder, edc_diff:start_holder(?DRIVERS)} | Config].
 
 end_per_suite(Config) ->
     edc_diff:stop_holder(?config(holder, Config)).
@@ -233,7 +224,7 @@ outputv_long_iov_skip(_Config) ->
     L = Tail ++ "x".
 
 row(Op) ->
-    R = cmp("output row " ++ integer_to_list(Op), fun(B) ->
+    R = edc_diff:compare("output row " ++ integer_to_list(Op), fun(B) ->
         List = open(B, {spawn, "lc_out_drv"}, []),
         Bin = open(B, {spawn, "lc_out_drv"}, [binary]),
         {ctl(B, List, Op), edc_diff:flush(), ctl(B, Bin, Op), edc_diff:flush()}
@@ -243,7 +234,7 @@ row(Op) ->
 
 %% driver_vec_to_buf(ev[ab,cd,ef], buf, 4 | 10 | 0) returns 4, 6, 0.
 vec_to_buf(_Config) ->
-    R = cmp("driver_vec_to_buf", fun(B) ->
+    R = edc_diff:compare("driver_vec_to_buf", fun(B) ->
         P = open(B, {spawn, "lc_out_drv"}, []),
         ctl(B, P, 50)
     end),
@@ -252,14 +243,14 @@ vec_to_buf(_Config) ->
 %% output = bytes written to the port, input = bytes delivered by the
 %% driver (echo, then driver_output2 "he"+"llo" from control).
 echo_byte_counts(_Config) ->
-    R = cmp("port_info input/output", fun(B) ->
+    R = edc_diff:compare("port_info input/output", fun(B) ->
         P = open(B, {spawn, "lc_out_drv"}, []),
-        true = call(B, port_command, [P, "hello"]),
-        true = call(B, port_command, [P, [<<"ab">>, $c]]),
-        Echo = {call(B, port_info2, [P, input]), call(B, port_info2, [P, output])},
+        true = edc_diff:call(B, port_command, [P, "hello"]),
+        true = edc_diff:call(B, port_command, [P, [<<"ab">>, $c]]),
+        Echo = {edc_diff:call(B, port_info2, [P, input]), edc_diff:call(B, port_info2, [P, output])},
         "0" = ctl(B, P, 5),
         _ = edc_diff:flush(),
-        {Echo, call(B, port_info2, [P, input]), call(B, port_info2, [P, output])}
+        {Echo, edc_diff:call(B, port_info2, [P, input]), edc_diff:call(B, port_info2, [P, output])}
     end),
     {{{input, 8}, {output, 8}}, {input, 13}, {output, 8}} = R.
 
@@ -346,7 +337,7 @@ iov_20_sub256(_Config) ->
 
 %% Port ! {Owner, {command, D}} builds the same ErlIOVec.
 iov_command_message(_Config) ->
-    R = cmp("ErlIOVec of a command message", fun(B) ->
+    R = edc_diff:compare("ErlIOVec of a command message", fun(B) ->
         P = open(B, {spawn, "lc_iov_drv"}, []),
         P ! {self(), {command, ["ab", big(1), "cd"]}},
         [{P, {data, Text}}] = edc_diff:flush(),
@@ -355,11 +346,11 @@ iov_command_message(_Config) ->
     {4 + ?MB, 4, [?HDR, {2, 0, 4, 0}, {?MB, 0, ?MB, 0}, {2, 0, 4, 2}]} = R.
 
 iov(Label, MkData) ->
-    cmp("ErlIOVec: " ++ Label, fun(B) -> iov_report(B, MkData) end).
+    edc_diff:compare("ErlIOVec: " ++ Label, fun(B) -> iov_report(B, MkData) end).
 
 %% Compares only {Size, Vsize, [{Len, IsNull}]}.
 iov_shape(Label, MkData) ->
-    cmp("ErlIOVec shape: " ++ Label, fun(B) ->
+    edc_diff:compare("ErlIOVec shape: " ++ Label, fun(B) ->
         {Size, Vsize, Iovs} = iov_report(B, MkData),
         {Size, Vsize, [{Len, Null} || {Len, Null, _, _} <- Iovs]}
     end).
@@ -372,7 +363,7 @@ iov_native(MkData) ->
 
 iov_report(B, MkData) ->
     P = open(B, {spawn, "lc_iov_drv"}, []),
-    true = call(B, port_command, [P, MkData(1)]),
+    true = edc_diff:call(B, port_command, [P, MkData(1)]),
     [{P, {data, Text}}] = edc_diff:flush(),
     parse_iov(Text).
 
@@ -402,29 +393,29 @@ subs(Seed, N, Len) ->
 %%====================================================================
 
 control_list_echo(_Config) ->
-    R = cmp("control echo, list mode", fun(B) ->
+    R = edc_diff:compare("control echo, list mode", fun(B) ->
         P = open(B, {spawn, "lc_ctl_drv"}, []),
-        {call(B, port_control, [P, 1, "hello"]), call(B, port_control, [P, 1, ""])}
+        {edc_diff:call(B, port_control, [P, 1, "hello"]), edc_diff:call(B, port_control, [P, 1, ""])}
     end),
     {"hello", []} = R.
 
 control_binary_echo(_Config) ->
-    R = cmp("control echo, binary mode", fun(B) ->
+    R = edc_diff:compare("control echo, binary mode", fun(B) ->
         P = open(B, {spawn, "lc_ctl_drv binary"}, []),
-        {call(B, port_control, [P, 1, "hello"]), call(B, port_control, [P, 1, ""])}
+        {edc_diff:call(B, port_control, [P, 1, "hello"]), edc_diff:call(B, port_control, [P, 1, ""])}
     end),
     {<<"hello">>, <<>>} = R.
 
 %% The open_port binary option does not make control replies binaries.
 control_binary_option_is_not_flag(_Config) ->
-    R = cmp("binary option, no control flag", fun(B) ->
+    R = edc_diff:compare("binary option, no control flag", fun(B) ->
         P = open(B, {spawn, "lc_ctl_drv"}, [binary]),
-        call(B, port_control, [P, 1, <<"hello">>])
+        edc_diff:call(B, port_control, [P, 1, <<"hello">>])
     end),
     "hello" = R.
 
 control_default_rlen(_Config) ->
-    R = cmp("control rlen", fun(B) ->
+    R = edc_diff:compare("control rlen", fun(B) ->
         L = open(B, {spawn, "lc_ctl_drv"}, []),
         Bn = open(B, {spawn, "lc_ctl_drv binary"}, []),
         {ctl(B, L, 2), ctl(B, Bn, 2)}
@@ -432,14 +423,14 @@ control_default_rlen(_Config) ->
     {"64", <<"64">>} = R.
 
 control_alloc_reply_list(_Config) ->
-    R = cmp("control driver_alloc reply", fun(B) ->
+    R = edc_diff:compare("control driver_alloc reply", fun(B) ->
         P = open(B, {spawn, "lc_ctl_drv"}, []),
         ctl(B, P, 3)
     end),
     R = lists:duplicate(1000, $A).
 
 control_alloc_reply_binary(_Config) ->
-    R = cmp("control driver_alloc_binary reply", fun(B) ->
+    R = edc_diff:compare("control driver_alloc_binary reply", fun(B) ->
         P = open(B, {spawn, "lc_ctl_drv binary"}, []),
         ctl(B, P, 3)
     end),
@@ -447,17 +438,17 @@ control_alloc_reply_binary(_Config) ->
 
 control_big_echo(_Config) ->
     Data = [lists:duplicate(3000, $z), binary:copy(<<"y">>, 2000)],
-    R = cmp("control echo of 5000 bytes", fun(B) ->
+    R = edc_diff:compare("control echo of 5000 bytes", fun(B) ->
         L = open(B, {spawn, "lc_ctl_drv"}, []),
         Bn = open(B, {spawn, "lc_ctl_drv binary"}, []),
-        {call(B, port_control, [L, 1, Data]), call(B, port_control, [Bn, 1, Data])}
+        {edc_diff:call(B, port_control, [L, 1, Data]), edc_diff:call(B, port_control, [Bn, 1, Data])}
     end),
     Flat = iolist_to_binary(Data),
     {Flat, Flat} = {list_to_binary(element(1, R)), element(2, R)}.
 
 %% *rbuf = NULL gives [] in both modes, whatever the length returned.
 control_null_rbuf(_Config) ->
-    R = cmp("control NULL rbuf", fun(B) ->
+    R = edc_diff:compare("control NULL rbuf", fun(B) ->
         L = open(B, {spawn, "lc_ctl_drv"}, []),
         Bn = open(B, {spawn, "lc_ctl_drv binary"}, []),
         [ctl(B, P, Op) || P <- [L, Bn], Op <- [4, 5]]
@@ -465,62 +456,62 @@ control_null_rbuf(_Config) ->
     [[], [], [], []] = R.
 
 control_negative_return(_Config) ->
-    R = cmp("control negative return", fun(B) ->
+    R = edc_diff:compare("control negative return", fun(B) ->
         P = open(B, {spawn, "lc_ctl_drv"}, []),
         {x(fun() -> ctl(B, P, 6) end), x(fun() -> ctl(B, P, 7) end),
-         call(B, port_control, [P, 1, "alive"]), edc_diff:flush()}
+         edc_diff:call(B, port_control, [P, 1, "alive"]), edc_diff:flush()}
     end),
     {{error, badarg}, {error, badarg}, "alive", []} = R.
 
 control_exact_rlen(_Config) ->
-    R = cmp("control reply of exactly rlen bytes", fun(B) ->
+    R = edc_diff:compare("control reply of exactly rlen bytes", fun(B) ->
         P = open(B, {spawn, "lc_ctl_drv"}, []),
         ctl(B, P, 8)
     end),
     R = lists:duplicate(64, $x).
 
 control_op_range(_Config) ->
-    R = cmp("control op range", fun(B) ->
+    R = edc_diff:compare("control op range", fun(B) ->
         P = open(B, {spawn, "lc_ctl_drv"}, []),
         {ctl(B, P, 0), ctl(B, P, 4294967295)}
     end),
     {"op=0", "op=4294967295"} = R.
 
 control_bad_op(_Config) ->
-    R = cmp("control bad op", fun(B) ->
+    R = edc_diff:compare("control bad op", fun(B) ->
         P = open(B, {spawn, "lc_ctl_drv"}, []),
         [x(fun() -> ctl(B, P, Op) end) || Op <- [-1, 4294967296, 1.0, foo]]
     end),
     [{error, badarg}, {error, badarg}, {error, badarg}, {error, badarg}] = R.
 
 control_data_shapes(_Config) ->
-    R = cmp("control data shapes", fun(B) ->
+    R = edc_diff:compare("control data shapes", fun(B) ->
         P = open(B, {spawn, "lc_ctl_drv"}, []),
-        [call(B, port_control, [P, 12, D])
+        [edc_diff:call(B, port_control, [P, 12, D])
          || D <- ["abc", <<"abc">>, ["a", <<"b">>, [$c]], [$a | <<"b">>], [[], <<>>]]]
     end),
     ["3", "3", "3", "2", "0"] = R.
 
 control_bad_data(_Config) ->
-    R = cmp("control non-iodata", fun(B) ->
+    R = edc_diff:compare("control non-iodata", fun(B) ->
         P = open(B, {spawn, "lc_ctl_drv"}, []),
-        [x(fun() -> call(B, port_control, [P, 12, D]) end)
+        [x(fun() -> edc_diff:call(B, port_control, [P, 12, D]) end)
          || D <- [foo, 65, [256], [$a | $b], [-1]]]
     end),
     [{error, badarg}] = lists:usort(R).
 
 control_no_callback(_Config) ->
-    R = cmp("control without callback", fun(B) ->
+    R = edc_diff:compare("control without callback", fun(B) ->
         P = open(B, {spawn, "lc_min_drv"}, []),
-        Ctl = x(fun() -> call(B, port_control, [P, 1, "a"]) end),
-        true = call(B, port_command, [P, "still here"]),
+        Ctl = x(fun() -> edc_diff:call(B, port_control, [P, 1, "a"]) end),
+        true = edc_diff:call(B, port_command, [P, "still here"]),
         {Ctl, edc_diff:flush()}
     end),
     {{error, badarg}, [{{port, 1}, {data, "still here"}}]} = R.
 
 %% driver_caller is the calling process, driver_connected the owner.
 control_from_non_owner(_Config) ->
-    R = cmp("control from a non-owner", fun(B) ->
+    R = edc_diff:compare("control from a non-owner", fun(B) ->
         P = open(B, {spawn, "lc_ctl_drv"}, []),
         Third = in_other_process(fun() -> {ctl(B, P, 10), ctl(B, P, 11)} end),
         {Third, ctl(B, P, 11)}
@@ -528,7 +519,7 @@ control_from_non_owner(_Config) ->
     {{"saved", "1 0"}, "0 1"} = R.
 
 control_output_goes_to_owner(_Config) ->
-    R = cmp("driver_output in control", fun(B) ->
+    R = edc_diff:compare("driver_output in control", fun(B) ->
         P = open(B, {spawn, "lc_ctl_drv"}, []),
         Third = in_other_process(fun() -> {ctl(B, P, 9), edc_diff:flush()} end),
         {Third, edc_diff:flush()}
@@ -542,20 +533,20 @@ control_output_goes_to_owner(_Config) ->
 %% The argument bytes are term_to_binary(Term).
 call_encoding(_Config) ->
     Terms = [foo, "abc", 5, <<1, 2, 3>>, 1.5, {a, [1, 2]}, [], 300, -7],
-    R = cmp("call argument encoding", fun(B) ->
+    R = edc_diff:compare("call argument encoding", fun(B) ->
         P = open(B, {spawn, "lc_call_drv"}, []),
-        [call(B, port_call, [P, 2, T]) || T <- Terms]
+        [edc_diff:call(B, port_call, [P, 2, T]) || T <- Terms]
     end),
     R = [term_to_binary(T) || T <- Terms].
 
 call_echo(_Config) ->
-    R = cmp("call echo", fun(B) ->
+    R = edc_diff:compare("call echo", fun(B) ->
         P = open(B, {spawn, "lc_call_drv"}, []),
         Ref = make_ref(),
         Fun = fun lists:reverse/1,
         Terms = [foo, {self(), Ref}, Fun, #{a => 1}, lists:seq(1, 300),
                  binary:copy(<<"z">>, 500)],
-        [call(B, port_call, [P, 1, T]) =:= T || T <- Terms]
+        [edc_diff:call(B, port_call, [P, 1, T]) =:= T || T <- Terms]
     end),
     [true, true, true, true, true, true] = R.
 
@@ -586,51 +577,51 @@ call_big_reply(_Config) ->
 %% Ops are unsigned 32-bit; the driver echoes the op as a signed
 %% INTEGER_EXT, so 4294967295 comes back as -1.
 call_op_range(_Config) ->
-    R = cmp("call op range", fun(B) ->
+    R = edc_diff:compare("call op range", fun(B) ->
         P = open(B, {spawn, "lc_call_drv"}, []),
-        {call(B, port_call, [P, 0, x]), call(B, port_call, [P, 4294967295, x])}
+        {edc_diff:call(B, port_call, [P, 0, x]), edc_diff:call(B, port_call, [P, 4294967295, x])}
     end),
     {0, -1} = R.
 
 call_bad_op(_Config) ->
-    R = cmp("call bad op", fun(B) ->
+    R = edc_diff:compare("call bad op", fun(B) ->
         P = open(B, {spawn, "lc_call_drv"}, []),
-        [x(fun() -> call(B, port_call, [P, Op, x]) end)
+        [x(fun() -> edc_diff:call(B, port_call, [P, Op, x]) end)
          || Op <- [-1, 4294967296, foo]]
     end),
     [{error, badarg}, {error, badarg}, {error, badarg}] = R.
 
 call_no_callback(_Config) ->
-    R = cmp("call without callback", fun(B) ->
+    R = edc_diff:compare("call without callback", fun(B) ->
         P = open(B, {spawn, "lc_min_drv"}, []),
-        Call = x(fun() -> call(B, port_call, [P, 1, a]) end),
-        true = call(B, port_command, [P, "still here"]),
+        Call = x(fun() -> edc_diff:call(B, port_call, [P, 1, a]) end),
+        true = edc_diff:call(B, port_command, [P, "still here"]),
         {Call, edc_diff:flush()}
     end),
     {{error, badarg}, [{{port, 1}, {data, "still here"}}]} = R.
 
 call_from_non_owner(_Config) ->
-    R = cmp("call from a non-owner", fun(B) ->
+    R = edc_diff:compare("call from a non-owner", fun(B) ->
         P = open(B, {spawn, "lc_call_drv"}, []),
         Third = in_other_process(fun() ->
-                                         {call(B, port_call, [P, 12, x]),
-                                          call(B, port_call, [P, 13, x])}
+                                         {edc_diff:call(B, port_call, [P, 12, x]),
+                                          edc_diff:call(B, port_call, [P, 13, x])}
                                  end),
-        {Third, call(B, port_call, [P, 13, x])}
+        {Third, edc_diff:call(B, port_call, [P, 13, x])}
     end),
     {{ok, {1, 0}}, {0, 1}} = R.
 
 simple_call(Label, Op, Arg) ->
-    cmp(Label, fun(B) ->
+    edc_diff:compare(Label, fun(B) ->
         P = open(B, {spawn, "lc_call_drv"}, []),
-        call(B, port_call, [P, Op, Arg])
+        edc_diff:call(B, port_call, [P, Op, Arg])
     end).
 
 call_fails(Label, Op) ->
-    cmp(Label, fun(B) ->
+    edc_diff:compare(Label, fun(B) ->
         P = open(B, {spawn, "lc_call_drv"}, []),
-        Result = x(fun() -> call(B, port_call, [P, Op, x]) end),
-        {Result, case call(B, port_info, [P]) of
+        Result = x(fun() -> edc_diff:call(B, port_call, [P, Op, x]) end),
+        {Result, case edc_diff:call(B, port_info, [P]) of
                      undefined -> closed;
                      _ -> still_alive
                  end}
@@ -698,15 +689,15 @@ eof_without_option(_Config) ->
 %% With the eof option the port stays open; {P, eof} can repeat and
 %% driver_output still works afterwards.
 eof_with_option(_Config) ->
-    R = cmp("driver_failure_eof with eof", fun(B) ->
+    R = edc_diff:compare("driver_failure_eof with eof", fun(B) ->
         Probe = open(B, {spawn, "lc_fail_drv"}, []),
         {_, _, Stops0} = stats(B, Probe),
         P = open(B, {spawn, "lc_fail_drv"}, [eof]),
-        true = call(B, port_command, [P, "eof"]),
-        true = call(B, port_command, [P, "eof"]),
+        true = edc_diff:call(B, port_command, [P, "eof"]),
+        true = edc_diff:call(B, port_command, [P, "eof"]),
         Msgs = edc_diff:flush(),
         {A, O, Stops} = stats(B, Probe),
-        {Msgs, call(B, port_info2, [P, connected]), {A, O, Stops - Stops0}}
+        {Msgs, edc_diff:call(B, port_info2, [P, connected]), {A, O, Stops - Stops0}}
     end),
     {[{{port, 2}, eof}, {{port, 2}, {data, "after"}},
       {{port, 2}, eof}, {{port, 2}, {data, "after"}}],
@@ -715,13 +706,13 @@ eof_with_option(_Config) ->
 %% The control reply is still returned although the port died in it.
 failure_from_control(_Config) ->
     R = fail_via("driver_failure in control", true, fun(B, P, _Owner) ->
-        call(B, port_control, [P, 1, "fail 3"])
+        edc_diff:call(B, port_control, [P, 1, "fail 3"])
     end),
     {"ctl_ok", [{'EXIT', port, 3}], alive, undefined, {0, -1, 1}} = R.
 
 failure_from_call(_Config) ->
     R = fail_via("driver_failure in call", true, fun(B, P, _Owner) ->
-        call(B, port_call, [P, 1, "fail 5"])
+        edc_diff:call(B, port_call, [P, 1, "fail 5"])
     end),
     {ok, [{'EXIT', port, 5}], alive, undefined, {0, -1, 1}} = R.
 
@@ -736,7 +727,7 @@ failure_from_command_message(_Config) ->
 fail(Action, Trap) ->
     {Reply, Msgs, Fate, Info, Stats} =
         fail_via("action " ++ Action ++ trap_label(Trap), Trap,
-                 fun(B, P, _Owner) -> call(B, port_command, [P, Action]) end),
+                 fun(B, P, _Owner) -> edc_diff:call(B, port_command, [P, Action]) end),
     true = Reply,
     {Msgs, Fate, Info, Stats}.
 
@@ -744,13 +735,13 @@ trap_label(true) -> ", trapping owner";
 trap_label(false) -> ", non-trapping owner".
 
 fail_via(Label, Trap, Act) ->
-    cmp(Label, fun(B) ->
+    edc_diff:compare(Label, fun(B) ->
         Probe = open(B, {spawn, "lc_fail_drv"}, []),
         {_, _, Stops0} = stats(B, Probe),
         {Owner, P} = spawn_owner(B, {spawn, "lc_fail_drv"}, [], Trap),
         MRef = monitor(process, Owner),
         Reply = Act(B, P, Owner),
-        Info = call(B, port_info, [P]),
+        Info = edc_diff:call(B, port_info, [P]),
         {A, O, Stops} = stats(B, Probe),
         timer:sleep(50),
         All = edc_diff:flush(),
@@ -763,12 +754,12 @@ fail_via(Label, Trap, Act) ->
 
 %% The scenario process links to the port and traps exits as well.
 fail_linked(Action) ->
-    cmp("linked process sees " ++ Action, fun(B) ->
+    edc_diff:compare("linked process sees " ++ Action, fun(B) ->
         process_flag(trap_exit, true),
         {Owner, P} = spawn_owner(B, {spawn, "lc_fail_drv"}, [], true),
         MRef = monitor(process, Owner),
         link(P),
-        true = call(B, port_command, [P, Action]),
+        true = edc_diff:call(B, port_command, [P, Action]),
         timer:sleep(50),
         All = edc_diff:flush(),
         OwnerMsgs = [M || {From, got, M} <- All, From =:= Owner],
@@ -778,36 +769,19 @@ fail_linked(Action) ->
     end).
 
 stats(B, Probe) ->
-    [A, O, S] = string:lexemes(call(B, port_control, [Probe, 2, []]), " "),
+    [A, O, S] = string:lexemes(edc_diff:call(B, port_control, [Probe, 2, []]), " "),
     {list_to_integer(A), list_to_integer(O), list_to_integer(S)}.
 
 %%====================================================================
 %% Helpers
 %%====================================================================
 
-private_driver_dir(Names) ->
-    From = edc_diff:drivers_dir(),
-    To = filename:join(["/tmp", "edc_" ++ atom_to_list(?MODULE) ++ "_"
-                        ++ os:getpid()]),
-    ok = filelib:ensure_dir(filename:join(To, "x")),
-    [{ok, _} = file:copy(filename:join(From, N ++ ".so"),
-                         filename:join(To, N ++ ".so")) || N <- Names],
-    To.
-
-restore_env(false) -> os:unsetenv("EDC_TEST_DRIVERS");
-restore_env(Value) -> os:putenv("EDC_TEST_DRIVERS", Value).
-
-cmp(Label, Scenario) ->
-    edc_diff:compare(Label, Scenario).
-
-call(B, Fun, Args) ->
-    apply(maps:get(Fun, B), Args).
 
 open(B, Name, Opts) ->
-    call(B, open_port, [Name, Opts]).
+    edc_diff:call(B, open_port, [Name, Opts]).
 
 ctl(B, P, Op) ->
-    call(B, port_control, [P, Op, []]).
+    edc_diff:call(B, port_control, [P, Op, []]).
 
 %% {ok, Value} or {Class, Reason}: stack traces differ between backends.
 x(F) ->

@@ -129,17 +129,8 @@ groups() ->
 
 -define(DRIVERS, ["lc_start_drv", "lc_life_drv", "lc_min_drv"]).
 
-%% The drivers are loaded from a private copy: `rebar3 ct' re-copies the
-%% test tree into _build in place, and truncating a .so that erl_ddll has
-%% mapped crashes the VM (its relocated GOT pages are dropped).
 init_per_suite(Config) ->
-    Dir = private_driver_dir(?DRIVERS),
-    Old = os:getenv("EDC_TEST_DRIVERS"),
-    true = os:putenv("EDC_TEST_DRIVERS", Dir),
-    Holder = try edc_diff:start_holder(?DRIVERS)
-             after restore_env(Old)
-             end,
-    [{holder, Holder} | Config].
+    [{holder, edc_diff:start_holder(?DRIVERS)} | Config].
 
 end_per_suite(Config) ->
     edc_diff:stop_holder(?config(holder, Config)).
@@ -152,22 +143,22 @@ end_per_suite(Config) ->
 %%====================================================================
 
 spawn_driver_command(_Config) ->
-    R = cmp("spawn_driver command", fun(B) ->
+    R = edc_diff:compare("spawn_driver command", fun(B) ->
         P = open(B, {spawn_driver, ?START ++ " a b c"}, []),
-        {ctl(B, P, 1), call(B, port_info2, [P, name])}
+        {ctl(B, P, 1), edc_diff:call(B, port_info2, [P, name])}
     end),
     {"lc_start_drv a b c", {name, "lc_start_drv a b c"}} = R.
 
 spawn_command(_Config) ->
-    R = cmp("spawn command", fun(B) ->
+    R = edc_diff:compare("spawn command", fun(B) ->
         P = open(B, {spawn, ?START ++ "  x"}, []),
-        {ctl(B, P, 1), call(B, port_info2, [P, name])}
+        {ctl(B, P, 1), edc_diff:call(B, port_info2, [P, name])}
     end),
     {"lc_start_drv  x", {name, "lc_start_drv  x"}} = R.
 
 %% A driver name may be a string, a binary or a deep iolist.
 name_forms(_Config) ->
-    R = cmp("name forms", fun(B) ->
+    R = edc_diff:compare("name forms", fun(B) ->
         [x(fun() ->
                    P = open(B, {spawn_driver, Name}, []),
                    ctl(B, P, 1)
@@ -176,7 +167,7 @@ name_forms(_Config) ->
     [{ok, "lc_start_drv"}, {ok, "lc_start_drv"}] = R.
 
 unknown_driver(_Config) ->
-    R = cmp("unknown driver", fun(B) ->
+    R = edc_diff:compare("unknown driver", fun(B) ->
         [x(fun() -> open(B, Name, []) end)
          || Name <- [{spawn_driver, "nosuchdrv"}, {spawn_driver, ""},
                      {spawn_executable, ?START}]]
@@ -198,11 +189,11 @@ accepted_options_spawn(_Config) ->
     accepted_options(spawn).
 
 accepted_options(Kind) ->
-    R = cmp("accepted options " ++ atom_to_list(Kind), fun(B) ->
+    R = edc_diff:compare("accepted options " ++ atom_to_list(Kind), fun(B) ->
         [{Opt, x(fun() ->
                          P = open(B, {Kind, ?START}, [Opt]),
                          Reply = ctl(B, P, 1),
-                         true = call(B, port_close, [P]),
+                         true = edc_diff:call(B, port_close, [P]),
                          Reply
                  end)} || Opt <- accepted_options()]
     end),
@@ -239,7 +230,7 @@ badarg_stderr_nouse_stdio(_Config) ->
                    [[stderr_to_stdout, nouse_stdio]]).
 
 badarg_options(Label, OptLists) ->
-    R = cmp(Label, fun(B) ->
+    R = edc_diff:compare(Label, fun(B) ->
         [{Opts, x(fun() -> open(B, {spawn_driver, ?START}, Opts) end)}
          || Opts <- OptLists]
     end),
@@ -257,7 +248,7 @@ start_error_badarg(_Config) ->
 %% The failed start must raise the documented reason and stop() must not
 %% be called for it.
 start_error(Word) ->
-    cmp("start " ++ Word, fun(B) ->
+    edc_diff:compare("start " ++ Word, fun(B) ->
         Probe = open(B, {spawn, ?START}, []),
         Stops0 = int(ctl(B, Probe, 7)),
         Result = x(fun() -> open(B, {spawn, ?START ++ " " ++ Word}, []) end),
@@ -266,13 +257,13 @@ start_error(Word) ->
 
 %% NULL is a valid handle: the port works and stop() gets NULL.
 start_null_handle(_Config) ->
-    R = cmp("start returns NULL", fun(B) ->
+    R = edc_diff:compare("start returns NULL", fun(B) ->
         Probe = open(B, {spawn, ?START}, []),
         Stops0 = int(ctl(B, Probe, 7)),
         Null0 = int(ctl(B, Probe, 8)),
         P = open(B, {spawn, ?START ++ " null"}, []),
         Reply = ctl(B, P, 1),
-        true = call(B, port_close, [P]),
+        true = edc_diff:call(B, port_close, [P]),
         {Reply, int(ctl(B, Probe, 7)) - Stops0, int(ctl(B, Probe, 8)) - Null0}
     end),
     {"null", 1, 1} = R.
@@ -284,7 +275,7 @@ port_flags_binary(_Config) ->
     {"0", "1"} = port_flags("binary", [binary]).
 
 port_flags_ignored_options(_Config) ->
-    R = cmp("flags of ignored options", fun(B) ->
+    R = edc_diff:compare("flags of ignored options", fun(B) ->
         [{Opt, flags(B, [Opt])}
          || Opt <- [stream, {packet, 2}, eof, in, out, hide]]
     end),
@@ -292,14 +283,14 @@ port_flags_ignored_options(_Config) ->
 
 %% {get_port_flags in start, get_port_flags in a later callback}
 port_flags(Label, Opts) ->
-    cmp("port flags " ++ Label, fun(B) -> flags(B, Opts) end).
+    edc_diff:compare("port flags " ++ Label, fun(B) -> flags(B, Opts) end).
 
 flags(B, Opts) ->
     P = open(B, {spawn, ?START}, Opts),
     {ctl(B, P, 2), ctl(B, P, 3)}.
 
 output_in_start_list(_Config) ->
-    R = cmp("output in start", fun(B) ->
+    R = edc_diff:compare("output in start", fun(B) ->
         P = open(B, {spawn, ?START ++ " hello"}, []),
         edc_diff:flush() -- [P]
     end),
@@ -307,7 +298,7 @@ output_in_start_list(_Config) ->
 
 %% The binary flag is set only after start returns.
 output_in_start_binary(_Config) ->
-    R = cmp("output in start, binary port", fun(B) ->
+    R = edc_diff:compare("output in start, binary port", fun(B) ->
         P = open(B, {spawn, ?START ++ " hello"}, [binary]),
         edc_diff:flush() -- [P]
     end),
@@ -316,14 +307,14 @@ output_in_start_binary(_Config) ->
 %% In start the caller is the opening process (the owner); later callbacks
 %% from the owner see the same caller.
 caller_in_start(_Config) ->
-    R = cmp("driver_caller in start", fun(B) ->
+    R = edc_diff:compare("driver_caller in start", fun(B) ->
         P = open(B, {spawn, ?START}, []),
         {ctl(B, P, 4), ctl(B, P, 5), ctl(B, P, 6)}
     end),
     {"1", "1", "1"} = R.
 
 caller_in_control_non_owner(_Config) ->
-    R = cmp("driver_caller in control from a non-owner", fun(B) ->
+    R = edc_diff:compare("driver_caller in control from a non-owner", fun(B) ->
         P = open(B, {spawn, ?START}, []),
         in_other_process(fun() -> {ctl(B, P, 5), ctl(B, P, 6)} end)
     end),
@@ -334,7 +325,7 @@ caller_in_control_non_owner(_Config) ->
 %%====================================================================
 
 command_msg_from_owner(_Config) ->
-    R = cmp("command message from owner", fun(B) ->
+    R = edc_diff:compare("command message from owner", fun(B) ->
         P = open(B, {spawn, ?LIFE}, []),
         P ! {self(), {command, "abc"}},
         edc_diff:flush()
@@ -343,7 +334,7 @@ command_msg_from_owner(_Config) ->
 
 %% Any process may send {Owner, {command, D}}; the data goes to the owner.
 command_msg_from_third(_Config) ->
-    R = cmp("command message from a third process", fun(B) ->
+    R = edc_diff:compare("command message from a third process", fun(B) ->
         P = open(B, {spawn, ?LIFE}, []),
         Owner = self(),
         Third = in_other_process(fun() ->
@@ -358,7 +349,7 @@ command_msg_from_third(_Config) ->
 command_msg_caller(_Config) ->
     %% The owner sending {Owner, {command, _}}: driver_caller is the owner
     %% on both sides.
-    R = cmp("driver_caller of a command message", fun(B) ->
+    R = edc_diff:compare("driver_caller of a command message", fun(B) ->
         P = open(B, {spawn, ?LIFE}, []),
         Owner = self(),
         P ! {Owner, {command, "whoami"}},
@@ -402,7 +393,7 @@ badsig_non_iodata(_Config) ->
 %% A trapping owner gets {'EXIT', P, badsig}; the port stays alive and its
 %% driver is not stopped.
 badsig(Label, MkMsg) ->
-    R = cmp("badsig: " ++ Label, fun(B) ->
+    R = edc_diff:compare("badsig: " ++ Label, fun(B) ->
         process_flag(trap_exit, true),
         Probe = open(B, {spawn, ?LIFE}, []),
         Stops0 = int(ctl(B, Probe, 1)),
@@ -411,24 +402,24 @@ badsig(Label, MkMsg) ->
         P ! MkMsg(Other),
         Msgs = edc_diff:flush(),
         Other ! stop,
-        {Msgs, call(B, port_info2, [P, connected]),
+        {Msgs, edc_diff:call(B, port_info2, [P, connected]),
          int(ctl(B, Probe, 1)) - Stops0}
     end),
     {[{'EXIT', {port, 2}, badsig}], {connected, self}, 0} = R.
 
 %% The bad signal goes to the connected process, not to the sender.
 badsig_from_third(_Config) ->
-    R = cmp("badsig from a third process", fun(B) ->
+    R = edc_diff:compare("badsig from a third process", fun(B) ->
         process_flag(trap_exit, true),
         P = open(B, {spawn, ?LIFE}, []),
         Third = in_other_process(fun() -> P ! foo, edc_diff:flush() end),
-        {Third, edc_diff:flush(), call(B, port_info2, [P, connected])}
+        {Third, edc_diff:flush(), edc_diff:call(B, port_info2, [P, connected])}
     end),
     {[], [{'EXIT', {port, 1}, badsig}], {connected, self}} = R.
 
 %% A non-trapping owner dies of badsig, which then closes the port.
 badsig_owner_not_trapping(_Config) ->
-    R = cmp("badsig kills a non-trapping owner", fun(B) ->
+    R = edc_diff:compare("badsig kills a non-trapping owner", fun(B) ->
         Probe = open(B, {spawn, ?LIFE}, []),
         Stops0 = int(ctl(B, Probe, 1)),
         {Owner, P} = spawn_owner(B, {spawn, ?LIFE}, [], false),
@@ -436,25 +427,25 @@ badsig_owner_not_trapping(_Config) ->
         P ! foo,
         Down = down(MRef),
         timer:sleep(50),
-        sub({Down, call(B, port_info, [P]), int(ctl(B, Probe, 1)) - Stops0},
+        sub({Down, edc_diff:call(B, port_info, [P]), int(ctl(B, Probe, 1)) - Stops0},
             [{P, port}, {Owner, owner}])
     end),
     {{down, badsig}, undefined, 1} = R.
 
 close_msg_trapping(_Config) ->
-    R = cmp("close message, trapping owner", fun(B) ->
+    R = edc_diff:compare("close message, trapping owner", fun(B) ->
         process_flag(trap_exit, true),
         Probe = open(B, {spawn, ?LIFE}, []),
         Stops0 = int(ctl(B, Probe, 1)),
         P = open(B, {spawn, ?LIFE}, []),
         P ! {self(), close},
         Msgs = edc_diff:flush(),
-        {Msgs, int(ctl(B, Probe, 1)) - Stops0, call(B, port_info, [P])}
+        {Msgs, int(ctl(B, Probe, 1)) - Stops0, edc_diff:call(B, port_info, [P])}
     end),
     {[{'EXIT', {port, 2}, normal}, {{port, 2}, closed}], 1, undefined} = R.
 
 close_msg_not_trapping(_Config) ->
-    R = cmp("close message, non-trapping owner", fun(B) ->
+    R = edc_diff:compare("close message, non-trapping owner", fun(B) ->
         P = open(B, {spawn, ?LIFE}, []),
         P ! {self(), close},
         edc_diff:flush()
@@ -462,20 +453,20 @@ close_msg_not_trapping(_Config) ->
     [{{port, 1}, closed}] = R.
 
 close_msg_from_third(_Config) ->
-    R = cmp("close message from a third process", fun(B) ->
+    R = edc_diff:compare("close message from a third process", fun(B) ->
         P = open(B, {spawn, ?LIFE}, []),
         Owner = self(),
         Third = in_other_process(fun() ->
                                          P ! {Owner, close},
                                          edc_diff:flush()
                                  end),
-        {Third, edc_diff:flush(), call(B, port_info, [P])}
+        {Third, edc_diff:flush(), edc_diff:call(B, port_info, [P])}
     end),
     {[], [{{port, 1}, closed}], undefined} = R.
 
 %% A second close to the dead port is a no-op.
 close_msg_twice(_Config) ->
-    R = cmp("close message twice", fun(B) ->
+    R = edc_diff:compare("close message twice", fun(B) ->
         P = open(B, {spawn, ?LIFE}, []),
         P ! {self(), close},
         First = edc_diff:flush(),
@@ -486,25 +477,25 @@ close_msg_twice(_Config) ->
 
 %% {connected} goes to the OLD owner; the new owner is not linked.
 connect_msg(_Config) ->
-    R = cmp("connect message", fun(B) ->
+    R = edc_diff:compare("connect message", fun(B) ->
         P = open(B, {spawn, ?LIFE}, []),
         New = spawn(fun() -> receive stop -> ok end end),
         P ! {self(), {connect, New}},
         Msgs = edc_diff:flush(),
-        Info = {call(B, port_info2, [P, connected]),
-                call(B, port_info2, [P, links])},
+        Info = {edc_diff:call(B, port_info2, [P, connected]),
+                edc_diff:call(B, port_info2, [P, links])},
         New ! stop,
         sub({Msgs, Info}, [{New, new}])
     end),
     {[{{port, 1}, connected}], {{connected, new}, {links, [self]}}} = R.
 
 connect_msg_data_to_new_owner(_Config) ->
-    R = cmp("data goes to the new owner", fun(B) ->
+    R = edc_diff:compare("data goes to the new owner", fun(B) ->
         P = open(B, {spawn, ?LIFE}, []),
         Parent = self(),
         New = spawn(fun() ->
                             receive go -> ok end,
-                            true = call(B, port_command, [P, "hi"]),
+                            true = edc_diff:call(B, port_command, [P, "hi"]),
                             Parent ! {self(), edc_diff:flush()}
                     end),
         P ! {self(), {connect, New}},
@@ -516,15 +507,15 @@ connect_msg_data_to_new_owner(_Config) ->
 
 %% port_connect/2 links the new owner and sends no message.
 port_connect_links(_Config) ->
-    R = cmp("port_connect links", fun(B) ->
+    R = edc_diff:compare("port_connect links", fun(B) ->
         P = open(B, {spawn, ?LIFE}, []),
         New = spawn(fun() -> receive stop -> ok end end),
-        Ret = call(B, port_connect, [P, New]),
-        {connected, C} = call(B, port_info2, [P, connected]),
-        {links, Links} = call(B, port_info2, [P, links]),
+        Ret = edc_diff:call(B, port_connect, [P, New]),
+        {connected, C} = edc_diff:call(B, port_info2, [P, connected]),
+        {links, Links} = edc_diff:call(B, port_info2, [P, links]),
         Msgs = edc_diff:flush(),
         unlink(P),
-        call(B, port_close, [P]),
+        edc_diff:call(B, port_close, [P]),
         New ! stop,
         Subs = [{New, new}, {self(), self}],
         sub({Ret, C, lists:sort(sub(Links, Subs)), Msgs}, Subs)
@@ -532,11 +523,11 @@ port_connect_links(_Config) ->
     {true, new, [new, self], []} = R.
 
 port_connect_by_third(_Config) ->
-    R = cmp("port_connect by a third process", fun(B) ->
+    R = edc_diff:compare("port_connect by a third process", fun(B) ->
         P = open(B, {spawn, ?LIFE}, []),
         Third = in_other_process(fun() ->
-                                         Ret = call(B, port_connect, [P, self()]),
-                                         {connected, C} = call(B, port_info2, [P, connected]),
+                                         Ret = edc_diff:call(B, port_connect, [P, self()]),
+                                         {connected, C} = edc_diff:call(B, port_info2, [P, connected]),
                                          unlink(P),
                                          {Ret, C =:= self()}
                                  end),
@@ -545,19 +536,19 @@ port_connect_by_third(_Config) ->
     {{true, true}, []} = R.
 
 port_connect_dead_pid(_Config) ->
-    R = cmp("port_connect to a dead pid", fun(B) ->
+    R = edc_diff:compare("port_connect to a dead pid", fun(B) ->
         P = open(B, {spawn, ?LIFE}, []),
         {Dead, MRef} = spawn_monitor(fun() -> ok end),
         receive {'DOWN', MRef, _, _, _} -> ok end,
-        {x(fun() -> call(B, port_connect, [P, Dead]) end),
-         call(B, port_info2, [P, connected])}
+        {x(fun() -> edc_diff:call(B, port_connect, [P, Dead]) end),
+         edc_diff:call(B, port_info2, [P, connected])}
     end),
     {{error, badarg}, {connected, self}} = R.
 
 port_connect_not_pid(_Config) ->
-    R = cmp("port_connect to a non-pid", fun(B) ->
+    R = edc_diff:compare("port_connect to a non-pid", fun(B) ->
         P = open(B, {spawn, ?LIFE}, []),
-        x(fun() -> call(B, port_connect, [P, foo]) end)
+        x(fun() -> edc_diff:call(B, port_connect, [P, foo]) end)
     end),
     {error, badarg} = R.
 
@@ -570,7 +561,7 @@ port_connect_not_pid(_Config) ->
 %% process received, W2's fate, whether the port is alive and the number
 %% of stop() calls.
 exit_scenario(Label, OwnerTraps, Event) ->
-    cmp(Label, fun(B) ->
+    edc_diff:compare(Label, fun(B) ->
         process_flag(trap_exit, true),
         Probe = open(B, {spawn, ?LIFE}, []),
         Stops0 = int(ctl(B, Probe, 1)),
@@ -586,11 +577,11 @@ exit_scenario(Label, OwnerTraps, Event) ->
         Msgs = [M || M <- All, element(1, M) =/= 'DOWN'],
         W2Fate = fate(W2Ref, All),
         OwnerFate = fate(OwnerRef, All),
-        Alive = call(B, port_info, [P]) =/= undefined,
+        Alive = edc_diff:call(B, port_info, [P]) =/= undefined,
         Stops = int(ctl(B, Probe, 1)) - Stops0,
         Owner ! stop,
         W2 ! stop,
-        Alive andalso (catch call(B, port_close, [P])),
+        Alive andalso (catch edc_diff:call(B, port_close, [P])),
         Named = sub({Msgs, {w2, W2Fate}, {owner, OwnerFate}, {alive, Alive},
                      {stops, Stops}}, [{P, port}, {Owner, owner}, {W2, w2}]),
         sort_messages(Named)
@@ -667,16 +658,16 @@ owner_unlink_then_exit(_Config) ->
 %% After port_connect the old owner is no longer connected: its normal
 %% exit does not close the port.
 old_owner_exit_after_connect(_Config) ->
-    R = cmp("old owner exits normal after port_connect", fun(B) ->
+    R = edc_diff:compare("old owner exits normal after port_connect", fun(B) ->
         {Owner, P} = spawn_owner(B, {spawn, ?LIFE}, [], false),
         OwnerRef = monitor(process, Owner),
-        true = call(B, port_connect, [P, self()]),
+        true = edc_diff:call(B, port_connect, [P, self()]),
         Owner ! {exit, normal},
         Fate = down(OwnerRef),
         timer:sleep(50),
-        Info = call(B, port_info2, [P, connected]),
+        Info = edc_diff:call(B, port_info2, [P, connected]),
         unlink(P),
-        call(B, port_close, [P]),
+        edc_diff:call(B, port_close, [P]),
         sub({Fate, Info}, [{P, port}])
     end),
     {{down, normal}, {connected, self}} = R.
@@ -695,30 +686,30 @@ fwd(M) -> M.
 %%====================================================================
 
 port_close_owner_trapping(_Config) ->
-    R = cmp("port_close by a trapping owner", fun(B) ->
+    R = edc_diff:compare("port_close by a trapping owner", fun(B) ->
         process_flag(trap_exit, true),
         Probe = open(B, {spawn, ?LIFE}, []),
         Stops0 = int(ctl(B, Probe, 1)),
         P = open(B, {spawn, ?LIFE}, []),
-        Ret = call(B, port_close, [P]),
+        Ret = edc_diff:call(B, port_close, [P]),
         {Ret, edc_diff:flush(), int(ctl(B, Probe, 1)) - Stops0}
     end),
     {true, [{'EXIT', {port, 2}, normal}], 1} = R.
 
 port_close_owner_not_trapping(_Config) ->
-    R = cmp("port_close by a non-trapping owner", fun(B) ->
+    R = edc_diff:compare("port_close by a non-trapping owner", fun(B) ->
         P = open(B, {spawn, ?LIFE}, []),
-        Ret = call(B, port_close, [P]),
-        {Ret, edc_diff:flush(), call(B, port_info, [P])}
+        Ret = edc_diff:call(B, port_close, [P]),
+        {Ret, edc_diff:flush(), edc_diff:call(B, port_info, [P])}
     end),
     {true, [], undefined} = R.
 
 port_close_third(_Config) ->
-    R = cmp("port_close by a third process", fun(B) ->
+    R = edc_diff:compare("port_close by a third process", fun(B) ->
         process_flag(trap_exit, true),
         P = open(B, {spawn, ?LIFE}, []),
         Third = in_other_process(fun() ->
-                                         Ret = call(B, port_close, [P]),
+                                         Ret = edc_diff:call(B, port_close, [P]),
                                          {Ret, edc_diff:flush()}
                                  end),
         {Third, edc_diff:flush()}
@@ -726,10 +717,10 @@ port_close_third(_Config) ->
     {{true, []}, [{'EXIT', {port, 1}, normal}]} = R.
 
 ops_on_closed_port(_Config) ->
-    R = cmp("operations on a closed port", fun(B) ->
+    R = edc_diff:compare("operations on a closed port", fun(B) ->
         P = open(B, {spawn, ?LIFE}, []),
-        true = call(B, port_close, [P]),
-        [{Op, x(fun() -> call(B, Op, Args) end)}
+        true = edc_diff:call(B, port_close, [P]),
+        [{Op, x(fun() -> edc_diff:call(B, Op, Args) end)}
          || {Op, Args} <- [{port_close, [P]},
                            {port_command, [P, "a"]},
                            {port_command3, [P, "a", []]},
@@ -751,23 +742,23 @@ ops_on_closed_port(_Config) ->
 
 %% Keys and order of port_info/1; the id value is replaced (it differs).
 port_info_shape(_Config) ->
-    R = cmp("port_info/1", fun(B) ->
+    R = edc_diff:compare("port_info/1", fun(B) ->
         P = open(B, {spawn, ?LIFE}, []),
-        true = call(B, port_command, [P, "hello"]),
-        true = call(B, port_command, [P, "abc"]),
+        true = edc_diff:call(B, port_command, [P, "hello"]),
+        true = edc_diff:call(B, port_command, [P, "abc"]),
         _ = edc_diff:flush(),
         [case KV of
              {id, Id} when is_integer(Id) -> {id, integer};
              _ -> KV
-         end || KV <- call(B, port_info, [P])]
+         end || KV <- edc_diff:call(B, port_info, [P])]
     end),
     [{name, "lc_life_drv"}, {links, [self]}, {id, integer}, {connected, self},
      {input, 8}, {output, 8}, {os_pid, undefined}] = R.
 
 port_info_items(_Config) ->
-    R = cmp("port_info/2 items", fun(B) ->
+    R = edc_diff:compare("port_info/2 items", fun(B) ->
         P = open(B, {spawn, ?LIFE ++ " x"}, []),
-        [case call(B, port_info2, [P, Item]) of
+        [case edc_diff:call(B, port_info2, [P, Item]) of
              {id, Id} when is_integer(Id) -> {id, integer};
              V -> V
          end || Item <- [registered_name, id, connected, links, name, input,
@@ -781,38 +772,38 @@ port_info_items(_Config) ->
 
 %% The value of memory is implementation specific; only its shape counts.
 port_info_memory(_Config) ->
-    R = cmp("port_info memory", fun(B) ->
+    R = edc_diff:compare("port_info memory", fun(B) ->
         P = open(B, {spawn, ?LIFE}, []),
-        {memory, M} = call(B, port_info2, [P, memory]),
+        {memory, M} = edc_diff:call(B, port_info2, [P, memory]),
         is_integer(M) andalso M > 0
     end),
     true = R.
 
 port_info_bad_items(_Config) ->
-    R = cmp("port_info/2 bad items", fun(B) ->
+    R = edc_diff:compare("port_info/2 bad items", fun(B) ->
         P = open(B, {spawn, ?LIFE}, []),
-        [{Item, x(fun() -> call(B, port_info2, [P, Item]) end)}
+        [{Item, x(fun() -> edc_diff:call(B, port_info2, [P, Item]) end)}
          || Item <- [busy_limits_port, busy_limits_msgq, bogus, 42, [name]]]
     end),
     [{error, badarg}] = lists:usort([V || {_, V} <- R]).
 
 port_info_closed(_Config) ->
-    R = cmp("port_info on a closed port", fun(B) ->
+    R = edc_diff:compare("port_info on a closed port", fun(B) ->
         P = open(B, {spawn, ?LIFE}, []),
-        true = call(B, port_close, [P]),
-        [call(B, port_info, [P]) |
-         [x(fun() -> call(B, port_info2, [P, I]) end)
+        true = edc_diff:call(B, port_close, [P]),
+        [edc_diff:call(B, port_info, [P]) |
+         [x(fun() -> edc_diff:call(B, port_info2, [P, I]) end)
           || I <- [name, id, connected, links, registered_name, memory, bogus]]]
     end),
     [undefined, {ok, undefined}, {ok, undefined}, {ok, undefined},
      {ok, undefined}, {ok, undefined}, {ok, undefined}, {ok, undefined}] = R.
 
 port_info_registered(_Config) ->
-    R = cmp("port_info of a registered port", fun(B) ->
+    R = edc_diff:compare("port_info of a registered port", fun(B) ->
         P = open(B, {spawn, ?LIFE}, []),
         true = register(lc_registered_port, P),
-        Item = call(B, port_info2, [P, registered_name]),
-        First = hd(call(B, port_info, [P])),
+        Item = edc_diff:call(B, port_info2, [P, registered_name]),
+        First = hd(edc_diff:call(B, port_info, [P])),
         unregister(lc_registered_port),
         {Item, First}
     end),
@@ -822,13 +813,13 @@ port_info_registered(_Config) ->
 %% output = bytes written to the port, input = bytes delivered by the
 %% driver (echoed here).
 port_info_bytes(_Config) ->
-    R = cmp("port_info input/output", fun(B) ->
+    R = edc_diff:compare("port_info input/output", fun(B) ->
         P = open(B, {spawn, ?LIFE}, [binary]),
-        true = call(B, port_command, [P, [<<"he">>, "llo"]]),
+        true = edc_diff:call(B, port_command, [P, [<<"he">>, "llo"]]),
         P ! {self(), {command, <<"abc">>}},
-        true = call(B, port_command3, [P, "12", []]),
+        true = edc_diff:call(B, port_command3, [P, "12", []]),
         _ = edc_diff:flush(),
-        {call(B, port_info2, [P, input]), call(B, port_info2, [P, output])}
+        {edc_diff:call(B, port_info2, [P, input]), edc_diff:call(B, port_info2, [P, output])}
     end),
     {{input, 10}, {output, 10}} = R.
 
@@ -838,10 +829,10 @@ is_port_values(_Config) ->
     %% erl_driver_compat:is_port/1 can only answer for open ports.
     Scenario = fun(B) ->
         P = open(B, {spawn, ?LIFE}, []),
-        Open = call(B, is_port, [P]),
-        true = call(B, port_close, [P]),
-        {Open, call(B, is_port, [P]), call(B, is_port, [self()]),
-         call(B, is_port, [foo])}
+        Open = edc_diff:call(B, is_port, [P]),
+        true = edc_diff:call(B, port_close, [P]),
+        {Open, edc_diff:call(B, is_port, [P]), edc_diff:call(B, is_port, [self()]),
+         edc_diff:call(B, is_port, [foo])}
     end,
     {true, true, false, false} = edc_diff:run(native, Scenario),
     {true, false, false, false} = edc_diff:run(compat, Scenario).
@@ -850,29 +841,12 @@ is_port_values(_Config) ->
 %% Helpers
 %%====================================================================
 
-private_driver_dir(Names) ->
-    From = edc_diff:drivers_dir(),
-    To = filename:join(["/tmp", "edc_" ++ atom_to_list(?MODULE) ++ "_"
-                        ++ os:getpid()]),
-    ok = filelib:ensure_dir(filename:join(To, "x")),
-    [{ok, _} = file:copy(filename:join(From, N ++ ".so"),
-                         filename:join(To, N ++ ".so")) || N <- Names],
-    To.
-
-restore_env(false) -> os:unsetenv("EDC_TEST_DRIVERS");
-restore_env(Value) -> os:putenv("EDC_TEST_DRIVERS", Value).
-
-cmp(Label, Scenario) ->
-    edc_diff:compare(Label, Scenario).
-
-call(B, Fun, Args) ->
-    apply(maps:get(Fun, B), Args).
 
 open(B, Name, Opts) ->
-    call(B, open_port, [Name, Opts]).
+    edc_diff:call(B, open_port, [Name, Opts]).
 
 ctl(B, P, Op) ->
-    call(B, port_control, [P, Op, []]).
+    edc_diff:call(B, port_control, [P, Op, []]).
 
 int(String) ->
     list_to_integer(String).
