@@ -6,31 +6,8 @@
 # report). Exits non-zero when any of it fails.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-export PATH="$HOME/.cargo/bin:$PATH"
-
-BUILD="$ROOT/examples/build"
-EBIN="$ROOT/_build/default/lib/erl_driver_compat/ebin"
-CC="${CC:-cc}"
-
-echo "==> Building the NIF (make nif) and the Erlang modules (rebar3 compile)"
-make --no-print-directory nif
-rebar3 compile
-
-mkdir -p "$BUILD"
-
-echo "==> Compiling examples/kv_drv.c against erl_driver_compat's erl_driver.h"
-INCLUDE="$(erl -noshell -pa "$EBIN" \
-    -eval 'io:format("~ts", [filename:absname(erl_driver_compat:include_dir())]), halt().')"
-echo "    include dir: $INCLUDE"
-# Remove first: never overwrite a .so in place (a VM may have it mapped).
-rm -f "$BUILD/kv_drv.so"
-"$CC" -shared -fPIC -O2 -g -Wall -Wextra -Werror -I"$INCLUDE" \
-    -o "$BUILD/kv_drv.so" examples/kv_drv.c
-
-echo "==> Compiling examples/demo.erl"
-erlc +warnings_as_errors -o "$BUILD" examples/demo.erl
+. "$(dirname "${BASH_SOURCE[0]}")/build_example.sh"
+build_example examples/kv_drv.c examples/demo.erl examples/build
 
 echo "==> Running the demo"
 echo
