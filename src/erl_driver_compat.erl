@@ -18,6 +18,8 @@
 %% '''
 -module(erl_driver_compat).
 
+-include("erl_driver_compat_effects.hrl").
+
 -export([load_driver/2,
          unload_driver/1,
          loaded_drivers/0,
@@ -208,18 +210,19 @@ open_port(PortName, Opts) ->
 open_compat(DriverName, Command, Settings, PortName, Opts) ->
     Owner = self(),
     Pid = erl_driver_compat_port:spawn_for(Owner),
-    case erl_driver_compat_nif:open(Pid, Owner, DriverName, Command, Settings) of
-        {'$edc', {ok, Resource}, Msgs, Logs} ->
-            erl_driver_compat_port:go(Pid, Resource),
-            erl_driver_compat_port:deliver(Msgs, Logs),
-            Pid;
-        {'$edc', {error, Reason}, Msgs, Logs} ->
-            erl_driver_compat_port:abort(Pid),
-            erl_driver_compat_port:deliver(Msgs, Logs),
-            erlang:error(Reason, [PortName, Opts])
+    Result = erl_driver_compat_nif:open(Pid, Owner, DriverName, Command, Settings),
+    %% The port process is started (or ended) before the effects are
+    %% carried out: they may be addressed to it.
+    case erl_driver_compat_effects:value(Result) of
+        {ok, Resource} -> erl_driver_compat_port:go(Pid, Resource);
+        _ -> erl_driver_compat_port:abort(Pid)
+    end,
+    case erl_driver_compat_effects:unwrap(Result, [PortName, Opts]) of
+        {ok, _} -> Pid;
+        {error, Reason} -> erlang:error(Reason, [PortName, Opts])
     end.
 
-%% {Binary, Eof, LineLength}. Accepts what erlang:open_port/2 accepts for a
+%% {Binary, Eof, LineLength, Parallelism}. Accepts what erlang:open_port/2 accepts for a
 %% driver port (most options are ignored there, as natively) and raises
 %% badarg for the rest.
 -dialyzer({nowarn_function, parse_options/2}).
@@ -227,14 +230,15 @@ parse_options(Opts, PortName) ->
     Bad = fun() -> erlang:error(badarg, [PortName, Opts]) end,
     is_proper_list(Opts) orelse Bad(),
     Acc0 = #{binary => false, eof => false, packet => false,
-             line => 0, stderr => false, nouse_stdio => false},
+             line => 0, stderr => false, nouse_stdio => false, parallelism => false},
     Acc = lists:foldl(fun(O, A) -> option(O, A, Bad) end, Acc0, Opts),
     case Acc of
         #{packet := true, line := L} when L > 0 -> Bad();
         #{stderr := true, nouse_stdio := true} -> Bad();
         _ -> ok
     end,
-    {maps:get(binary, Acc), maps:get(eof, Acc), maps:get(line, Acc)}.
+    {maps:get(binary, Acc), maps:get(eof, Acc), maps:get(line, Acc),
+     maps:get(parallelism, Acc)}.
 
 is_proper_list([_ | T]) -> is_proper_list(T);
 is_proper_list([]) -> true;
@@ -266,7 +270,7 @@ option({env, Env}, A, Bad) when is_list(Env) ->
                           Bad()
                   end, Env),
     A;
-option({parallelism, B}, A, _) when is_boolean(B) -> A;
+option({parallelism, B}, A, _) when is_boolean(B) -> A#{parallelism := B};
 option({busy_limits_msgq, disabled}, A, _) -> A;
 option({busy_limits_msgq, {Lo, Hi}}, A, _)
   when is_integer(Lo), is_integer(Hi), Lo >= 1, Hi >= 1 -> A;
@@ -329,7 +333,7 @@ port_control(Port, Operation, Data) when is_pid(Port) ->
     %% Hot path: one NIF call; the argument list for an error is only built
     %% when there is something to deliver or raise.
     case erl_driver_compat_nif:control(Port, Operation, Data) of
-        {'$edc', _, _, _} = Result -> result(Result, [Port, Operation, Data]);
+        Result when ?IS_EFFECTS(Result) -> result(Result, [Port, Operation, Data]);
         Reply -> Reply
     end;
 port_control(Port, Operation, Data) ->
@@ -340,7 +344,7 @@ port_control(Port, Operation, Data) ->
 -spec port_call(port_ref(), integer(), term()) -> term().
 port_call(Port, Operation, Data) when is_pid(Port) ->
     case erl_driver_compat_nif:call(Port, Operation, Data) of
-        {'$edc', _, _, _} = Result -> result(Result, [Port, Operation, Data]);
+        Result when ?IS_EFFECTS(Result) -> result(Result, [Port, Operation, Data]);
         Reply -> Reply
     end;
 port_call(Port, Operation, Data) ->
@@ -416,24 +420,24 @@ port_info(Port, Item) when is_pid(Port) ->
 port_info(Port, Item) ->
     erlang:port_info(Port, Item).
 
-info_item(_Port, name, {Name, _, _, _, _, _}) -> {name, unicode:characters_to_list(Name)};
+info_item(_Port, name, {Name, _, _, _, _, _, _}) -> {name, unicode:characters_to_list(Name)};
 info_item(Port, links, _) -> {links, links(Port)};
-info_item(_Port, id, {_, Id, _, _, _, _}) -> {id, Id};
-info_item(_Port, connected, {_, _, C, _, _, _}) -> {connected, C};
+info_item(_Port, id, {_, Id, _, _, _, _, _}) -> {id, Id};
+info_item(_Port, connected, {_, _, C, _, _, _, _}) -> {connected, C};
 %% `input' counts what the port delivered to Erlang, `output' what Erlang
 %% wrote to the port.
-info_item(_Port, input, {_, _, _, _, Out, _}) -> {input, Out};
-info_item(_Port, output, {_, _, _, In, _, _}) -> {output, In};
+info_item(_Port, input, {_, _, _, _, Out, _, _}) -> {input, Out};
+info_item(_Port, output, {_, _, _, In, _, _, _}) -> {output, In};
 info_item(_Port, os_pid, _) -> {os_pid, undefined};
 info_item(Port, memory, _) -> {memory, proc_info(Port, memory, 0)};
 info_item(_Port, queue_size, _) -> {queue_size, 0};
-info_item(_Port, locking, {_, _, _, _, _, driver}) -> {locking, driver_level};
-info_item(_Port, locking, {_, _, _, _, _, port_level}) -> {locking, port_level};
+info_item(_Port, locking, {_, _, _, _, _, driver, _}) -> {locking, driver_level};
+info_item(_Port, locking, {_, _, _, _, _, port_level, _}) -> {locking, port_level};
 info_item(Port, monitors, _) -> {monitors, proc_info(Port, monitors, [])};
 info_item(Port, monitored_by, _) ->
     %% The NIF's own monitor on the port process (a resource) is not shown.
     {monitored_by, [P || P <- proc_info(Port, monitored_by, []), is_pid(P)]};
-info_item(_Port, parallelism, _) -> {parallelism, false};
+info_item(_Port, parallelism, {_, _, _, _, _, _, P}) -> {parallelism, P};
 info_item(Port, registered_name, _) ->
     case proc_info(Port, registered_name, []) of
         [] -> [];
@@ -464,14 +468,8 @@ ports() ->
 %% Internal
 %%====================================================================
 
-result({'$edc', Value, Msgs, Logs}, Args) ->
-    erl_driver_compat_port:deliver(Msgs, Logs),
-    case Value of
-        {'$edc_error', Reason} -> erlang:error(Reason, Args);
-        _ -> Value
-    end;
-result(Value, _Args) ->
-    Value.
+result(Result, Args) ->
+    erl_driver_compat_effects:unwrap(Result, Args).
 
 to_chars(A) when is_atom(A) -> atom_to_list(A);
 to_chars(B) when is_binary(B) -> unicode:characters_to_list(B);

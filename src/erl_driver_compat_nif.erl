@@ -57,7 +57,7 @@ loaded_drivers() -> ?NIF_STUB.
 -spec driver_info(iodata() | atom()) -> undefined | tuple().
 driver_info(_Name) -> ?NIF_STUB.
 -spec open(pid(), pid(), string(), string(),
-           {boolean(), boolean(), non_neg_integer()}) -> tuple().
+           {boolean(), boolean(), non_neg_integer(), boolean()}) -> tuple().
 open(_Pid, _Owner, _Driver, _Command, _Opts) -> ?NIF_STUB.
 -spec command(pid(), iodata()) -> term().
 command(_Port, _Data) -> ?NIF_STUB.

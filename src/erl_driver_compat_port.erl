@@ -12,7 +12,6 @@
 -export([spawn_for/1,
          go/2,
          abort/1,
-         deliver/2,
          log_bad_value/1]).
 
 -export([init/0]).
@@ -36,14 +35,6 @@ abort(Pid) ->
     Pid ! '$edc_abort',
     ok.
 
-%% @doc Delivers what a NIF call handed back: messages for the calling
-%% process, in emission order, and log lines about driver API misuse.
--spec deliver([term()], [binary() | string()]) -> ok.
-deliver(Msgs, Logs) ->
-    Self = self(),
-    lists:foreach(fun(M) -> Self ! M end, Msgs),
-    lists:foreach(fun(L) -> logger:error("erl_driver_compat: ~ts", [L]) end, Logs).
-
 %% @private
 -spec init() -> no_return().
 init() ->
@@ -56,12 +47,15 @@ init() ->
 -spec loop(reference()) -> no_return().
 loop(Res) ->
     receive
-        {'$edc_exit', Reason} ->
-            exit(Reason);
         {'$edc_exit', Reason, Unlink} ->
             %% driver_exit: the connected process gets no exit signal.
-            unlink(Unlink),
+            is_pid(Unlink) andalso unlink(Unlink),
             exit(Reason);
+        {'$edc_actions', Actions} ->
+            %% Effects of a callback run without a wrapper (see
+            %% erl_driver_compat_effects).
+            erl_driver_compat_effects:perform(Actions),
+            loop(Res);
         {From, {command, Data}} when is_pid(From) ->
             case result(erl_driver_compat_nif:msg_command(Res, From, Data)) of
                 ok -> ok;
@@ -119,15 +113,12 @@ badsig(Connected) ->
 -spec log_bad_value(pid()) -> ok.
 log_bad_value(Port) ->
     case erl_driver_compat_nif:info(Port) of
-        {Command, _, _, _, _, _} ->
+        {Command, _, _, _, _, _, _} ->
             Name = hd(string:split(unicode:characters_to_list(Command), " ")),
             logger:error("Bad value on output port '~ts'~n", [Name]);
         undefined ->
             ok
     end.
 
-result({'$edc', Value, Msgs, Logs}) ->
-    deliver(Msgs, Logs),
-    Value;
-result(Value) ->
-    Value.
+result(Result) ->
+    erl_driver_compat_effects:unwrap(Result).

@@ -15,6 +15,8 @@ rustler::atoms! {
     edc = "$edc",
     edc_exit = "$edc_exit",
     edc_error = "$edc_error",
+    edc_actions = "$edc_actions",
+    exit_port,
     undefined,
     enoent,
     not_elf,

@@ -290,8 +290,8 @@ mod tests {
         let keep = DriverBinary::alloc(64).unwrap();
         // SAFETY: keep is live.
         assert_eq!(unsafe { DriverBinary::from_raw(keep.as_ptr()) }, Ok(keep));
-        // SAFETY: NULL is allowed.
         assert_eq!(
+            // SAFETY: NULL is allowed.
             unsafe { DriverBinary::from_raw(std::ptr::null_mut()) },
             Err(BinaryError::Null)
         );

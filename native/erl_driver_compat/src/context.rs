@@ -1,37 +1,47 @@
-//! The callback context: which port a driver callback runs for, in which
-//! environment, and where the messages it emits go.
+//! The running callback: its port, the proof that the port's lock is held,
+//! where the messages it emits go, and the [`Effects`] it records.
 //!
-//! Driver API functions receive only an `ErlDrvPort`. While we run a driver
-//! callback we hold the port's lock and publish a [`CallbackCtx`] in a
-//! thread-local; API functions called from inside the callback find their
-//! port and environment there without any lookup or lock (the hot path).
+//! Driver API functions receive only an `ErlDrvPort`. While a driver
+//! callback runs, its [`CallbackCtx`] is published in a thread-local; API
+//! functions called from inside the callback find their port, its state
+//! and the environment there, without any lookup or lock (the hot path).
+//!
+//! Everything is reached through shared references: the context's own
+//! mutable parts are cells borrowed only for the duration of a push, so a
+//! driver re-entering the API while the code around the callback holds the
+//! context is sound (see [`crate::port::state`] for the port state).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ptr;
+use std::sync::Arc;
 
-use rustler::sys::ErlNifTerm as ERL_NIF_TERM;
 use rustler::{Env, LocalPid, OwnedEnv, Term};
 
+use crate::driver::Driver;
+use crate::effects::{Action, Effects};
+use crate::ffi::{self, RawEnv};
+use crate::port::state::{Held, PortState};
 use crate::port::Port;
 
 /// Where messages built during a callback are created and delivered.
+#[derive(Clone, Copy)]
 pub enum Delivery {
     /// Inside a NIF call: terms are built in the calling process's env;
     /// messages to the caller are handed back to the Erlang wrapper, which
     /// sends them with `!` (cheaper than `enif_send`).
     Process {
         /// The caller's env.
-        env: *mut rustler::sys::ErlNifEnv,
+        env: RawEnv,
         /// The calling process.
         caller: LocalPid,
     },
     /// Messages for anyone, each built in its own env and sent with
-    /// `enif_send` (resource `down` callbacks, ports killed by an unload,
-    /// driver threads). `caller_env` is the env of the calling NIF or
-    /// callback, or NULL on a thread the VM does not manage.
+    /// `enif_send` (resource `down` callbacks, driver threads).
+    /// `caller_env` is the env of the calling NIF or callback, or NULL on a
+    /// thread the VM does not manage.
     Detached {
         /// The caller's env (process-bound or callback env), or NULL.
-        caller_env: *mut rustler::sys::ErlNifEnv,
+        caller_env: RawEnv,
     },
 }
 
@@ -45,52 +55,92 @@ impl Delivery {
     }
 }
 
-/// State of one running callback.
-pub struct CallbackCtx {
-    /// The port whose lock is held.
-    pub port: *const Port,
-    /// How messages are built and sent.
-    pub delivery: Delivery,
-    /// Messages for the caller, in emission order.
-    pub to_caller: Vec<ERL_NIF_TERM>,
-    /// Log lines for the Erlang wrapper (API misuse by the driver).
-    pub logs: Vec<String>,
+/// State of one running callback. Exists only while the lock of `port` is
+/// held by this thread (it carries the [`Held`] proof).
+pub struct CallbackCtx<'p> {
+    port: &'p Port,
+    held: Held,
+    delivery: Delivery,
+    effects: RefCell<Effects>,
     /// What `driver_caller` reports when it is not the calling process
     /// (a command message is attributed to the connected process it names).
-    pub caller_override: Option<LocalPid>,
+    caller_override: Cell<Option<LocalPid>>,
+    /// Drivers whose ports this run closed: counted once the lock is
+    /// released (`Driver::port_closed` may run `finish`, which takes the
+    /// driver's lock).
+    closed: RefCell<Vec<Arc<Driver>>>,
 }
 
 thread_local! {
-    static CURRENT: Cell<*mut CallbackCtx> = const { Cell::new(ptr::null_mut()) };
+    static CURRENT: Cell<*const CallbackCtx<'static>> = const { Cell::new(ptr::null()) };
 }
 
-impl CallbackCtx {
-    /// A context for `port` delivering as `delivery`.
-    pub fn new(port: &Port, delivery: Delivery) -> CallbackCtx {
+impl<'p> CallbackCtx<'p> {
+    /// A context for `port`, whose lock `held` proves held.
+    pub(crate) fn new(port: &'p Port, held: Held, delivery: Delivery) -> CallbackCtx<'p> {
         CallbackCtx {
             port,
+            held,
             delivery,
-            to_caller: Vec::new(),
-            logs: Vec::new(),
-            caller_override: None,
+            effects: RefCell::new(Effects::default()),
+            caller_override: Cell::new(None),
+            closed: RefCell::new(Vec::new()),
         }
     }
 
+    /// The port the callback runs for.
+    pub fn port(&self) -> &'p Port {
+        self.port
+    }
+
+    /// The state of the callback's own port.
+    pub fn state(&self) -> &PortState {
+        self.port
+            .state(&self.held)
+            .unwrap_or_else(|| unreachable!("a context always holds its own port's lock"))
+    }
+
+    /// The state of `other`, when the lock this callback holds covers it
+    /// (driver-level locking: every port of the driver).
+    pub fn state_of<'a>(&'a self, other: &'a Port) -> Option<&'a PortState> {
+        other.state(&self.held)
+    }
+
+    /// How messages are delivered.
+    pub fn delivery(&self) -> Delivery {
+        self.delivery
+    }
+
+    /// Attributes the current call to `pid` for `driver_caller`.
+    pub fn set_caller(&self, pid: LocalPid) {
+        self.caller_override.set(Some(pid));
+    }
+
+    /// The process `driver_caller` reports, or `None` when the call has no
+    /// calling process (detached).
+    pub fn caller(&self) -> Option<LocalPid> {
+        self.caller_override.get().or(match self.delivery {
+            Delivery::Process { caller, .. } => Some(caller),
+            Delivery::Detached { .. } => None,
+        })
+    }
+
     /// Runs `f` with `self` published as the current context.
-    pub fn enter<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        struct Restore(*mut CallbackCtx);
+    pub fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Restore(*const CallbackCtx<'static>);
         impl Drop for Restore {
             fn drop(&mut self) {
                 CURRENT.with(|c| c.set(self.0));
             }
         }
-        let previous = CURRENT.with(|c| c.replace(self as *mut CallbackCtx));
+        let me = (self as *const CallbackCtx<'p>).cast::<CallbackCtx<'static>>();
+        let previous = CURRENT.with(|c| c.replace(me));
         let _restore = Restore(previous);
         f()
     }
 
     /// Sends the message `build` makes to `to`, preserving emission order.
-    pub fn emit(&mut self, to: &LocalPid, build: impl for<'a> FnOnce(Env<'a>) -> Term<'a>) {
+    pub fn emit(&self, to: &LocalPid, build: impl for<'a> FnOnce(Env<'a>) -> Term<'a>) {
         match self.delivery {
             Delivery::Process { env, caller } => {
                 // SAFETY: env is the live env of the NIF call that created
@@ -98,38 +148,34 @@ impl CallbackCtx {
                 let env = unsafe { Env::new(&(), env) };
                 let msg = build(env);
                 if caller == *to {
-                    self.to_caller.push(msg.as_c_arg());
+                    self.effects.borrow_mut().message(msg.as_c_arg());
                 } else {
-                    // SAFETY: env is process-bound; msg_env NULL copies msg.
+                    // SAFETY: env is process-bound and msg belongs to it;
+                    // a NULL msg_env makes enif_send copy the message.
                     unsafe {
-                        rustler::sys::enif_send(
+                        ffi::send(
                             env.as_c_arg(),
                             to.as_c_arg(),
                             ptr::null_mut(),
                             msg.as_c_arg(),
-                        );
-                    }
+                        )
+                    };
                 }
             }
             Delivery::Detached { caller_env } => {
                 let owned = OwnedEnv::new();
-                // SAFETY: the message is built in `owned` and handed over
-                // with it; caller_env is the current NIF/callback env or
-                // NULL on an unmanaged thread, as enif_send requires.
-                owned.run(|env| unsafe {
+                owned.run(|env| {
                     let msg = build(env);
-                    rustler::sys::enif_send(
-                        caller_env,
-                        to.as_c_arg(),
-                        env.as_c_arg(),
-                        msg.as_c_arg(),
-                    );
+                    // SAFETY: the message is built in `owned` and handed over
+                    // with it; caller_env is the current NIF/callback env or
+                    // NULL on an unmanaged thread, as enif_send requires.
+                    unsafe { ffi::send(caller_env, to.as_c_arg(), env.as_c_arg(), msg.as_c_arg()) };
                 });
             }
         }
     }
 
-    /// Builds a term in the context's env (only for `Delivery::Process`).
+    /// Builds a term in the caller's env (only for `Delivery::Process`).
     pub fn env(&self) -> Option<Env<'_>> {
         match self.delivery {
             // SAFETY: see `emit`.
@@ -139,28 +185,48 @@ impl CallbackCtx {
     }
 
     /// Records an API misuse for the log.
-    pub fn log(&mut self, line: String) {
-        self.logs.push(line);
+    pub fn log(&self, line: String) {
+        self.effects.borrow_mut().log(line);
+    }
+
+    /// Records work for the Erlang side.
+    pub fn act(&self, action: Action) {
+        self.effects.borrow_mut().act(action);
+    }
+
+    /// Notes that a port of `driver` closed during this run.
+    pub fn port_closed(&self, driver: &Arc<Driver>) {
+        self.closed.borrow_mut().push(driver.clone());
+    }
+
+    /// Ends the run: returns the effects (already carried out for a
+    /// detached delivery) and the drivers whose ports closed.
+    pub(crate) fn finish(self) -> (Effects, Vec<Arc<Driver>>) {
+        let effects = self.effects.into_inner();
+        let closed = self.closed.into_inner();
+        match self.delivery {
+            Delivery::Process { .. } => (effects, closed),
+            Delivery::Detached { caller_env } => {
+                // SAFETY: a Detached delivery is made with the env of the
+                // NIF call or callback running on this thread, or NULL.
+                unsafe { effects.dispatch_detached(caller_env) };
+                (Effects::default(), closed)
+            }
+        }
     }
 }
 
 /// Runs `f` with the current callback context, if a callback is running on
 /// this thread.
-pub fn with_current<R>(f: impl FnOnce(&mut CallbackCtx) -> R) -> Option<R> {
+pub fn with_current<R>(f: impl for<'c> FnOnce(&'c CallbackCtx<'c>) -> R) -> Option<R> {
     let ctx = CURRENT.with(|c| c.get());
     if ctx.is_null() {
         None
     } else {
         // SAFETY: a non-null CURRENT points at the CallbackCtx of the
-        // callback running on this thread (published by `enter`, which
-        // outlives the callback); no other reference to it is active while
-        // the driver's code runs.
-        Some(f(unsafe { &mut *ctx }))
+        // callback running on this thread, published by `enter` for no
+        // longer than the context lives; only shared references to it
+        // exist (its mutable parts are cells).
+        Some(f(unsafe { &*ctx }))
     }
-}
-
-/// Reports API misuse outside any port: to the VM's standard error, since
-/// there is no port to fail and no Erlang process to log through.
-pub fn log_detached(line: &str) {
-    eprintln!("erl_driver_compat: {line}");
 }

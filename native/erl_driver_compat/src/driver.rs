@@ -199,7 +199,7 @@ impl Resource for UserWatch {
 /// Unloads `driver` once no process references it, as `erl_ddll` does:
 /// its open ports are killed with reason `driver_unloaded` (their `stop`
 /// runs), then `finish` runs.
-fn release_if_unused(driver: &Arc<Driver>, caller_env: *mut rustler::sys::ErlNifEnv) {
+fn release_if_unused(driver: &Arc<Driver>, caller_env: crate::ffi::RawEnv) {
     {
         let mut usage = driver.state.lock();
         if !usage.users.is_empty() || usage.permanent || usage.unloading {

@@ -2,10 +2,26 @@
 //! against `erl_driver.h`) inside an unmodified BEAM as NIF-backed
 //! pseudo-ports.
 //!
-//! Layers, lowest first: [`abi`] (C layouts), [`loader`] (ELF binding of a
-//! driver's imports to [`api`]), [`binary`], [`context`], [`driver`],
-//! [`port`], and [`nif`] (the entry points the Erlang modules call).
+//! Layers, lowest first (each uses only the ones before it, except where a
+//! module doc says otherwise):
+//!
+//! * [`abi`]: C layouts of `erl_driver.h`; [`ffi`]: every raw `enif_*`
+//!   call, as small `unsafe fn`s;
+//! * [`terms`], [`binary`], [`iodata`]: safe term builders, driver
+//!   binaries, port data on its way in;
+//! * [`loader`] (ELF binding), [`driver`] (loaded drivers);
+//! * [`port`] (pseudo-ports: state, registry, callbacks), [`context`] (the
+//!   running callback) and [`effects`] (what a callback hands back);
+//! * [`api`]: the `extern "C"` functions a driver calls;
+//! * [`nif`]: the entry points the Erlang modules call.
+//!
+//! One cycle is inherent: a driver callback (in [`port`]) calls driver code,
+//! which calls back into [`api`], which finds the running callback's port
+//! through [`context`]. [`api`] never calls into [`port::callbacks`] except
+//! [`port::terminate`] (a driver ending its port from inside a callback).
 #![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod abi;
 pub mod api;
@@ -13,6 +29,8 @@ mod atoms;
 pub mod binary;
 pub mod context;
 pub mod driver;
+pub mod effects;
+pub mod ffi;
 pub mod iodata;
 pub mod loader;
 pub mod nif;

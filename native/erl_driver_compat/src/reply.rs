@@ -7,22 +7,22 @@ use std::os::raw::c_char;
 
 use rustler::{Encoder, Env, Term};
 
-use crate::abi::{self, SSizeT};
+use crate::abi::SSizeT;
 use crate::binary::DriverBinary;
-use crate::context;
-use crate::port::{PortError, PortState};
+use crate::context::CallbackCtx;
+use crate::port::PortError;
 use crate::terms;
 
 /// Builds `port_control`'s result from the `control` callback's return.
 pub fn control_reply<'a>(
+    ctx: &CallbackCtx,
     env: Env<'a>,
-    st: &PortState,
+    binary_mode: bool,
     n: SSizeT,
     rbuf: *mut c_char,
     default: *mut c_char,
     default_len: usize,
 ) -> Result<Term<'a>, PortError> {
-    let binary_mode = st.control_flags & abi::PORT_CONTROL_FLAG_BINARY != 0;
     if n < 0 {
         free_reply(rbuf, default, binary_mode);
         return Err(PortError::Badarg);
@@ -52,12 +52,10 @@ pub fn control_reply<'a>(
                 Ok(term)
             }
             Err(e) => {
-                context::with_current(|ctx| {
-                    ctx.log(format!(
-                        "control returned a reply that is not a driver binary ({e:?}) \
-                         although PORT_CONTROL_FLAG_BINARY is set"
-                    ))
-                });
+                ctx.log(format!(
+                    "control returned a reply that is not a driver binary ({e:?}) \
+                     although PORT_CONTROL_FLAG_BINARY is set"
+                ));
                 Err(PortError::Badarg)
             }
         }

@@ -14,7 +14,7 @@ fn resolve(bin: *mut DrvBinary, func: &'static str) -> Option<DriverBinary> {
         Err(e) => {
             let what = format!("an invalid driver binary {bin:p} ({e:?})");
             if context::with_current(|ctx| super::misuse(ctx, func, &what)).is_none() {
-                context::log_detached(&format!("{func} called with {what}; ignored"));
+                crate::effects::log_detached(&format!("{func} called with {what}; ignored"));
             }
             None
         }

@@ -9,15 +9,15 @@ use std::os::raw::{c_char, c_int};
 use super::{guard, with_port};
 use crate::abi::DrvPort;
 use crate::atoms;
-use crate::port::ExitReason;
+use crate::port::{terminate, ExitReason};
 
 /// Terminates the port now (`stop` runs before this returns, as natively);
 /// with `unlink_owner` the connected process is unlinked first and gets no
 /// exit signal (`driver_exit`).
 fn fail(port: DrvPort, func: &'static str, reason: ExitReason, unlink_owner: bool) -> c_int {
-    with_port(port, func, |p, st, ctx| {
-        let unlink = unlink_owner.then_some(st.connected);
-        p.terminate(ctx, reason, unlink);
+    with_port(port, func, |ctx, p, st| {
+        let unlink = unlink_owner.then_some(st.connected());
+        terminate(ctx, p, reason, unlink);
         0
     })
     .unwrap_or(-1)
@@ -78,19 +78,16 @@ pub(crate) extern "C" fn driver_exit(port: DrvPort, err: c_int) -> c_int {
 /// the port closes normally.
 pub(crate) extern "C" fn driver_failure_eof(port: DrvPort) -> c_int {
     guard(-1, || {
-        with_port(port, "driver_failure_eof", |p, st, ctx| {
-            super::output::flush_line_buffer(p, st, ctx);
-            if st.options.eof {
-                let to = st.connected;
-                let port_term = p.pid_term;
-                ctx.emit(&to, |env| {
+        with_port(port, "driver_failure_eof", |ctx, p, st| {
+            super::output::flush_line_buffer(ctx, p, st);
+            if st.options().eof {
+                let port_pid = p.pid;
+                ctx.emit(&st.connected(), |env| {
                     use rustler::Encoder;
-                    // SAFETY: port_term is a pid (immediate).
-                    let port = unsafe { crate::terms::raw(env, port_term) };
-                    (port, atoms::eof()).encode(env)
+                    (port_pid, atoms::eof()).encode(env)
                 });
             } else {
-                p.terminate(ctx, ExitReason::Normal, None);
+                terminate(ctx, p, ExitReason::Normal, None);
             }
             0
         })

@@ -16,7 +16,9 @@ pub mod system;
 
 use crate::abi::DrvPort;
 use crate::context::{self, CallbackCtx};
-use crate::port::{ExitReason, Port, PortState};
+use crate::effects::log_detached;
+use crate::port::state::{PortState, Status};
+use crate::port::{terminate, ExitReason, Port};
 
 /// Runs `f`, turning a panic into `default`.
 pub fn guard<R>(default: R, f: impl FnOnce() -> R) -> R {
@@ -24,32 +26,27 @@ pub fn guard<R>(default: R, f: impl FnOnce() -> R) -> R {
 }
 
 /// Resolves `handle` for the API function `func` and runs `f` with the
-/// port, its state and the callback context. Returns `None` (after logging
-/// and failing the calling port) when the handle is not usable here.
+/// callback context, the port and its state. Returns `None` (after
+/// logging, and failing the calling port when the handle is wrong) when
+/// the handle is not usable here. A port that is closing (its `stop` is
+/// running) is usable; a closed one is not, silently, as natively output
+/// after `driver_failure` in the same callback is dropped.
 pub fn with_port<R>(
     handle: DrvPort,
     func: &'static str,
-    f: impl FnOnce(&Port, &mut PortState, &mut CallbackCtx) -> R,
+    f: impl FnOnce(&CallbackCtx, &Port, &PortState) -> R,
 ) -> Option<R> {
     let outcome = context::with_current(|ctx| -> Option<R> {
-        if std::ptr::eq(ctx.port, handle as *const Port) {
-            // SAFETY: ctx.port is the port whose lock the running callback
-            // holds; the pointer is valid for the callback's duration.
-            let port = unsafe { &*ctx.port };
-            // SAFETY: its lock is held by this thread (see above).
-            let st = unsafe { port.state() };
-            // A port the driver terminated earlier in this callback
-            // (driver_failure, ...) accepts nothing more, as natively.
-            return Port::is_open(st).then(|| f(port, st, ctx));
+        let usable = |st: &PortState| st.status() != Status::Closed;
+        let current = ctx.port();
+        if std::ptr::eq(current, handle as *const Port) {
+            let st = ctx.state();
+            return usable(st).then(|| f(ctx, current, st));
         }
         // Another port of the same driver under a shared driver lock.
-        // SAFETY: ctx.port is valid during the callback.
-        let current = unsafe { &*ctx.port };
         if let Some(other) = crate::port::lookup_handle(handle) {
-            if other.shares_lock_with(current) {
-                // SAFETY: the shared lock is held by this thread.
-                let st = unsafe { other.state() };
-                return Port::is_open(st).then(|| f(&other, st, ctx));
+            if let Some(st) = ctx.state_of(&other) {
+                return usable(st).then(|| f(ctx, &other, st));
             }
         }
         misuse(
@@ -63,9 +60,12 @@ pub fn with_port<R>(
         Some(result) => result,
         None => {
             if crate::port::lookup_handle(handle).is_some() {
-                outside_callback(func);
+                log_detached(&format!(
+                    "{func} called outside the port's driver callbacks (from another thread?); \
+                     this function is not thread-safe in the erl_driver API; ignored"
+                ));
             } else {
-                context::log_detached(&format!(
+                log_detached(&format!(
                     "{func} called with an unknown port handle {handle:p} outside any driver callback; ignored"
                 ));
             }
@@ -74,23 +74,15 @@ pub fn with_port<R>(
     }
 }
 
-fn outside_callback(func: &'static str) {
-    context::log_detached(&format!(
-        "{func} called outside the port's driver callbacks (from another thread?); \
-         this function is not thread-safe in the erl_driver API; ignored"
-    ));
-}
-
 /// Reports a driver's misuse of the API and fails the calling port with
 /// `{driver_api_misuse, Func}`.
-pub fn misuse(ctx: &mut CallbackCtx, func: &'static str, what: &str) {
-    // SAFETY: ctx.port is valid during the callback.
-    let port = unsafe { &*ctx.port };
+pub fn misuse(ctx: &CallbackCtx, func: &'static str, what: &str) {
+    let port = ctx.port();
     ctx.log(format!(
         "driver {} (port {}): {func} called with {what}; the port is terminated",
         port.driver.name, port.number
     ));
-    port.terminate(ctx, ExitReason::Misuse(func), None);
+    terminate(ctx, port, ExitReason::Misuse(func), None);
 }
 
 /// Every function name any version of `erl_driver.h` declared. An import

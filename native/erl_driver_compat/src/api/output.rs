@@ -12,7 +12,8 @@ use super::{guard, misuse, with_port};
 use crate::abi::{DrvBinary, DrvPort, IOVec, SizeT};
 use crate::binary::DriverBinary;
 use crate::context::CallbackCtx;
-use crate::port::{Port, PortState};
+use crate::port::state::PortState;
+use crate::port::Port;
 use crate::terms;
 
 /// Binaries up to this size are copied into messages (heap binaries in
@@ -37,13 +38,7 @@ enum Piece<'b> {
 }
 
 /// Sends `{Port, {data, Header ++ Pieces}}` to the connected process.
-fn deliver(
-    port: &Port,
-    st: &mut PortState,
-    ctx: &mut CallbackCtx,
-    header: &[u8],
-    pieces: &[Piece],
-) {
+fn deliver(ctx: &CallbackCtx, port: &Port, st: &PortState, header: &[u8], pieces: &[Piece]) {
     let total: usize = header.len()
         + pieces
             .iter()
@@ -52,11 +47,10 @@ fn deliver(
                 Piece::Shared(_, _, len) => *len,
             })
             .sum::<usize>();
-    st.bytes_out += total as u64;
-    let binary_mode = st.options.binary;
-    let to = st.connected;
-    let port_term = port.pid_term;
-    ctx.emit(&to, |env| {
+    st.add_bytes_out(total);
+    let binary_mode = st.options().binary;
+    let port_pid = port.pid;
+    ctx.emit(&st.connected(), |env| {
         let data = if binary_mode {
             binary_data(env, header, pieces)
         } else {
@@ -75,7 +69,7 @@ fn deliver(
             }
             terms::byte_list(env, &all, None)
         };
-        terms::data_message(env, port_term, data)
+        terms::data_message(env, &port_pid, data)
     });
 }
 
@@ -94,7 +88,7 @@ fn binary_data<'a>(env: Env<'a>, header: &[u8], pieces: &[Piece]) -> Term<'a> {
         Some(last) => {
             let mut list = last;
             for b in bins.into_iter().rev() {
-                list = list_cell(env, b, list);
+                list = terms::list_cell(env, b, list);
             }
             Some(list)
         }
@@ -105,37 +99,28 @@ fn binary_data<'a>(env: Env<'a>, header: &[u8], pieces: &[Piece]) -> Term<'a> {
     }
 }
 
-fn list_cell<'a>(env: Env<'a>, head: Term<'a>, tail: Term<'a>) -> Term<'a> {
-    // SAFETY: both terms belong to env.
-    unsafe {
-        Term::new(
-            env,
-            rustler::sys::enif_make_list_cell(env.as_c_arg(), head.as_c_arg(), tail.as_c_arg()),
-        )
-    }
-}
-
 /// `driver_output`/`driver_output2` data: through the line buffer on a
 /// `{line, L}` port, as one message otherwise (`None`: a NULL buffer, which
 /// natively gives no binary tail).
 fn deliver_stream(
+    ctx: &CallbackCtx,
     port: &Port,
-    st: &mut PortState,
-    ctx: &mut CallbackCtx,
+    st: &PortState,
     header: &[u8],
     data: Option<&[u8]>,
 ) {
-    if st.options.line == 0 {
+    let max = st.options().line;
+    if max == 0 {
         let pieces: Vec<Piece> = data.map(Piece::Bytes).into_iter().collect();
-        deliver(port, st, ctx, header, &pieces);
+        deliver(ctx, port, st, header, &pieces);
         return;
     }
     let Some(data) = data.filter(|d| !d.is_empty()) else {
         return;
     };
-    st.line_buf.extend_from_slice(data);
-    while let Some((line, eol)) = next_line(&mut st.line_buf, st.options.line) {
-        deliver_line(port, st, ctx, header, &line, eol);
+    st.with_line_buf(|buf| buf.extend_from_slice(data));
+    while let Some((line, eol)) = st.with_line_buf(|buf| next_line(buf, max)) {
+        deliver_line(ctx, port, st, header, &line, eol);
     }
 }
 
@@ -159,28 +144,26 @@ fn next_line(buf: &mut Vec<u8>, max: usize) -> Option<(Vec<u8>, bool)> {
 
 /// Sends what is left in the line buffer as `noeol` (before
 /// `driver_failure_eof`, as natively).
-pub fn flush_line_buffer(port: &Port, st: &mut PortState, ctx: &mut CallbackCtx) {
-    if st.line_buf.is_empty() {
-        return;
+pub fn flush_line_buffer(ctx: &CallbackCtx, port: &Port, st: &PortState) {
+    let rest = st.with_line_buf(std::mem::take);
+    if !rest.is_empty() {
+        deliver_line(ctx, port, st, &[], &rest, false);
     }
-    let rest = std::mem::take(&mut st.line_buf);
-    deliver_line(port, st, ctx, &[], &rest, false);
 }
 
 /// `{Port, {data, {eol | noeol, Header ++ Line}}}`.
 fn deliver_line(
+    ctx: &CallbackCtx,
     port: &Port,
-    st: &mut PortState,
-    ctx: &mut CallbackCtx,
+    st: &PortState,
     header: &[u8],
     line: &[u8],
     eol: bool,
 ) {
-    st.bytes_out += (header.len() + line.len()) as u64;
-    let binary_mode = st.options.binary;
-    let to = st.connected;
-    let port_term = port.pid_term;
-    ctx.emit(&to, |env| {
+    st.add_bytes_out(header.len() + line.len());
+    let binary_mode = st.options().binary;
+    let port_pid = port.pid;
+    ctx.emit(&st.connected(), |env| {
         use rustler::Encoder;
         let data = if binary_mode {
             binary_data(env, header, &[Piece::Bytes(line)])
@@ -194,17 +177,17 @@ fn deliver_line(
         } else {
             crate::atoms::noeol()
         };
-        terms::data_message(env, port_term, (tag, data).encode(env))
+        terms::data_message(env, &port_pid, (tag, data).encode(env))
     });
 }
 
 /// `int driver_output(ErlDrvPort port, char *buf, ErlDrvSizeT len)`
 pub(crate) extern "C" fn driver_output(port: DrvPort, buf: *mut c_char, len: SizeT) -> c_int {
     guard(-1, || {
-        with_port(port, "driver_output", |p, st, ctx| {
+        with_port(port, "driver_output", |ctx, p, st| {
             // SAFETY: the driver passes len readable bytes.
             let data = unsafe { bytes(buf, len) };
-            deliver_stream(p, st, ctx, &[], (!buf.is_null()).then_some(data));
+            deliver_stream(ctx, p, st, &[], (!buf.is_null()).then_some(data));
             0
         })
         .unwrap_or(-1)
@@ -221,10 +204,10 @@ pub(crate) extern "C" fn driver_output2(
     len: SizeT,
 ) -> c_int {
     guard(-1, || {
-        with_port(port, "driver_output2", |p, st, ctx| {
+        with_port(port, "driver_output2", |ctx, p, st| {
             // SAFETY: the driver passes readable buffers of these lengths.
             let (header, data) = unsafe { (bytes(hbuf, hlen), bytes(buf, len)) };
-            deliver_stream(p, st, ctx, header, (!buf.is_null()).then_some(data));
+            deliver_stream(ctx, p, st, header, (!buf.is_null()).then_some(data));
             0
         })
         .unwrap_or(-1)
@@ -242,7 +225,7 @@ pub(crate) extern "C" fn driver_output_binary(
     len: SizeT,
 ) -> c_int {
     guard(-1, || {
-        with_port(port, "driver_output_binary", |p, st, ctx| {
+        with_port(port, "driver_output_binary", |ctx, p, st| {
             // SAFETY: driver binaries are ours; foreign pointers are
             // detected by their header.
             let bin = match unsafe { DriverBinary::from_raw(bin) } {
@@ -270,7 +253,7 @@ pub(crate) extern "C" fn driver_output_binary(
             } else {
                 Piece::Shared(bin, offset, len)
             };
-            deliver(p, st, ctx, header, &[piece]);
+            deliver(ctx, p, st, header, &[piece]);
             0
         })
         .unwrap_or(-1)
@@ -336,14 +319,14 @@ pub(crate) extern "C" fn driver_outputv(
     skip: SizeT,
 ) -> c_int {
     guard(-1, || {
-        with_port(port, "driver_outputv", |p, st, ctx| {
+        with_port(port, "driver_outputv", |ctx, p, st| {
             if ev.is_null() {
                 misuse(ctx, "driver_outputv", "a NULL ErlIOVec");
                 return -1;
             }
             // SAFETY: the driver passes a valid vector and header buffer.
             let (header, pieces) = unsafe { (bytes(hbuf, hlen), vec_pieces(&*ev, skip)) };
-            deliver(p, st, ctx, header, &pieces);
+            deliver(ctx, p, st, header, &pieces);
             0
         })
         .unwrap_or(-1)

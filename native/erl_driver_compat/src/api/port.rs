@@ -10,14 +10,14 @@ use rustler::OwnedEnv;
 
 use super::{guard, with_port};
 use crate::abi::{self, DrvPort, TermData};
-use crate::context::{self, Delivery};
+use crate::context;
 use crate::terms::pid_term;
 
 /// `void set_port_control_flags(ErlDrvPort port, int flags)`
 pub(crate) extern "C" fn set_port_control_flags(port: DrvPort, flags: c_int) {
     guard((), || {
-        with_port(port, "set_port_control_flags", |_p, st, _ctx| {
-            st.control_flags = flags;
+        with_port(port, "set_port_control_flags", |_ctx, _p, st| {
+            st.set_control_flags(flags);
         });
     })
 }
@@ -25,12 +25,13 @@ pub(crate) extern "C" fn set_port_control_flags(port: DrvPort, flags: c_int) {
 /// `int get_port_flags(ErlDrvPort port)`: `PORT_FLAG_BINARY` in binary mode.
 pub(crate) extern "C" fn get_port_flags(port: DrvPort) -> c_int {
     guard(0, || {
-        with_port(port, "get_port_flags", |_p, st, _ctx| {
+        with_port(port, "get_port_flags", |_ctx, _p, st| {
             let mut flags = 0;
-            if st.options.binary {
+            let options = st.options();
+            if options.binary {
                 flags |= abi::PORT_FLAG_BINARY;
             }
-            if st.options.line > 0 {
+            if options.line > 0 {
                 flags |= abi::PORT_FLAG_LINE;
             }
             flags
@@ -79,15 +80,15 @@ pub(crate) extern "C" fn driver_mk_atom(string: *mut c_char) -> TermData {
 /// (its process).
 pub(crate) extern "C" fn driver_mk_port(port: DrvPort) -> TermData {
     guard(0, || {
-        with_port(port, "driver_mk_port", |p, _st, _ctx| p.pid_term).unwrap_or(0)
+        with_port(port, "driver_mk_port", |_ctx, p, _st| p.pid_term).unwrap_or(0)
     })
 }
 
 /// `ErlDrvTermData driver_connected(ErlDrvPort port)`
 pub(crate) extern "C" fn driver_connected(port: DrvPort) -> TermData {
     guard(0, || {
-        with_port(port, "driver_connected", |_p, st, _ctx| {
-            pid_term(&st.connected)
+        with_port(port, "driver_connected", |_ctx, _p, st| {
+            pid_term(&st.connected())
         })
         .unwrap_or(0)
     })
@@ -97,12 +98,8 @@ pub(crate) extern "C" fn driver_connected(port: DrvPort) -> TermData {
 /// the current call into the driver.
 pub(crate) extern "C" fn driver_caller(port: DrvPort) -> TermData {
     guard(0, || {
-        with_port(port, "driver_caller", |_p, st, ctx| match ctx.delivery {
-            _ if ctx.caller_override.is_some() => {
-                pid_term(ctx.caller_override.as_ref().unwrap_or(&st.connected))
-            }
-            Delivery::Process { caller, .. } => pid_term(&caller),
-            Delivery::Detached { .. } => pid_term(&st.connected),
+        with_port(port, "driver_caller", |ctx, _p, st| {
+            pid_term(&ctx.caller().unwrap_or_else(|| st.connected()))
         })
         .unwrap_or(0)
     })
@@ -124,7 +121,7 @@ pub(crate) extern "C" fn driver_mk_term_nil() -> TermData {
 /// the life of the VM.
 pub(crate) extern "C" fn driver_lock_driver(port: DrvPort) -> c_int {
     guard(-1, || {
-        with_port(port, "driver_lock_driver", |p, _st, _ctx| {
+        with_port(port, "driver_lock_driver", |_ctx, p, _st| {
             p.driver.make_permanent();
             0
         })

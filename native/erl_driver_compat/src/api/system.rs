@@ -65,7 +65,9 @@ pub(crate) extern "C" fn driver_system_info(sip: *mut SysInfo, size: usize) {
             if context::with_current(|ctx| super::misuse(ctx, "driver_system_info", &what))
                 .is_none()
             {
-                context::log_detached(&format!("driver_system_info called with {what}; ignored"));
+                crate::effects::log_detached(&format!(
+                    "driver_system_info called with {what}; ignored"
+                ));
             }
             return;
         }
@@ -212,10 +214,9 @@ pub(crate) extern "C" fn erl_drv_consume_timeslice(
     guard(0, || {
         context::with_current(|ctx| {
             ctx.env().map(|env| {
-                // SAFETY: env is the live env of the running NIF call.
-                unsafe {
-                    rustler::sys::enif_consume_timeslice(env.as_c_arg(), percent.clamp(1, 100))
-                }
+                // SAFETY: env is the process-bound env of the running NIF
+                // call (a context only has an env in a NIF call).
+                unsafe { crate::ffi::consume_timeslice(env.as_c_arg(), percent.clamp(1, 100)) }
             })
         })
         .flatten()

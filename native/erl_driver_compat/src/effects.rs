@@ -1,0 +1,158 @@
+//! What a driver callback produces besides its return value, defined once.
+//!
+//! A callback run inside a NIF call (the common case) cannot do everything
+//! itself: messages for the calling process are cheaper sent by the Erlang
+//! wrapper with `!` than with `enif_send` (DESIGN.md, "What the hot path
+//! costs"), and some work needs a BIF (ending the port process, and in the
+//! coming issues starting a timer, linking, ...). So a callback records
+//! [`Effects`]; the NIF hands them to Erlang with its result, and
+//! `erl_driver_compat_effects` (src/) carries them out, in this order:
+//! messages, log lines, actions.
+//!
+//! The term is built only here ([`Effects::encode`]) and decoded only there:
+//!
+//! ```text
+//! {'$edc', Value, Messages, LogLines, Actions}
+//! Action = {exit_port, PortPid, Reason, Unlink :: pid() | false}
+//! ```
+//!
+//! When no Erlang wrapper runs after the callback (a resource `down`
+//! callback, a driver thread), the same actions are sent to the port
+//! process they concern as `{'$edc_actions', Actions}` and carried out by
+//! it, through the same Erlang decoder ([`Effects::dispatch_detached`]).
+
+use rustler::{Encoder, Env, LocalPid, OwnedEnv, Term};
+
+use crate::atoms;
+use crate::ffi::{self, RawEnv, RawTerm};
+use crate::port::ExitReason;
+
+/// Work for the Erlang side.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Action {
+    /// The port terminated: its process must exit with `reason`, after
+    /// unlinking `unlink` (`driver_exit`: the owner gets no exit signal).
+    ExitPort {
+        /// The port process.
+        port: LocalPid,
+        /// Its exit reason.
+        reason: ExitReason,
+        /// A process to unlink first.
+        unlink: Option<LocalPid>,
+    },
+}
+
+impl Action {
+    /// The process that carries the action out when no wrapper does.
+    fn port(&self) -> &LocalPid {
+        match self {
+            Action::ExitPort { port, .. } => port,
+        }
+    }
+
+    fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
+        match self {
+            Action::ExitPort {
+                port,
+                reason,
+                unlink,
+            } => {
+                let unlink = match unlink {
+                    Some(pid) => pid.encode(env),
+                    None => false.encode(env),
+                };
+                (atoms::exit_port(), port, reason.to_term(env), unlink).encode(env)
+            }
+        }
+    }
+}
+
+/// The effects of one callback run.
+#[derive(Default)]
+pub struct Effects {
+    /// Messages for the calling process, in emission order, built in the
+    /// caller's env.
+    messages: Vec<RawTerm>,
+    /// Reports of API misuse by the driver.
+    logs: Vec<String>,
+    /// Work for the Erlang side.
+    actions: Vec<Action>,
+}
+
+impl Effects {
+    /// True when there is nothing to hand back (the hot path).
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty() && self.logs.is_empty() && self.actions.is_empty()
+    }
+
+    /// Adds a message for the caller (a term of the caller's env).
+    pub fn message(&mut self, msg: RawTerm) {
+        self.messages.push(msg);
+    }
+
+    /// Adds a log line.
+    pub fn log(&mut self, line: String) {
+        self.logs.push(line);
+    }
+
+    /// Adds an action.
+    pub fn act(&mut self, action: Action) {
+        self.actions.push(action);
+    }
+
+    /// The log lines recorded so far.
+    pub fn logs(&self) -> &[String] {
+        &self.logs
+    }
+
+    /// The actions recorded so far.
+    pub fn actions(&self) -> &[Action] {
+        &self.actions
+    }
+
+    /// `{'$edc', Value, Messages, LogLines, Actions}` in `env`, the env
+    /// the messages were built in.
+    pub fn encode<'a>(&self, env: Env<'a>, value: Term<'a>) -> Term<'a> {
+        let messages: Vec<Term<'a>> = self
+            .messages
+            .iter()
+            // SAFETY: the messages were built in `env` during this NIF call
+            // (Effects of a Process delivery never leave the call).
+            .map(|&m| unsafe { Term::new(env, m) })
+            .collect();
+        let actions: Vec<Term<'a>> = self.actions.iter().map(|a| a.encode(env)).collect();
+        (atoms::edc(), value, messages, &self.logs, actions).encode(env)
+    }
+
+    /// Carries the effects out without an Erlang wrapper: log lines to
+    /// standard error, each action sent to its port process as
+    /// `{'$edc_actions', [Action]}`. `caller_env` is the env of the running
+    /// callback, or NULL on an unmanaged thread. (Messages were sent as
+    /// they were emitted: a detached context never records any.)
+    ///
+    /// # Safety
+    /// `caller_env` is the env of the running NIF call or callback on this
+    /// thread, or NULL on a thread the VM does not manage.
+    pub unsafe fn dispatch_detached(self, caller_env: RawEnv) {
+        for line in &self.logs {
+            log_detached(line);
+        }
+        for action in self.actions {
+            let to = *action.port();
+            let owned = OwnedEnv::new();
+            owned.run(|env| {
+                let msg = (atoms::edc_actions(), vec![action.encode(env)]).encode(env);
+                // SAFETY: the message belongs to `owned`, handed over with
+                // it; caller_env is the running callback's env or NULL (the
+                // function's contract).
+                unsafe { ffi::send(caller_env, to.as_c_arg(), env.as_c_arg(), msg.as_c_arg()) };
+            });
+        }
+    }
+}
+
+/// Reports API misuse where no port can be failed and no Erlang process
+/// logs for us: to the VM's standard error.
+pub fn log_detached(line: &str) {
+    eprintln!("erl_driver_compat: {line}");
+}

@@ -1,0 +1,190 @@
+//! The lowest layer: every raw `enif_*` call the crate makes, each wrapped
+//! in a small `unsafe fn` whose `# Safety` section states what the caller
+//! must guarantee. Nothing above this module calls `rustler::sys` directly
+//! (rustler's own safe API is used where it has one).
+//!
+//! rustler 0.39 declares every `enif_*` function this crate needs, so
+//! nothing is declared here by hand; a function rustler lacks (e.g. for
+//! `enif_select_x` or the thread primitives of the coming issues) is
+//! declared in this module, in an `extern "C"` block, and wrapped the same
+//! way.
+
+use std::ffi::c_void;
+use std::os::raw::c_int;
+
+use rustler::sys::{self, ErlNifBinary, ErlNifEnv, ErlNifPid, ErlNifTerm};
+
+/// A raw term.
+pub type RawTerm = ErlNifTerm;
+/// A raw environment pointer.
+pub type RawEnv = *mut ErlNifEnv;
+
+/// `enif_alloc`.
+///
+/// # Safety
+/// None beyond what `enif_alloc` requires: a running VM.
+pub unsafe fn alloc(size: usize) -> *mut c_void {
+    // SAFETY: enif_alloc has no preconditions beyond a loaded NIF library.
+    unsafe { sys::enif_alloc(size) }
+}
+
+/// `enif_realloc`.
+///
+/// # Safety
+/// `ptr` is NULL or a live block from [`alloc`]/[`realloc`].
+pub unsafe fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY: the caller passes NULL or a block of ours.
+    unsafe { sys::enif_realloc(ptr, size) }
+}
+
+/// `enif_free`.
+///
+/// # Safety
+/// `ptr` is a live block from [`alloc`]/[`realloc`], freed once.
+pub unsafe fn free(ptr: *mut c_void) {
+    // SAFETY: the caller passes a live block of ours.
+    unsafe { sys::enif_free(ptr) }
+}
+
+/// `enif_send(caller_env, to, msg_env, msg)`; returns false when the
+/// receiver is not alive.
+///
+/// # Safety
+/// `caller_env` is the env of the running NIF call or callback, or NULL on
+/// a thread the VM does not manage; `msg` belongs to `msg_env`, or to
+/// `caller_env` when `msg_env` is NULL (the message is then copied).
+pub unsafe fn send(caller_env: RawEnv, to: &ErlNifPid, msg_env: RawEnv, msg: RawTerm) -> bool {
+    // SAFETY: per the contract.
+    unsafe { sys::enif_send(caller_env, to, msg_env, msg) != 0 }
+}
+
+/// The term of a local pid (an immediate: it needs no env).
+pub fn pid_term(pid: &ErlNifPid) -> RawTerm {
+    // SAFETY: enif_make_pid only reads `pid.pid`; the env is not used.
+    unsafe { sys::enif_make_pid(std::ptr::null_mut(), *pid) }
+}
+
+/// `enif_consume_timeslice`: non-zero when the timeslice is used up.
+///
+/// # Safety
+/// `env` is the process-bound env of the running NIF call.
+pub unsafe fn consume_timeslice(env: RawEnv, percent: c_int) -> c_int {
+    // SAFETY: per the contract.
+    unsafe { sys::enif_consume_timeslice(env, percent) }
+}
+
+/// `[head | tail]`.
+///
+/// # Safety
+/// Both terms belong to `env`, a live env.
+pub unsafe fn list_cell(env: RawEnv, head: RawTerm, tail: RawTerm) -> RawTerm {
+    // SAFETY: per the contract.
+    unsafe { sys::enif_make_list_cell(env, head, tail) }
+}
+
+/// `[]`.
+///
+/// # Safety
+/// `env` is a live env.
+pub unsafe fn empty_list(env: RawEnv) -> RawTerm {
+    // SAFETY: an empty array needs no elements.
+    unsafe { sys::enif_make_list_from_array(env, std::ptr::null(), 0) }
+}
+
+/// A small integer.
+///
+/// # Safety
+/// `env` is a live env.
+pub unsafe fn int(env: RawEnv, value: c_int) -> RawTerm {
+    // SAFETY: per the contract.
+    unsafe { sys::enif_make_int(env, value) }
+}
+
+/// The latin-1 string (list of bytes) `bytes`.
+///
+/// # Safety
+/// `env` is a live env.
+pub unsafe fn latin1_string(env: RawEnv, bytes: &[u8]) -> RawTerm {
+    // SAFETY: the slice is readable for its length.
+    unsafe {
+        sys::enif_make_string_len(
+            env,
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            sys::ErlNifCharEncoding::ERL_NIF_LATIN1,
+        )
+    }
+}
+
+/// A new binary holding a copy of `bytes`.
+///
+/// # Safety
+/// `env` is a live env.
+pub unsafe fn binary_copy(env: RawEnv, bytes: &[u8]) -> RawTerm {
+    let mut term = ErlNifTerm::default();
+    // SAFETY: enif_make_new_binary returns a writable buffer of the size
+    // asked for, owned by the new term.
+    let buf = unsafe { sys::enif_make_new_binary(env, bytes.len(), &mut term) };
+    if !bytes.is_empty() {
+        // SAFETY: `buf` holds bytes.len() writable bytes; the regions are
+        // distinct (one is freshly allocated).
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf, bytes.len()) };
+    }
+    term
+}
+
+/// What a term of an iolist is.
+pub enum IoTerm {
+    /// A binary: its bytes (valid while the term is).
+    Binary(*const u8, usize),
+    /// `[Head | Tail]`.
+    Cons(RawTerm, RawTerm),
+    /// `[]`.
+    Nil,
+    /// A small integer.
+    Int(c_int),
+    /// Anything else.
+    Other,
+}
+
+/// Classifies `term` for iolist walking.
+///
+/// # Safety
+/// `term` belongs to `env`, a live env.
+pub unsafe fn io_term(env: RawEnv, term: RawTerm) -> IoTerm {
+    // SAFETY: the out-parameters are locals; `term` belongs to `env`.
+    unsafe {
+        let mut bin: ErlNifBinary = std::mem::zeroed();
+        if sys::enif_is_binary(env, term) != 0 {
+            if sys::enif_inspect_binary(env, term, &mut bin) == 0 {
+                return IoTerm::Other;
+            }
+            return IoTerm::Binary(bin.data, bin.size);
+        }
+        let mut head = ErlNifTerm::default();
+        let mut tail = ErlNifTerm::default();
+        if sys::enif_get_list_cell(env, term, &mut head, &mut tail) != 0 {
+            return IoTerm::Cons(head, tail);
+        }
+        if sys::enif_is_empty_list(env, term) != 0 {
+            return IoTerm::Nil;
+        }
+        let mut value: c_int = 0;
+        if sys::enif_get_int(env, term, &mut value) != 0 {
+            return IoTerm::Int(value);
+        }
+        IoTerm::Other
+    }
+}
+
+/// The bits of a term (terms are machine words).
+pub fn to_raw(term: RawTerm) -> usize {
+    // SAFETY: ErlNifTerm is a repr(transparent) wrapper of a machine word.
+    unsafe { std::mem::transmute::<RawTerm, usize>(term) }
+}
+
+/// A term from its bits.
+pub fn from_raw(bits: usize) -> RawTerm {
+    // SAFETY: ErlNifTerm is a repr(transparent) wrapper of a machine word.
+    unsafe { std::mem::transmute::<usize, RawTerm>(bits) }
+}

@@ -1,0 +1,120 @@
+//! NIFs for drivers: load, unload, what is loaded, and the compatibility
+//! report.
+
+use std::path::PathBuf;
+
+use rustler::{Atom, Binary, Encoder, Env, Error, NifResult, Term};
+
+use super::name_of;
+use crate::atoms;
+use crate::driver::{self, DriverError};
+use crate::loader::LoadError;
+
+fn driver_error<'a>(env: Env<'a>, e: DriverError) -> Term<'a> {
+    let reason = match e {
+        DriverError::Load(LoadError::NotFound(msg)) => (atoms::open_error(), msg).encode(env),
+        DriverError::Load(LoadError::NotElf(msg)) => (atoms::not_elf(), msg).encode(env),
+        DriverError::Load(LoadError::NoDriverInit) => atoms::no_driver_init().encode(env),
+        DriverError::Load(LoadError::Unsupported(names)) => {
+            (atoms::unsupported_functions(), names).encode(env)
+        }
+        DriverError::Load(LoadError::OpenError(msg)) => (atoms::open_error(), msg).encode(env),
+        DriverError::Load(LoadError::Copy(msg)) => (atoms::copy_error(), msg).encode(env),
+        DriverError::Load(LoadError::Bind(msg)) => (atoms::bind_error(), msg).encode(env),
+        DriverError::NoEntry | DriverError::InitFailed(_) => {
+            atoms::driver_init_failed().encode(env)
+        }
+        DriverError::IncorrectVersion { .. } => atoms::driver_incorrect_version().encode(env),
+        DriverError::BadDriverName(_) | DriverError::Inconsistent => {
+            atoms::bad_driver_name().encode(env)
+        }
+        DriverError::NotLoaded => atoms::not_loaded().encode(env),
+        DriverError::NotLoadedByThisProcess => atoms::not_loaded_by_this_process().encode(env),
+        DriverError::Unloading => atoms::unloading().encode(env),
+    };
+    (atoms::error(), reason).encode(env)
+}
+
+/// `driver` (driver-level locking) or `port_level`.
+pub(super) fn locking_atom(driver: &driver::Driver) -> Atom {
+    if driver.port_locking {
+        atoms::port_level()
+    } else {
+        atoms::driver()
+    }
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn load_driver<'a>(env: Env<'a>, dir: Term<'a>, name: Term<'a>) -> NifResult<Term<'a>> {
+    let dir = PathBuf::from(name_of(dir)?);
+    let name = name_of(name)?;
+    if name.is_empty() || name.contains('/') {
+        return Err(Error::BadArg);
+    }
+    Ok(match driver::load(env, &dir, &name, &env.pid()) {
+        Ok(()) => atoms::ok().encode(env),
+        Err(e) => driver_error(env, e),
+    })
+}
+
+#[rustler::nif]
+fn unload_driver<'a>(env: Env<'a>, name: Term<'a>) -> NifResult<Term<'a>> {
+    let name = name_of(name)?;
+    Ok(match driver::unload(env, &name, &env.pid()) {
+        Ok(()) => atoms::ok().encode(env),
+        Err(e) => driver_error(env, e),
+    })
+}
+
+#[rustler::nif]
+fn loaded_drivers() -> Vec<String> {
+    driver::loaded()
+}
+
+#[rustler::nif]
+fn driver_info<'a>(env: Env<'a>, name: Term<'a>) -> NifResult<Term<'a>> {
+    let name = name_of(name)?;
+    Ok(match driver::find(&name) {
+        None => atoms::undefined().encode(env),
+        Some(d) => {
+            let entry = d.entry();
+            (
+                d.path.to_string_lossy().into_owned(),
+                (entry.major_version, entry.minor_version),
+                locking_atom(&d),
+                d.open_ports(),
+            )
+                .encode(env)
+        }
+    })
+}
+
+/// `check_driver(Path)`: what a driver file imports from the erl_driver
+/// API and which of those we lack, without loading it.
+#[rustler::nif(schedule = "DirtyIo")]
+fn check_driver<'a>(env: Env<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
+    let path = PathBuf::from(name_of(path)?);
+    Ok(match crate::loader::inspect(&path) {
+        Ok(report) => (
+            atoms::ok(),
+            report.api_imports,
+            report.unsupported,
+            report.has_driver_init,
+        )
+            .encode(env),
+        Err(e) => driver_error(env, DriverError::Load(e)),
+    })
+}
+
+/// For tests: the reference count of the driver binary whose data
+/// starts at the given binary's data (0 if it is not a driver binary).
+#[rustler::nif]
+fn binary_refc(bin: Binary) -> isize {
+    crate::binary::find_exposed(bin.as_slice().as_ptr(), bin.len())
+        .map(|(b, _)| {
+            let refc = b.refc() - 1;
+            b.release();
+            refc
+        })
+        .unwrap_or(0)
+}

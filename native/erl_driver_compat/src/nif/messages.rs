@@ -1,0 +1,123 @@
+//! NIFs the port process calls for what reaches a port as a message or a
+//! signal: `{From, {command, Data}}`, `{From, close}`, `{From, {connect,
+//! New}}`, anything else (`badsig`), and exit signals.
+
+use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
+
+use super::finish;
+use super::ports::PortResource;
+use crate::atoms;
+use crate::port::{terminate, ExitReason, Port, Ran};
+
+/// The outcome of a message to a closed port: ignored, as natively.
+fn finish_msg<'a>(env: Env<'a>, ran: Ran<Term<'a>>) -> NifResult<Term<'a>> {
+    let ran = Ran {
+        value: ran.value.or_else(|_| Ok(atoms::ok().encode(env))),
+        effects: ran.effects,
+    };
+    finish(env, ran, |t| t)
+}
+
+/// `{From, {command, Data}}` received by the port process. Returns `ok`,
+/// `{badsig, Connected}` when `From` is not the connected process, or
+/// `{bad_value, Connected}` when `Data` is not iodata: a native port then
+/// sends the exit signal `badsig` to its connected process (and stays
+/// open).
+#[rustler::nif]
+fn msg_command<'a>(
+    env: Env<'a>,
+    res: ResourceArc<PortResource>,
+    from: LocalPid,
+    data: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let ran = res.port.run(env, |ctx| {
+        let connected = ctx.state().connected();
+        if connected != from {
+            return Ok((atoms::badsig(), connected).encode(env));
+        }
+        // The sender of the message is not known; natively `driver_caller`
+        // reports the connected process the message names.
+        ctx.set_caller(from);
+        match Port::command(ctx, data) {
+            Ok(()) => Ok(atoms::ok().encode(env)),
+            Err(_) => Ok((atoms::bad_value(), connected).encode(env)),
+        }
+    });
+    finish_msg(env, ran)
+}
+
+/// `{From, close}`: closes the port and returns `{closed, Connected}` (the
+/// port process then signals and replies), or `{badsig, Connected}`.
+#[rustler::nif]
+fn msg_close<'a>(
+    env: Env<'a>,
+    res: ResourceArc<PortResource>,
+    from: LocalPid,
+) -> NifResult<Term<'a>> {
+    let ran = res.port.run(env, |ctx| {
+        let connected = ctx.state().connected();
+        if connected != from {
+            return Ok((atoms::badsig(), connected).encode(env));
+        }
+        terminate(ctx, ctx.port(), ExitReason::External, None);
+        Ok((atoms::closed(), connected).encode(env))
+    });
+    finish_msg(env, ran)
+}
+
+/// `{From, {connect, New}}`: returns `{connected, Old}` (the port process
+/// replies `{Port, connected}` to the old owner), or `{badsig, Connected}`.
+#[rustler::nif]
+fn msg_connect<'a>(
+    env: Env<'a>,
+    res: ResourceArc<PortResource>,
+    from: LocalPid,
+    new_owner: LocalPid,
+) -> NifResult<Term<'a>> {
+    let ran = res.port.run(env, |ctx| {
+        let st = ctx.state();
+        let connected = st.connected();
+        if connected != from {
+            return Ok((atoms::badsig(), connected).encode(env));
+        }
+        st.set_connected(new_owner);
+        Ok((atoms::connected(), connected).encode(env))
+    });
+    finish_msg(env, ran)
+}
+
+/// A message the port does not understand: `{badsig, Connected}`.
+#[rustler::nif]
+fn msg_bad<'a>(env: Env<'a>, res: ResourceArc<PortResource>) -> NifResult<Term<'a>> {
+    let ran = res.port.run(env, |ctx| {
+        Ok((atoms::badsig(), ctx.state().connected()).encode(env))
+    });
+    finish_msg(env, ran)
+}
+
+/// The port process received an exit signal (it traps exits). `normal`
+/// closes the port only when it comes from the connected process or was
+/// sent explicitly (`exit(Port, normal)` by a live process); any other
+/// reason closes it. Returns `true` when the port terminated: the process
+/// must then exit with the signal's reason.
+#[rustler::nif]
+fn msg_exit<'a>(
+    env: Env<'a>,
+    res: ResourceArc<PortResource>,
+    from: LocalPid,
+    normal: bool,
+) -> NifResult<Term<'a>> {
+    let explicit = env.is_process_alive(from);
+    let ran = res.port.run(env, |ctx| {
+        if normal && ctx.state().connected() != from && !explicit {
+            return Ok(false);
+        }
+        terminate(ctx, ctx.port(), ExitReason::External, None);
+        Ok(true)
+    });
+    let ran = Ran {
+        value: ran.value.or(Ok(true)),
+        effects: ran.effects,
+    };
+    finish(env, ran, |exit| exit.encode(env))
+}

@@ -1,0 +1,190 @@
+//! NIFs behind the port BIFs (`open_port`, `port_command`, ...), called by
+//! any process.
+
+use std::sync::Arc;
+
+use rustler::{Encoder, Env, Error, LocalPid, NifResult, Resource, ResourceArc, Term};
+
+use super::drivers::locking_atom;
+use super::{error_atom, finish};
+use crate::atoms;
+use crate::context::Delivery;
+use crate::driver;
+use crate::port::state::PortOptions;
+use crate::port::{self, terminate, ExitReason, Port, Ran};
+use crate::terms;
+
+/// The resource the port process holds: it keeps the port alive and
+/// monitors the process so that a killed port process still runs `stop`.
+pub struct PortResource {
+    pub(super) port: Arc<Port>,
+}
+
+#[rustler::resource_impl]
+impl Resource for PortResource {
+    const IMPLEMENTS_DOWN: bool = true;
+
+    fn down<'a>(&'a self, env: Env<'a>, _pid: LocalPid, _monitor: rustler::Monitor) {
+        // The port process died without closing the port (killed): run
+        // `stop` now; its messages go out with enif_send.
+        let delivery = Delivery::Detached {
+            caller_env: env.as_c_arg(),
+        };
+        let _ = self.port.run_with(delivery, |ctx| {
+            terminate(ctx, ctx.port(), ExitReason::External, None);
+            Ok(())
+        });
+    }
+}
+
+fn lookup(pid: Term) -> NifResult<Arc<Port>> {
+    let pid: LocalPid = pid.decode().map_err(|_| Error::BadArg)?;
+    port::lookup(&pid).ok_or(Error::BadArg)
+}
+
+/// `open(PortPid, Owner, DriverName, Command, {Binary, Eof, Line,
+/// Parallelism})`: `{'$edc', {ok, Resource} | {error, Reason}, ...}`
+/// (always with effects: the wrapper must start or clean up the port
+/// process either way).
+#[rustler::nif]
+fn open<'a>(
+    env: Env<'a>,
+    pid: LocalPid,
+    owner: LocalPid,
+    driver_name: Term<'a>,
+    command: Term<'a>,
+    opts: (bool, bool, usize, bool),
+) -> NifResult<Term<'a>> {
+    let driver_name = super::name_of(driver_name)?;
+    let command = super::name_of(command)?;
+    let Some(driver) = driver::find(&driver_name) else {
+        return Ok((atoms::error(), atoms::enoent()).encode(env));
+    };
+    let options = PortOptions {
+        binary: opts.0,
+        eof: opts.1,
+        line: opts.2,
+        parallelism: opts.3,
+    };
+    let Ran { value, effects } = Port::open(env, driver, pid, owner, &command, options);
+    let value = match value {
+        Ok(port) => {
+            let resource = ResourceArc::new(PortResource { port });
+            let _ = resource.monitor(Some(env), &pid);
+            (atoms::ok(), resource).encode(env)
+        }
+        Err(e) => (atoms::error(), error_atom(env, &e)).encode(env),
+    };
+    Ok(effects.encode(env, value))
+}
+
+fn do_command<'a>(env: Env<'a>, port: &Arc<Port>, data: Term<'a>) -> NifResult<Term<'a>> {
+    let ran = port.run(env, |ctx| Port::command(ctx, data));
+    finish(env, ran, |()| true.encode(env))
+}
+
+#[rustler::nif]
+fn command<'a>(env: Env<'a>, port: Term<'a>, data: Term<'a>) -> NifResult<Term<'a>> {
+    let port = lookup(port)?;
+    do_command(env, &port, data)
+}
+
+/// `port_command/3`: `force` needs `ERL_DRV_FLAG_SOFT_BUSY` (`notsup`).
+#[rustler::nif]
+fn command3<'a>(env: Env<'a>, port: Term<'a>, data: Term<'a>, force: bool) -> NifResult<Term<'a>> {
+    let port = lookup(port)?;
+    if force && port.driver.flags & crate::abi::FLAG_SOFT_BUSY == 0 {
+        return Err(Error::RaiseTerm(Box::new(atoms::notsup())));
+    }
+    do_command(env, &port, data)
+}
+
+/// Operation numbers are unsigned 32-bit integers.
+fn decode_op(op: Term) -> NifResult<u32> {
+    op.decode::<u32>().map_err(|_| Error::BadArg)
+}
+
+#[rustler::nif]
+fn control<'a>(env: Env<'a>, port: Term<'a>, op: Term<'a>, data: Term<'a>) -> NifResult<Term<'a>> {
+    let port = lookup(port)?;
+    let op = decode_op(op)?;
+    let bytes = crate::iodata::flatten(data).ok_or(Error::BadArg)?;
+    let ran = port.run(env, |ctx| Port::control(ctx, env, op, bytes.as_slice()));
+    finish(env, ran, |t| t)
+}
+
+#[rustler::nif]
+fn call<'a>(env: Env<'a>, port: Term<'a>, op: Term<'a>, arg: Term<'a>) -> NifResult<Term<'a>> {
+    let port = lookup(port)?;
+    let op = decode_op(op)?;
+    let ext = arg.to_binary();
+    let ran = port.run(env, |ctx| Port::call(ctx, env, op, ext.as_slice()));
+    finish(env, ran, |t| t)
+}
+
+#[rustler::nif]
+fn close<'a>(env: Env<'a>, port: Term<'a>) -> NifResult<Term<'a>> {
+    let port = lookup(port)?;
+    let ran = port.run(env, |ctx| {
+        terminate(ctx, ctx.port(), ExitReason::Normal, None);
+        Ok(())
+    });
+    finish(env, ran, |()| true.encode(env))
+}
+
+#[rustler::nif]
+fn connect<'a>(env: Env<'a>, port: Term<'a>, new_owner: LocalPid) -> NifResult<Term<'a>> {
+    let port = lookup(port)?;
+    if !env.is_process_alive(new_owner) {
+        return Err(Error::BadArg);
+    }
+    let ran = port.run(env, |ctx| {
+        ctx.state().set_connected(new_owner);
+        Ok(())
+    });
+    finish(env, ran, |()| true.encode(env))
+}
+
+/// `{Command, Number, Connected, BytesIn, BytesOut, Locking, Parallelism}`
+/// or `undefined`.
+#[rustler::nif]
+fn info<'a>(env: Env<'a>, port: Term<'a>) -> NifResult<Term<'a>> {
+    let pid: LocalPid = port.decode().map_err(|_| Error::BadArg)?;
+    let Some(port) = port::lookup(&pid) else {
+        return Ok(atoms::undefined().encode(env));
+    };
+    let ran = port.run(env, |ctx| {
+        let st = ctx.state();
+        let (bytes_in, bytes_out) = st.byte_counts();
+        Ok((
+            ctx.port().command.clone(),
+            ctx.port().number,
+            st.connected(),
+            bytes_in,
+            bytes_out,
+            locking_atom(&ctx.port().driver),
+            st.options().parallelism,
+        ))
+    });
+    match ran.value {
+        Ok(info) => Ok(info.encode(env)),
+        Err(_) => Ok(atoms::undefined().encode(env)),
+    }
+}
+
+#[rustler::nif]
+fn is_port(port: Term) -> bool {
+    port.decode::<LocalPid>()
+        .ok()
+        .and_then(|pid| port::lookup(&pid))
+        .is_some()
+}
+
+#[rustler::nif]
+fn ports<'a>(env: Env<'a>) -> Vec<Term<'a>> {
+    port::all()
+        .iter()
+        // SAFETY: pid terms are immediates, valid in every env.
+        .map(|p| unsafe { terms::raw(env, p.pid_term) })
+        .collect()
+}

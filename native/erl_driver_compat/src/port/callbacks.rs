@@ -1,0 +1,278 @@
+//! Running driver callbacks on a port: each runs under the port's lock,
+//! with a [`CallbackCtx`] published for the API functions the driver calls.
+//! No Rust borrow that the driver could invalidate is held across a call
+//! into driver code: the state is reached through `&PortState` (cells).
+
+use std::ffi::CString;
+use std::os::raw::{c_char, c_uint};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rustler::{Env, LocalPid, Term};
+
+use super::registry::{register, unregister};
+use super::state::{Held, PortOptions, PortState, Status};
+use super::{ExitReason, Port, PortError, Ran};
+use crate::abi;
+use crate::context::{CallbackCtx, Delivery};
+use crate::driver::Driver;
+use crate::effects::Action;
+use crate::terms::pid_term;
+
+/// Size of the reply buffer the emulator hands to `control`.
+pub const CONTROL_BUF: usize = 64;
+
+/// Size of the reply buffer the emulator hands to `call`.
+pub const CALL_BUF: usize = 255;
+
+static PORT_NUMBERS: AtomicU64 = AtomicU64::new(1);
+
+impl Port {
+    /// `open_port`: creates the port for `driver`, runs `start` (if the
+    /// driver has one) in the calling process (`env`) and registers the
+    /// port.
+    pub fn open(
+        env: Env,
+        driver: Arc<Driver>,
+        pid: LocalPid,
+        owner: LocalPid,
+        command: &str,
+        options: PortOptions,
+    ) -> Ran<Arc<Port>> {
+        let failed = |e| Ran {
+            value: Err(e),
+            effects: Default::default(),
+        };
+        let Ok(command_c) = CString::new(command) else {
+            return failed(PortError::Badarg);
+        };
+        if !driver.port_opened() {
+            return failed(PortError::Badarg);
+        }
+        let lock = if driver.port_locking {
+            Arc::new(Mutex::new(()))
+        } else {
+            driver.lock.clone()
+        };
+        let port = Arc::new(Port {
+            driver: driver.clone(),
+            pid,
+            pid_term: pid_term(&pid),
+            command: command.to_owned(),
+            number: PORT_NUMBERS.fetch_add(1, Ordering::Relaxed),
+            lock,
+            state: PortState::new(owner),
+        });
+        // Registered before start so that the driver can use the handle in
+        // calls from `start` made through the registry.
+        register(&port);
+        let mut ran = port.locked(Delivery::to_caller(env), |ctx| {
+            let Some(start) = driver.entry().start else {
+                // Natively a driver without `start` opens, and its
+                // callbacks get NULL as their ErlDrvData.
+                ctx.state().started(std::ptr::null_mut(), options);
+                return Ok(());
+            };
+            let mut command_buf = command_c.into_bytes_with_nul();
+            // SAFETY: errno is thread-local; cleared so ERRNO errors are ours.
+            unsafe { *libc::__errno_location() = 0 };
+            let data = ctx.enter(|| {
+                // SAFETY: start is the driver's callback; the command
+                // buffer is NUL-terminated and writable, as drivers may
+                // modify it; no borrow of port data is held across it.
+                unsafe {
+                    start(
+                        ctx.port().handle(),
+                        command_buf.as_mut_ptr().cast::<c_char>(),
+                    )
+                }
+            });
+            // SAFETY: errno read right after the callback, on the same
+            // thread.
+            let errno = unsafe { *libc::__errno_location() };
+            let error = match data as isize {
+                abi::ERROR_ERRNO => PortError::Posix(crate::api::errno_atom(errno)),
+                abi::ERROR_GENERAL => PortError::Posix("einval".into()),
+                abi::ERROR_BADARG => PortError::Badarg,
+                _ => {
+                    // The mode flags take effect once start has returned
+                    // (native: a driver_output from start on a `binary`
+                    // port arrives as a list).
+                    ctx.state().started(data, options);
+                    return Ok(());
+                }
+            };
+            mark_closed(ctx, ctx.port(), ctx.state());
+            Err(error)
+        });
+        Ran {
+            value: std::mem::replace(&mut ran.value, Ok(())).map(|()| port),
+            effects: ran.effects,
+        }
+    }
+
+    /// Runs `f` (a driver callback) under the port's lock with a callback
+    /// context for the calling process in `env`. A port that is not open
+    /// is `badarg`.
+    pub fn run<T>(
+        self: &Arc<Self>,
+        env: Env,
+        f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
+    ) -> Ran<T> {
+        self.run_with(Delivery::to_caller(env), f)
+    }
+
+    /// As [`Port::run`], with an explicit delivery mode.
+    pub fn run_with<T>(
+        self: &Arc<Self>,
+        delivery: Delivery,
+        f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
+    ) -> Ran<T> {
+        self.locked(delivery, |ctx| {
+            if !ctx.state().is_open() {
+                return Err(PortError::Badarg);
+            }
+            ctx.enter(|| f(ctx))
+        })
+    }
+
+    /// Takes the port's lock, runs `f` with a context, releases the lock,
+    /// then does the close bookkeeping of every port `f` closed (in one
+    /// place, whichever port's callback closed it).
+    fn locked<T>(
+        &self,
+        delivery: Delivery,
+        f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
+    ) -> Ran<T> {
+        let guard = self.lock.lock();
+        // SAFETY: the lock is held until `guard` drops, after `ctx` (which
+        // owns `held`) has been consumed below.
+        let held = unsafe { Held::new(&self.lock) };
+        let ctx = CallbackCtx::new(self, held, delivery);
+        let value = f(&ctx);
+        let (effects, closed) = ctx.finish();
+        drop(guard);
+        for driver in closed {
+            driver.port_closed();
+        }
+        Ran { value, effects }
+    }
+
+    /// Calls `output` or `outputv` with `data` (already validated iodata).
+    pub fn command(ctx: &CallbackCtx, data: Term) -> Result<(), PortError> {
+        let port = ctx.port();
+        let st = ctx.state();
+        let entry = port.driver.entry();
+        if let Some(outputv) = entry.outputv {
+            let mut vec = crate::iodata::IoVecBuf::from_iodata(data).ok_or(PortError::BadValue)?;
+            st.add_bytes_in(vec.total());
+            // SAFETY: the vector and its binaries live until `vec` drops,
+            // after the callback returns.
+            unsafe { outputv(st.data(), vec.as_mut_ptr()) };
+        } else if let Some(output) = entry.output {
+            let flat = crate::iodata::flatten(data).ok_or(PortError::BadValue)?;
+            st.add_bytes_in(flat.len());
+            // SAFETY: the buffer lives until after the callback returns.
+            unsafe { output(st.data(), flat.as_ptr() as *mut c_char, flat.len()) };
+        } else {
+            crate::iodata::flatten(data).ok_or(PortError::BadValue)?;
+        }
+        Ok(())
+    }
+
+    /// Calls `control`; returns the reply as a list, or as a binary when
+    /// the driver set `PORT_CONTROL_FLAG_BINARY` (read after the callback:
+    /// the driver may set it inside).
+    pub fn control<'a>(
+        ctx: &CallbackCtx,
+        env: Env<'a>,
+        op: c_uint,
+        data: &[u8],
+    ) -> Result<Term<'a>, PortError> {
+        let control = ctx.port().driver.entry().control.ok_or(PortError::Badarg)?;
+        let mut default = [0u8; CONTROL_BUF];
+        let default_ptr = default.as_mut_ptr() as *mut c_char;
+        let mut rbuf = default_ptr;
+        let drv_data = ctx.state().data();
+        // SAFETY: control is the driver's callback; the input buffer lives
+        // until it returns; rbuf points at CONTROL_BUF writable bytes.
+        let n = unsafe {
+            control(
+                drv_data,
+                op,
+                data.as_ptr() as *mut c_char,
+                data.len(),
+                &mut rbuf,
+                CONTROL_BUF,
+            )
+        };
+        let binary = ctx.state().control_flags() & abi::PORT_CONTROL_FLAG_BINARY != 0;
+        crate::reply::control_reply(ctx, env, binary, n, rbuf, default_ptr, CONTROL_BUF)
+    }
+
+    /// Calls `call` with `arg` in external term format; decodes the reply.
+    pub fn call<'a>(
+        ctx: &CallbackCtx,
+        env: Env<'a>,
+        op: c_uint,
+        arg: &[u8],
+    ) -> Result<Term<'a>, PortError> {
+        let call = ctx.port().driver.entry().call.ok_or(PortError::Badarg)?;
+        let mut default = [0u8; CALL_BUF];
+        let default_ptr = default.as_mut_ptr() as *mut c_char;
+        let mut rbuf = default_ptr;
+        let mut flags: c_uint = 0;
+        let drv_data = ctx.state().data();
+        // SAFETY: as for control.
+        let n = unsafe {
+            call(
+                drv_data,
+                op,
+                arg.as_ptr() as *mut c_char,
+                arg.len(),
+                &mut rbuf,
+                CALL_BUF,
+                &mut flags,
+            )
+        };
+        crate::reply::call_reply(env, n, rbuf, default_ptr, CALL_BUF)
+    }
+}
+
+/// Closes `port` (whose state `ctx` can reach) synchronously: runs `stop`,
+/// unregisters the port and tells its process to exit with `reason`
+/// (after unlinking `unlink`, for `driver_exit`). A no-op unless the port
+/// is open. While `stop` runs the port is `Closing`: output it emits still
+/// reaches the connected process, as natively.
+pub fn terminate(ctx: &CallbackCtx, port: &Port, reason: ExitReason, unlink: Option<LocalPid>) {
+    let Some(st) = ctx.state_of(port) else {
+        return;
+    };
+    if st.status() != Status::Open {
+        return;
+    }
+    st.set_status(Status::Closing);
+    if let Some(stop) = port.driver.entry().stop {
+        let data = st.data();
+        // SAFETY: stop is the driver's callback, called once with the data
+        // start returned; no borrow of port data is held across it.
+        ctx.enter(|| unsafe { stop(data) });
+    }
+    mark_closed(ctx, port, st);
+    if reason != ExitReason::External {
+        ctx.act(Action::ExitPort {
+            port: port.pid,
+            reason,
+            unlink,
+        });
+    }
+}
+
+/// The one place a port becomes closed: status, registry, and (after the
+/// lock is released) the driver's count of open ports.
+fn mark_closed(ctx: &CallbackCtx, port: &Port, st: &PortState) {
+    st.set_status(Status::Closed);
+    unregister(port);
+    ctx.port_closed(&port.driver);
+}

@@ -1,0 +1,201 @@
+//! The mutable state of one pseudo-port, and how it may be reached.
+//!
+//! # Why cells, and who may touch them
+//!
+//! A driver callback runs under the port's lock (the driver's lock with
+//! driver-level locking) and may re-enter our API: `control` calls
+//! `set_port_control_flags`, whose effect the reply code then reads;
+//! `output` calls `driver_output`, which updates the byte counters the
+//! caller also updates. If the code around the callback held a `&mut`
+//! to the state while the driver re-entered, the API function would create
+//! a second `&mut` to the same data: undefined behaviour in Rust even on
+//! one thread.
+//!
+//! So nothing here is ever borrowed mutably across a call into driver code:
+//! every field is a [`Cell`] (copied in and out) or, for the line buffer, a
+//! [`RefCell`] borrowed only inside functions that never call the driver.
+//! Many `&PortState` may exist at once.
+//!
+//! Cells are not `Sync`; the port is shared between threads, so access is
+//! gated by a *lock token*: [`Port::state`](super::Port::state) needs a
+//! [`Held`], which only [`super::callbacks`] creates, right after taking
+//! the port's lock and for as long as it holds it. A `Held` is neither
+//! `Send` nor `Sync` and is published to the API functions of the running
+//! callback through [`crate::context::CallbackCtx`].
+
+use std::cell::{Cell, RefCell};
+use std::marker::PhantomData;
+use std::os::raw::c_int;
+
+use parking_lot::Mutex;
+use rustler::LocalPid;
+
+use crate::abi::DrvData;
+
+/// Options of `open_port` that change how the port behaves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortOptions {
+    /// `binary`: data arrives as binaries instead of lists.
+    pub binary: bool,
+    /// `eof`: `driver_failure_eof` sends `{Port, eof}` instead of closing.
+    pub eof: bool,
+    /// `{line, L}`: `driver_output` data is cut into lines of at most L
+    /// bytes (0: no line mode).
+    pub line: usize,
+    /// `{parallelism, true}` (shown by `port_info/2`).
+    pub parallelism: bool,
+}
+
+/// Where a port is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Callbacks may run.
+    Open,
+    /// `stop` is running: the driver may still emit output (natively it
+    /// reaches the connected process), nothing else reaches the driver.
+    Closing,
+    /// `stop` has run; every operation is `badarg`.
+    Closed,
+}
+
+/// Proof that the current thread holds one port lock. Created only by
+/// [`super::callbacks`] after locking, dropped before unlocking.
+pub struct Held {
+    lock: *const Mutex<()>,
+    /// Not `Send`/`Sync`: the proof is about this thread.
+    _thread_bound: PhantomData<*const ()>,
+}
+
+impl Held {
+    /// # Safety
+    /// The calling thread must hold `lock` for the whole life of the value.
+    pub(super) unsafe fn new(lock: &Mutex<()>) -> Held {
+        Held {
+            lock,
+            _thread_bound: PhantomData,
+        }
+    }
+
+    /// True when this proof is for `lock`.
+    pub(super) fn covers(&self, lock: &Mutex<()>) -> bool {
+        std::ptr::eq(self.lock, lock)
+    }
+}
+
+/// The mutable state of a port (see the module documentation).
+pub struct PortState {
+    status: Cell<Status>,
+    data: Cell<DrvData>,
+    connected: Cell<LocalPid>,
+    options: Cell<PortOptions>,
+    control_flags: Cell<c_int>,
+    line_buf: RefCell<Vec<u8>>,
+    bytes_in: Cell<u64>,
+    bytes_out: Cell<u64>,
+}
+
+impl PortState {
+    /// A port being started for `owner`. The mode options take effect once
+    /// `start` has returned (native: output from `start` on a `binary` port
+    /// arrives as a list), see [`PortState::started`].
+    pub fn new(owner: LocalPid) -> PortState {
+        PortState {
+            status: Cell::new(Status::Open),
+            data: Cell::new(std::ptr::null_mut()),
+            connected: Cell::new(owner),
+            options: Cell::new(PortOptions::default()),
+            control_flags: Cell::new(0),
+            line_buf: RefCell::new(Vec::new()),
+            bytes_in: Cell::new(0),
+            bytes_out: Cell::new(0),
+        }
+    }
+
+    /// `start` returned `data`; the port's options apply from now on.
+    pub fn started(&self, data: DrvData, options: PortOptions) {
+        self.data.set(data);
+        self.options.set(options);
+    }
+
+    /// Open, closing or closed.
+    pub fn status(&self) -> Status {
+        self.status.get()
+    }
+
+    /// Moves to `status`.
+    pub fn set_status(&self, status: Status) {
+        self.status.set(status);
+    }
+
+    /// True while callbacks may run.
+    pub fn is_open(&self) -> bool {
+        self.status.get() == Status::Open
+    }
+
+    /// What `start` returned (the driver's `ErlDrvData`).
+    pub fn data(&self) -> DrvData {
+        self.data.get()
+    }
+
+    /// The connected process (owner).
+    pub fn connected(&self) -> LocalPid {
+        self.connected.get()
+    }
+
+    /// Makes `pid` the connected process.
+    pub fn set_connected(&self, pid: LocalPid) {
+        self.connected.set(pid);
+    }
+
+    /// Options given to `open_port`.
+    pub fn options(&self) -> PortOptions {
+        self.options.get()
+    }
+
+    /// `set_port_control_flags`.
+    pub fn control_flags(&self) -> c_int {
+        self.control_flags.get()
+    }
+
+    /// Sets what `set_port_control_flags` sets.
+    pub fn set_control_flags(&self, flags: c_int) {
+        self.control_flags.set(flags);
+    }
+
+    /// Counts bytes given to the driver by `port_command`.
+    pub fn add_bytes_in(&self, n: usize) {
+        self.bytes_in.set(self.bytes_in.get() + n as u64);
+    }
+
+    /// Counts bytes the driver sent to Erlang.
+    pub fn add_bytes_out(&self, n: usize) {
+        self.bytes_out.set(self.bytes_out.get() + n as u64);
+    }
+
+    /// `(bytes_in, bytes_out)`.
+    pub fn byte_counts(&self) -> (u64, u64) {
+        (self.bytes_in.get(), self.bytes_out.get())
+    }
+
+    /// Runs `f` on the partial-line buffer (line mode). `f` must not call
+    /// driver code (it cannot: it gets only the buffer).
+    pub fn with_line_buf<R>(&self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        f(&mut self.line_buf.borrow_mut())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_covers_only_its_own_lock() {
+        let a = Mutex::new(());
+        let b = Mutex::new(());
+        let _guard = a.lock();
+        // SAFETY: `a` is held for the life of `held`.
+        let held = unsafe { Held::new(&a) };
+        assert!(held.covers(&a));
+        assert!(!held.covers(&b));
+    }
+}

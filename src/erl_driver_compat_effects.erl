@@ -1,0 +1,73 @@
+%% @private
+%% @doc Carries out what a driver callback handed back with its result.
+%%
+%% The one decoder of the effects term the NIF builds (its one encoder is
+%% `effects.rs' in the Rust crate):
+%%
+%% ```
+%% {'$edc', Value, Messages, LogLines, Actions}
+%% Action = {exit_port, PortPid, Reason, Unlink :: pid() | false}
+%% '''
+%%
+%% A NIF result without effects is the plain value. Effects are carried
+%% out in order: messages (sent to the calling process, in emission
+%% order), log lines, actions. When no wrapper runs after the callback
+%% (a driver thread, a resource `down' callback), the NIF sends the actions
+%% to the port process as `{'$edc_actions', Actions}' and that process
+%% carries them out with {@link perform/1}.
+-module(erl_driver_compat_effects).
+
+-export([unwrap/2,
+         unwrap/1,
+         value/1,
+         perform/1]).
+
+-export_type([action/0]).
+
+-type action() :: {exit_port, pid(), term(), pid() | false}.
+%% Work for the Erlang side.
+
+%% @doc Carries out the effects in `Result' (if any) and returns the value,
+%% or raises `Reason' with `Args' when the value is `{'$edc_error', Reason}'.
+-spec unwrap(term(), [term()]) -> term().
+unwrap({'$edc', Value, Msgs, Logs, Actions}, Args) ->
+    apply_effects(Msgs, Logs, Actions),
+    case Value of
+        {'$edc_error', Reason} -> erlang:error(Reason, Args);
+        _ -> Value
+    end;
+unwrap(Value, _Args) ->
+    Value.
+
+%% @doc As {@link unwrap/2} for results that are never errors (the calls
+%% the port process makes).
+-spec unwrap(term()) -> term().
+unwrap({'$edc', Value, Msgs, Logs, Actions}) ->
+    apply_effects(Msgs, Logs, Actions),
+    Value;
+unwrap(Value) ->
+    Value.
+
+%% @doc The value in `Result', without carrying out its effects.
+-spec value(term()) -> term().
+value({'$edc', Value, _Msgs, _Logs, _Actions}) ->
+    Value;
+value(Value) ->
+    Value.
+
+%% @doc Carries out actions.
+-spec perform([action()]) -> ok.
+perform(Actions) ->
+    lists:foreach(fun perform_one/1, Actions).
+
+apply_effects(Msgs, Logs, Actions) ->
+    Self = self(),
+    lists:foreach(fun(M) -> Self ! M end, Msgs),
+    lists:foreach(fun(L) -> logger:error("erl_driver_compat: ~ts", [L]) end, Logs),
+    perform(Actions).
+
+%% The port terminated: its process exits with Reason (see
+%% erl_driver_compat_port's loop).
+perform_one({exit_port, Port, Reason, Unlink}) ->
+    Port ! {'$edc_exit', Reason, Unlink},
+    ok.
