@@ -152,29 +152,47 @@ pub enum IoTerm {
 /// # Safety
 /// `term` belongs to `env`, a live env.
 pub unsafe fn io_term(env: RawEnv, term: RawTerm) -> IoTerm {
-    // SAFETY: the out-parameters are locals; `term` belongs to `env`.
-    unsafe {
-        let mut bin: ErlNifBinary = std::mem::zeroed();
-        if sys::enif_is_binary(env, term) != 0 {
-            if sys::enif_inspect_binary(env, term, &mut bin) == 0 {
-                return IoTerm::Other;
-            }
-            return IoTerm::Binary(bin.data, bin.size);
+    // SAFETY: `term` belongs to `env`, a live env (the function's
+    // contract); so for every call below, whose out-parameters are locals.
+    if unsafe { sys::enif_is_binary(env, term) } != 0 {
+        // SAFETY: an all-zero ErlNifBinary is a valid out-parameter.
+        let mut bin: ErlNifBinary = unsafe { std::mem::zeroed() };
+        // SAFETY: see above.
+        if unsafe { sys::enif_inspect_binary(env, term, &mut bin) } == 0 {
+            return IoTerm::Other;
         }
-        let mut head = ErlNifTerm::default();
-        let mut tail = ErlNifTerm::default();
-        if sys::enif_get_list_cell(env, term, &mut head, &mut tail) != 0 {
-            return IoTerm::Cons(head, tail);
-        }
-        if sys::enif_is_empty_list(env, term) != 0 {
-            return IoTerm::Nil;
-        }
-        let mut value: c_int = 0;
-        if sys::enif_get_int(env, term, &mut value) != 0 {
-            return IoTerm::Int(value);
-        }
-        IoTerm::Other
+        return IoTerm::Binary(bin.data, bin.size);
     }
+    let mut head = ErlNifTerm::default();
+    let mut tail = ErlNifTerm::default();
+    // SAFETY: see above.
+    if unsafe { sys::enif_get_list_cell(env, term, &mut head, &mut tail) } != 0 {
+        return IoTerm::Cons(head, tail);
+    }
+    // SAFETY: see above.
+    if unsafe { sys::enif_is_empty_list(env, term) } != 0 {
+        return IoTerm::Nil;
+    }
+    let mut value: c_int = 0;
+    // SAFETY: see above.
+    if unsafe { sys::enif_get_int(env, term, &mut value) } != 0 {
+        return IoTerm::Int(value);
+    }
+    IoTerm::Other
+}
+
+/// This thread's `errno`.
+pub fn errno() -> c_int {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Sets this thread's `errno` (cleared before a driver callback whose
+/// `ERL_DRV_ERROR_ERRNO` result must report the driver's own errno).
+pub fn set_errno(value: c_int) {
+    // SAFETY: __errno_location has no preconditions.
+    let slot = unsafe { libc::__errno_location() };
+    // SAFETY: it returns this thread's errno slot: valid and writable.
+    unsafe { *slot = value };
 }
 
 /// The bits of a term (terms are machine words).

@@ -8,37 +8,35 @@ use crate::ffi;
 
 /// A new binary holding a copy of `bytes`.
 pub fn binary_copy<'a>(env: Env<'a>, bytes: &[u8]) -> Term<'a> {
-    // SAFETY: env is live for 'a; the new term belongs to it.
-    unsafe { Term::new(env, ffi::binary_copy(env.as_c_arg(), bytes)) }
+    // SAFETY: env is live for 'a.
+    let term = unsafe { ffi::binary_copy(env.as_c_arg(), bytes) };
+    // SAFETY: the new term belongs to env.
+    unsafe { Term::new(env, term) }
 }
 
 /// `[head | tail]`.
 pub fn list_cell<'a>(env: Env<'a>, head: Term<'a>, tail: Term<'a>) -> Term<'a> {
     // SAFETY: both terms belong to env (same lifetime 'a).
-    unsafe {
-        Term::new(
-            env,
-            ffi::list_cell(env.as_c_arg(), head.as_c_arg(), tail.as_c_arg()),
-        )
-    }
+    let cell = unsafe { ffi::list_cell(env.as_c_arg(), head.as_c_arg(), tail.as_c_arg()) };
+    // SAFETY: the cell was made in env.
+    unsafe { Term::new(env, cell) }
 }
 
 /// The list of byte values of `bytes`, ending in `tail` (or `[]`).
 pub fn byte_list<'a>(env: Env<'a>, bytes: &[u8], tail: Option<Term<'a>>) -> Term<'a> {
     let raw_env = env.as_c_arg();
-    let mut list = match tail {
-        // SAFETY: env is live; the string is built from a readable slice.
-        None if !bytes.is_empty() => {
-            return unsafe { Term::new(env, ffi::latin1_string(raw_env, bytes)) }
-        }
+    let list = match tail {
+        // SAFETY: env is live.
+        None if !bytes.is_empty() => unsafe { ffi::latin1_string(raw_env, bytes) },
         // SAFETY: env is live.
         None => unsafe { ffi::empty_list(raw_env) },
-        Some(t) => t.as_c_arg(),
+        Some(mut list) => {
+            for &b in bytes.iter().rev() {
+                list = list_cell(env, (b as i32).encode(env), list);
+            }
+            return list;
+        }
     };
-    for &b in bytes.iter().rev() {
-        // SAFETY: env is live and `list` belongs to it.
-        list = unsafe { ffi::list_cell(raw_env, ffi::int(raw_env, b as i32), list) };
-    }
     // SAFETY: the list was built in env.
     unsafe { Term::new(env, list) }
 }

@@ -171,22 +171,23 @@ pub(crate) extern "C" fn erl_drv_getenv(
             // SAFETY: arguments passed through unchanged from the driver.
             return unsafe { f(key, value, size) };
         }
-        // SAFETY: key is NUL-terminated; size is writable; value holds
-        // *size bytes.
-        unsafe {
-            let found = libc::getenv(key);
-            if found.is_null() {
-                return -1;
-            }
-            let bytes = CStr::from_ptr(found).to_bytes_with_nul();
-            if bytes.len() > *size {
-                *size = bytes.len();
-                return 1;
-            }
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), value.cast(), bytes.len());
-            *size = bytes.len() - 1;
-            0
+        // SAFETY: key is a NUL-terminated string (the function's contract).
+        let found = unsafe { libc::getenv(key) };
+        if found.is_null() {
+            return -1;
         }
+        // SAFETY: getenv returns a NUL-terminated string.
+        let bytes = unsafe { CStr::from_ptr(found) }.to_bytes_with_nul();
+        // SAFETY: size is readable and writable (the contract).
+        let room = unsafe { &mut *size };
+        if bytes.len() > *room {
+            *room = bytes.len();
+            return 1;
+        }
+        // SAFETY: value holds *size bytes (the contract), enough for them.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), value.cast(), bytes.len()) };
+        *room = bytes.len() - 1;
+        0
     })
 }
 

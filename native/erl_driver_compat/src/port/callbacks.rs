@@ -75,8 +75,8 @@ impl Port {
                 return Ok(());
             };
             let mut command_buf = command_c.into_bytes_with_nul();
-            // SAFETY: errno is thread-local; cleared so ERRNO errors are ours.
-            unsafe { *libc::__errno_location() = 0 };
+            // Cleared so that an ERL_DRV_ERROR_ERRNO reports the driver's.
+            crate::ffi::set_errno(0);
             let data = ctx.enter(|| {
                 // SAFETY: start is the driver's callback; the command
                 // buffer is NUL-terminated and writable, as drivers may
@@ -88,9 +88,8 @@ impl Port {
                     )
                 }
             });
-            // SAFETY: errno read right after the callback, on the same
-            // thread.
-            let errno = unsafe { *libc::__errno_location() };
+            // Read right after the callback, on the same thread.
+            let errno = crate::ffi::errno();
             let error = match data as isize {
                 abi::ERROR_ERRNO => PortError::Posix(crate::api::errno_atom(errno)),
                 abi::ERROR_GENERAL => PortError::Posix("einval".into()),
