@@ -6,8 +6,14 @@
 %%
 %% ```
 %% {'$edc', Value, Messages, LogLines, Actions}
-%% Action = {exit_port, PortPid, Reason, Unlink :: pid() | false}
+%% Action = {exit_port, PortPid, Reason, Unlink :: pid() | false, Late}
+%%        | {deliver, Late}
+%% Late   = [{To :: pid(), Message}]
 %% '''
+%%
+%% `Late' are messages the driver's `stop' emitted: natively they reach
+%% their receivers after the port's exit signals, so the port process sends
+%% them after signalling its links (see erl_driver_compat_port).
 %%
 %% A NIF result without effects is the plain value. Effects are carried
 %% out in order: messages (sent to the calling process, in emission
@@ -22,10 +28,14 @@
          value/1,
          perform/1]).
 
--export_type([action/0]).
+-export_type([action/0,
+              late/0]).
 
--type action() :: {exit_port, pid(), term(), pid() | false}.
+-type action() :: {exit_port, pid(), term(), pid() | false, late()}
+                | {deliver, late()}.
 %% Work for the Erlang side.
+-type late() :: [{pid(), term()}].
+%% Messages from `stop', sent after the port's exit signals.
 
 %% @doc Carries out the effects in `Result' (if any) and returns the value,
 %% or raises `Reason' with `Args' when the value is `{'$edc_error', Reason}'.
@@ -68,6 +78,10 @@ apply_effects(Msgs, Logs, Actions) ->
 
 %% The port terminated: its process exits with Reason (see
 %% erl_driver_compat_port's loop).
-perform_one({exit_port, Port, Reason, Unlink}) ->
-    Port ! {'$edc_exit', Reason, Unlink},
-    ok.
+perform_one({exit_port, Port, Reason, Unlink, Late}) ->
+    Port ! {'$edc_exit', Reason, Unlink, Late},
+    ok;
+%% Carried out by a port process that is terminating by itself, once it
+%% has signalled its links.
+perform_one({deliver, Late}) ->
+    lists:foreach(fun({To, Msg}) -> To ! Msg end, Late).

@@ -47,9 +47,11 @@ init() ->
 -spec loop(reference()) -> no_return().
 loop(Res) ->
     receive
-        {'$edc_exit', Reason, Unlink} ->
+        {'$edc_exit', Reason, Unlink, Late} ->
             %% driver_exit: the connected process gets no exit signal.
             is_pid(Unlink) andalso unlink(Unlink),
+            Late =:= [] orelse signal_links(Reason),
+            erl_driver_compat_effects:perform([{deliver, Late}]),
             exit(Reason);
         {'$edc_actions', Actions} ->
             %% Effects of a callback run without a wrapper (see
@@ -66,18 +68,21 @@ loop(Res) ->
             end,
             loop(Res);
         {From, close} when is_pid(From) ->
-            case result(erl_driver_compat_nif:msg_close(Res, From)) of
+            Result = erl_driver_compat_nif:msg_close(Res, From),
+            case erl_driver_compat_effects:value(Result) of
                 {closed, Connected} ->
-                    %% Natively a trapping owner sees {'EXIT', Port, normal}
-                    %% before {Port, closed}.
-                    unlink(Connected),
-                    exit(Connected, normal),
+                    %% Natively the links see {'EXIT', Port, normal}, then
+                    %% what stop emitted, then the owner {Port, closed}.
+                    signal_links(normal),
+                    _ = result(Result),
                     Connected ! {self(), closed},
                     exit(normal);
                 {badsig, Connected} ->
+                    _ = result(Result),
                     badsig(Connected),
                     loop(Res);
                 ok ->
+                    _ = result(Result),
                     loop(Res)
             end;
         {From, {connect, New}} when is_pid(From), is_pid(New) ->
@@ -92,9 +97,16 @@ loop(Res) ->
             ReplyTo ! {Ref, linked},
             loop(Res);
         {'EXIT', From, Reason} ->
-            case result(erl_driver_compat_nif:msg_exit(Res, From, Reason =:= normal)) of
-                true -> exit(Reason);
-                false -> loop(Res)
+            Result = erl_driver_compat_nif:msg_exit(Res, From, Reason =:= normal),
+            case erl_driver_compat_effects:value(Result) of
+                true ->
+                    %% What stop emitted goes out after the exit signals.
+                    signal_links(Reason),
+                    _ = result(Result),
+                    exit(Reason);
+                false ->
+                    _ = result(Result),
+                    loop(Res)
             end;
         _Other ->
             %% A native port answers a message it does not understand with
@@ -108,6 +120,17 @@ loop(Res) ->
 
 badsig(Connected) ->
     exit(Connected, badsig).
+
+%% Sends the port's exit signal to every linked process now (unlinking
+%% them, so that the exit itself sends nothing more), as a native port does
+%% before the messages its stop emitted. An exit signal sent with exit/2 is
+%% what a link delivers, except for `kill', which exit/2 would make
+%% untrappable: that reason is left to the links.
+signal_links(kill) ->
+    ok;
+signal_links(Reason) ->
+    {links, Links} = process_info(self(), links),
+    lists:foreach(fun(L) -> unlink(L), exit(L, Reason) end, Links).
 
 %% @doc Logs what a native port logs when it gets data that is not iodata.
 -spec log_bad_value(pid()) -> ok.

@@ -13,7 +13,11 @@
          sibling_failure_then_unload_and_reload/1,
          sibling_exit_then_unload_and_reload/1,
          stop_output_on_port_close/1,
-         stop_output_on_close_message/1]).
+         stop_output_on_close_message/1,
+         stop_output_trapping_port_close/1,
+         stop_output_trapping_close_message/1,
+         stop_output_trapping_sibling_failure/1,
+         stop_output_trapping_exit_signal/1]).
 
 -define(CORE, "lc_core_drv").
 -define(NOSTART, "lc_nostart_drv").
@@ -24,7 +28,11 @@ all() ->
      sibling_failure_then_unload_and_reload,
      sibling_exit_then_unload_and_reload,
      stop_output_on_port_close,
-     stop_output_on_close_message].
+     stop_output_on_close_message,
+     stop_output_trapping_port_close,
+     stop_output_trapping_close_message,
+     stop_output_trapping_sibling_failure,
+     stop_output_trapping_exit_signal].
 
 init_per_suite(Config) ->
     Holder = edc_diff:start_holder([?NOSTART]),
@@ -124,3 +132,51 @@ stop_output_on_close_message(Config) ->
 open_core(B, Dir) ->
     ok = edc_diff:call(B, load_driver, [Dir, ?CORE]),
     edc_diff:call(B, open_port, [{spawn, ?CORE}, []]).
+
+%% Natively the port's exit signals come first, then what stop emitted,
+%% then {Port, closed}.
+stop_output_trapping_port_close(Config) ->
+    edc_diff:expect("stop output after EXIT, port_close",
+                    fun(B) ->
+                            P = trapping_bye(B, ?config(core_dir, Config)),
+                            true = edc_diff:call(B, port_close, [P]),
+                            edc_diff:flush()
+                    end,
+                    [{'EXIT', {port, 1}, normal}, {{port, 1}, {data, "bye"}}]).
+
+stop_output_trapping_close_message(Config) ->
+    edc_diff:expect("stop output after EXIT, close message",
+                    fun(B) ->
+                            P = trapping_bye(B, ?config(core_dir, Config)),
+                            P ! {self(), close},
+                            edc_diff:flush()
+                    end,
+                    [{'EXIT', {port, 1}, normal}, {{port, 1}, {data, "bye"}},
+                     {{port, 1}, closed}]).
+
+stop_output_trapping_sibling_failure(Config) ->
+    edc_diff:expect("stop output after EXIT, sibling failure",
+                    fun(B) ->
+                            P1 = trapping_bye(B, ?config(core_dir, Config)),
+                            P2 = edc_diff:call(B, open_port, [{spawn, ?CORE}, []]),
+                            "done" = ctl(B, P2, 2, ctl(B, P1, 1, "")),
+                            true = edc_diff:call(B, port_close, [P2]),
+                            edc_diff:flush()
+                    end,
+                    [{'EXIT', {port, 1}, sibling_failed}, {{port, 1}, {data, "bye"}},
+                     {'EXIT', {port, 2}, normal}]).
+
+stop_output_trapping_exit_signal(Config) ->
+    edc_diff:expect("stop output after EXIT, exit signal",
+                    fun(B) ->
+                            P = trapping_bye(B, ?config(core_dir, Config)),
+                            exit(P, going_away),
+                            edc_diff:flush()
+                    end,
+                    [{'EXIT', {port, 1}, going_away}, {{port, 1}, {data, "bye"}}]).
+
+trapping_bye(B, Dir) ->
+    process_flag(trap_exit, true),
+    P = open_core(B, Dir),
+    "ok" = ctl(B, P, 4, ""),
+    P.

@@ -17,6 +17,7 @@ rustler::atoms! {
     edc_error = "$edc_error",
     edc_actions = "$edc_actions",
     exit_port,
+    deliver,
     undefined,
     enoent,
     not_elf,

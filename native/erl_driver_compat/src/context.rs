@@ -20,7 +20,7 @@ use rustler::{Env, LocalPid, OwnedEnv, Term};
 use crate::driver::Driver;
 use crate::effects::{Action, Effects};
 use crate::ffi::{self, RawEnv};
-use crate::port::state::{Held, PortState};
+use crate::port::state::{Held, PortState, Status};
 use crate::port::Port;
 
 /// Where messages built during a callback are created and delivered.
@@ -173,6 +173,33 @@ impl<'p> CallbackCtx<'p> {
                 });
             }
         }
+    }
+
+    /// Sends the message `build` makes to the connected process of the
+    /// port whose state is `st`. While that port's `stop` runs (it is
+    /// `Closing`) the message is held back and goes out after the port's
+    /// exit signals, as natively (see [`crate::effects`]); detached runs
+    /// send it at once.
+    pub fn emit_to_connected(
+        &self,
+        st: &PortState,
+        build: impl for<'a> FnOnce(Env<'a>) -> Term<'a>,
+    ) {
+        let to = st.connected();
+        match self.delivery {
+            Delivery::Process { env, .. } if st.status() == Status::Closing => {
+                // SAFETY: see `emit`.
+                let env = unsafe { Env::new(&(), env) };
+                let msg = build(env);
+                self.effects.borrow_mut().late_message(to, msg.as_c_arg());
+            }
+            _ => self.emit(&to, build),
+        }
+    }
+
+    /// Takes the messages held back while `stop` ran.
+    pub fn take_late(&self) -> Vec<(LocalPid, crate::ffi::RawTerm)> {
+        self.effects.borrow_mut().take_late()
     }
 
     /// Builds a term in the caller's env (only for `Delivery::Process`).

@@ -13,8 +13,14 @@
 //!
 //! ```text
 //! {'$edc', Value, Messages, LogLines, Actions}
-//! Action = {exit_port, PortPid, Reason, Unlink :: pid() | false}
+//! Action = {exit_port, PortPid, Reason, Unlink :: pid() | false, Late}
+//!        | {deliver, Late}
+//! Late   = [{To :: pid(), Message}]
 //! ```
+//!
+//! `Late` are the messages a port's `stop` emitted: natively they reach
+//! their receivers after the port's exit signals, so the port process
+//! sends them once it has signalled its links.
 //!
 //! When no Erlang wrapper runs after the callback (a resource `down`
 //! callback, a driver thread), the same actions are sent to the port
@@ -39,30 +45,55 @@ pub enum Action {
         reason: ExitReason,
         /// A process to unlink first.
         unlink: Option<LocalPid>,
+        /// Messages `stop` emitted, sent after the exit signals.
+        late: Vec<(LocalPid, RawTerm)>,
     },
+    /// The calling port process terminates by itself: these messages from
+    /// `stop` go out after it has signalled its links.
+    Deliver(Vec<(LocalPid, RawTerm)>),
 }
 
 impl Action {
-    /// The process that carries the action out when no wrapper does.
-    fn port(&self) -> &LocalPid {
+    /// The process that carries the action out when no wrapper does
+    /// (only port exits happen in detached runs).
+    fn port(&self) -> Option<&LocalPid> {
         match self {
-            Action::ExitPort { port, .. } => port,
+            Action::ExitPort { port, .. } => Some(port),
+            Action::Deliver(_) => None,
         }
     }
 
+    /// The action as a term of `env`; the late messages must belong to
+    /// `env` (they are built in the caller's env of a Process delivery,
+    /// and detached runs have none).
     fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
+        let late = |msgs: &[(LocalPid, RawTerm)]| -> Vec<Term<'a>> {
+            msgs.iter()
+                // SAFETY: see the function doc: each message belongs to env.
+                .map(|(to, m)| (to, unsafe { Term::new(env, *m) }).encode(env))
+                .collect()
+        };
         match self {
             Action::ExitPort {
                 port,
                 reason,
                 unlink,
+                late: msgs,
             } => {
                 let unlink = match unlink {
                     Some(pid) => pid.encode(env),
                     None => false.encode(env),
                 };
-                (atoms::exit_port(), port, reason.to_term(env), unlink).encode(env)
+                (
+                    atoms::exit_port(),
+                    port,
+                    reason.to_term(env),
+                    unlink,
+                    late(msgs),
+                )
+                    .encode(env)
             }
+            Action::Deliver(msgs) => (atoms::deliver(), late(msgs)).encode(env),
         }
     }
 }
@@ -73,6 +104,8 @@ pub struct Effects {
     /// Messages for the calling process, in emission order, built in the
     /// caller's env.
     messages: Vec<RawTerm>,
+    /// Messages emitted by `stop`, not yet attached to the port's exit.
+    late: Vec<(LocalPid, RawTerm)>,
     /// Reports of API misuse by the driver.
     logs: Vec<String>,
     /// Work for the Erlang side.
@@ -88,6 +121,16 @@ impl Effects {
     /// Adds a message for the caller (a term of the caller's env).
     pub fn message(&mut self, msg: RawTerm) {
         self.messages.push(msg);
+    }
+
+    /// Adds a message emitted by `stop` (a term of the caller's env).
+    pub fn late_message(&mut self, to: LocalPid, msg: RawTerm) {
+        self.late.push((to, msg));
+    }
+
+    /// Takes the messages emitted by `stop` so far.
+    pub fn take_late(&mut self) -> Vec<(LocalPid, RawTerm)> {
+        std::mem::take(&mut self.late)
     }
 
     /// Adds a log line.
@@ -138,7 +181,9 @@ impl Effects {
             log_detached(line);
         }
         for action in self.actions {
-            let to = *action.port();
+            let Some(&to) = action.port() else {
+                continue;
+            };
             let owned = OwnedEnv::new();
             owned.run(|env| {
                 let msg = (atoms::edc_actions(), vec![action.encode(env)]).encode(env);

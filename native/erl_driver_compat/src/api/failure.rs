@@ -82,7 +82,7 @@ pub(crate) extern "C" fn driver_failure_eof(port: DrvPort) -> c_int {
             super::output::flush_line_buffer(ctx, p, st);
             if st.options().eof {
                 let port_pid = p.pid;
-                ctx.emit(&st.connected(), |env| {
+                ctx.emit_to_connected(st, |env| {
                     use rustler::Encoder;
                     (port_pid, atoms::eof()).encode(env)
                 });

@@ -50,7 +50,7 @@ fn deliver(ctx: &CallbackCtx, port: &Port, st: &PortState, header: &[u8], pieces
     st.add_bytes_out(total);
     let binary_mode = st.options().binary;
     let port_pid = port.pid;
-    ctx.emit(&st.connected(), |env| {
+    ctx.emit_to_connected(st, |env| {
         let data = if binary_mode {
             binary_data(env, header, pieces)
         } else {
@@ -163,7 +163,7 @@ fn deliver_line(
     st.add_bytes_out(header.len() + line.len());
     let binary_mode = st.options().binary;
     let port_pid = port.pid;
-    ctx.emit(&st.connected(), |env| {
+    ctx.emit_to_connected(st, |env| {
         use rustler::Encoder;
         let data = if binary_mode {
             binary_data(env, header, &[Piece::Bytes(line)])

@@ -243,7 +243,8 @@ impl Port {
 /// unregisters the port and tells its process to exit with `reason`
 /// (after unlinking `unlink`, for `driver_exit`). A no-op unless the port
 /// is open. While `stop` runs the port is `Closing`: output it emits still
-/// reaches the connected process, as natively.
+/// reaches the connected process, after the port's exit signals, as
+/// natively.
 pub fn terminate(ctx: &CallbackCtx, port: &Port, reason: ExitReason, unlink: Option<LocalPid>) {
     let Some(st) = ctx.state_of(port) else {
         return;
@@ -259,12 +260,16 @@ pub fn terminate(ctx: &CallbackCtx, port: &Port, reason: ExitReason, unlink: Opt
         ctx.enter(|| unsafe { stop(data) });
     }
     mark_closed(ctx, port, st);
+    let late = ctx.take_late();
     if reason != ExitReason::External {
         ctx.act(Action::ExitPort {
             port: port.pid,
             reason,
             unlink,
+            late,
         });
+    } else if !late.is_empty() {
+        ctx.act(Action::Deliver(late));
     }
 }
 
