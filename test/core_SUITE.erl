@@ -17,7 +17,9 @@
          stop_output_trapping_port_close/1,
          stop_output_trapping_close_message/1,
          stop_output_trapping_sibling_failure/1,
-         stop_output_trapping_exit_signal/1]).
+         stop_output_trapping_exit_signal/1,
+         line_mode_partial_line_dropped_on_close/1,
+         line_mode_stop_output_completes_line/1]).
 
 -define(CORE, "lc_core_drv").
 -define(NOSTART, "lc_nostart_drv").
@@ -32,7 +34,9 @@ all() ->
      stop_output_trapping_port_close,
      stop_output_trapping_close_message,
      stop_output_trapping_sibling_failure,
-     stop_output_trapping_exit_signal].
+     stop_output_trapping_exit_signal,
+     line_mode_partial_line_dropped_on_close,
+     line_mode_stop_output_completes_line].
 
 init_per_suite(Config) ->
     Holder = edc_diff:start_holder([?NOSTART]),
@@ -115,7 +119,7 @@ stop_output_on_port_close(Config) ->
                             true = edc_diff:call(B, port_close, [P]),
                             edc_diff:flush()
                     end,
-                    [{{port, 1}, {data, "bye"}}]).
+                    [{{port, 1}, {data, "bye\n"}}]).
 
 stop_output_on_close_message(Config) ->
     Dir = ?config(core_dir, Config),
@@ -126,7 +130,7 @@ stop_output_on_close_message(Config) ->
                             P ! {self(), close},
                             edc_diff:flush()
                     end,
-                    [{{port, 1}, {data, "bye"}}, {{port, 1}, closed}]).
+                    [{{port, 1}, {data, "bye\n"}}, {{port, 1}, closed}]).
 
 %% Loaded by the scenario process (dropped when it ends).
 open_core(B, Dir) ->
@@ -142,7 +146,7 @@ stop_output_trapping_port_close(Config) ->
                             true = edc_diff:call(B, port_close, [P]),
                             edc_diff:flush()
                     end,
-                    [{'EXIT', {port, 1}, normal}, {{port, 1}, {data, "bye"}}]).
+                    [{'EXIT', {port, 1}, normal}, {{port, 1}, {data, "bye\n"}}]).
 
 stop_output_trapping_close_message(Config) ->
     edc_diff:expect("stop output after EXIT, close message",
@@ -151,7 +155,7 @@ stop_output_trapping_close_message(Config) ->
                             P ! {self(), close},
                             edc_diff:flush()
                     end,
-                    [{'EXIT', {port, 1}, normal}, {{port, 1}, {data, "bye"}},
+                    [{'EXIT', {port, 1}, normal}, {{port, 1}, {data, "bye\n"}},
                      {{port, 1}, closed}]).
 
 stop_output_trapping_sibling_failure(Config) ->
@@ -163,7 +167,7 @@ stop_output_trapping_sibling_failure(Config) ->
                             true = edc_diff:call(B, port_close, [P2]),
                             edc_diff:flush()
                     end,
-                    [{'EXIT', {port, 1}, sibling_failed}, {{port, 1}, {data, "bye"}},
+                    [{'EXIT', {port, 1}, sibling_failed}, {{port, 1}, {data, "bye\n"}},
                      {'EXIT', {port, 2}, normal}]).
 
 stop_output_trapping_exit_signal(Config) ->
@@ -173,10 +177,36 @@ stop_output_trapping_exit_signal(Config) ->
                             exit(P, going_away),
                             edc_diff:flush()
                     end,
-                    [{'EXIT', {port, 1}, going_away}, {{port, 1}, {data, "bye"}}]).
+                    [{'EXIT', {port, 1}, going_away}, {{port, 1}, {data, "bye\n"}}]).
 
 trapping_bye(B, Dir) ->
     process_flag(trap_exit, true),
     P = open_core(B, Dir),
     "ok" = ctl(B, P, 4, ""),
     P.
+
+%% {line, L}: natively a partial line still buffered when the port closes
+%% is dropped (only driver_failure_eof flushes it as noeol) ...
+line_mode_partial_line_dropped_on_close(Config) ->
+    edc_diff:expect("partial line at close",
+                    fun(B) ->
+                            ok = edc_diff:call(B, load_driver, [?config(core_dir, Config), ?CORE]),
+                            P = edc_diff:call(B, open_port, [{spawn, ?CORE}, [{line, 10}]]),
+                            true = edc_diff:call(B, port_command, [P, "abc"]),
+                            true = edc_diff:call(B, port_close, [P]),
+                            edc_diff:flush()
+                    end,
+                    []).
+
+%% ... and output from stop continues it.
+line_mode_stop_output_completes_line(Config) ->
+    edc_diff:expect("stop output completes the line",
+                    fun(B) ->
+                            ok = edc_diff:call(B, load_driver, [?config(core_dir, Config), ?CORE]),
+                            P = edc_diff:call(B, open_port, [{spawn, ?CORE}, [{line, 10}]]),
+                            "ok" = ctl(B, P, 4, ""),
+                            true = edc_diff:call(B, port_command, [P, "abc"]),
+                            true = edc_diff:call(B, port_close, [P]),
+                            edc_diff:flush()
+                    end,
+                    [{{port, 1}, {data, {eol, "abcbye"}}}]).

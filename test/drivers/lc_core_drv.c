@@ -3,7 +3,8 @@
  *   control 1        reply this port's slot number ("0".."7")
  *   control 2 "N"    driver_failure_atom(port in slot N, "sibling_failed")
  *   control 3 "N"    driver_exit(port in slot N, 0)
- *   control 4        make stop send "bye" with driver_output
+ *   control 4        make stop send "bye\n" with driver_output
+ *   output           echo the data with driver_output
  */
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +21,7 @@ typedef struct {
 static ErlDrvData lc_core_start(ErlDrvPort port, char *command);
 static void lc_core_stop(ErlDrvData handle);
 static void lc_core_finish(void);
+static void lc_core_output(ErlDrvData handle, char *buf, ErlDrvSizeT len);
 static ErlDrvSSizeT lc_core_control(ErlDrvData handle, unsigned int op,
                                     char *buf, ErlDrvSizeT len,
                                     char **rbuf, ErlDrvSizeT rlen);
@@ -28,7 +30,7 @@ static ErlDrvEntry lc_core_entry = {
     NULL,                       /* init */
     lc_core_start,
     lc_core_stop,
-    NULL,                       /* output */
+    lc_core_output,
     NULL,                       /* ready_input */
     NULL,                       /* ready_output */
     "lc_core_drv",
@@ -80,9 +82,16 @@ static void lc_core_stop(ErlDrvData handle)
     CoreData *d = (CoreData *)handle;
 
     if (d->bye)
-        driver_output(d->port, "bye", 3);
+        driver_output(d->port, "bye\n", 4);
     slots[d->slot] = NULL;
     driver_free(d);
+}
+
+static void lc_core_output(ErlDrvData handle, char *buf, ErlDrvSizeT len)
+{
+    CoreData *d = (CoreData *)handle;
+
+    driver_output(d->port, buf, len);
 }
 
 static void lc_core_finish(void)
