@@ -29,6 +29,7 @@
          exposed_binary_passed_through/1]).
 -export([all_sequences_up_to_3/1,
          small_kinds_sequences_of_4/1,
+         long_sequences_around_packing/1,
          random_deep_iolists/1]).
 
 -define(DRV, "lc_iov_echo_drv").
@@ -49,6 +50,7 @@ groups() ->
                   exposed_binary_passed_through]},
      {generated, [], [all_sequences_up_to_3,
                       small_kinds_sequences_of_4,
+                      long_sequences_around_packing,
                       random_deep_iolists]}].
 
 init_per_suite(Config) ->
@@ -65,7 +67,7 @@ end_per_suite(Config) ->
 %%====================================================================
 %% Element kinds. Each is built in the process that sends it (binary
 %% kinds survive only there); Parent is a 2000-byte off-heap binary shared
-%% by the sub-binaries of one input, I the element's position.
+%% by the sub-binaries of one input, I the element's position (0-8).
 %%====================================================================
 
 -define(KINDS, [byte, heap, heap64, empty, nil, small_off_heap, refc,
@@ -97,7 +99,7 @@ parent() ->
 %% element as the improper tail when it is a binary.
 build({Form, Kinds}) ->
     Parent = parent(),
-    Elems = [element(K, Parent, I) || {K, I} <- lists:zip(Kinds, lists:seq(1, length(Kinds)))],
+    Elems = [element(K, Parent, I rem 9) || {K, I} <- lists:zip(Kinds, lists:seq(1, length(Kinds)))],
     case Form of
         flat -> Elems;
         nested -> [[E] || E <- Elems];
@@ -115,18 +117,20 @@ improper(Elems) ->
 %% Running one input
 %%====================================================================
 
-%% Port configurations: {Options, HeaderLen, Skip, Pad}.
--define(CONFIGS, [{[binary], 0, 0, 0},
-                  {[binary], 2, 1, 0},
-                  {[binary], 0, 103, 0},
-                  {[binary], 1, 0, 1},
-                  {[], 3, 2, 0}]).
+%% Port configurations: {Options, HeaderLen, Skip, Pad, How}: data sent
+%% with port_command or as a {command, Data} message.
+-define(CONFIGS, [{[binary], 0, 0, 0, call},
+                  {[binary], 2, 1, 0, call},
+                  {[binary], 0, 103, 0, call},
+                  {[binary], 1, 0, 1, call},
+                  {[], 3, 2, 0, call},
+                  {[binary], 0, 0, 0, bang}]).
 
 %% The observations for a list of inputs, each sent with MkData(Input) to
 %% a port of each configuration.
 observe(B, Inputs, MkData, Configs) ->
-    Ports = [{open(B, Opts, H, S, Pad), C} || {Opts, H, S, Pad} = C <- Configs],
-    [[echo(B, P, MkData(In)) || {P, _} <- Ports] || In <- Inputs].
+    Ports = [{open(B, Opts, H, S, Pad), How} || {Opts, H, S, Pad, How} <- Configs],
+    [[echo(B, P, How, MkData(In)) || {P, How} <- Ports] || In <- Inputs].
 
 open(B, Opts, H, S, Pad) ->
     P = edc_diff:call(B, open_port, [{spawn, ?DRV}, Opts]),
@@ -135,7 +139,13 @@ open(B, Opts, H, S, Pad) ->
     P.
 
 echo(B, P, Data) ->
-    true = edc_diff:call(B, port_command, [P, Data]),
+    echo(B, P, call, Data).
+
+echo(B, P, How, Data) ->
+    case How of
+        call -> true = edc_diff:call(B, port_command, [P, Data]);
+        bang -> P ! {self(), {command, Data}}
+    end,
     Msgs = receive {P, {data, D}} -> [shape(D)] after 5000 -> timeout end,
     Layout = edc_diff:parse_term(edc_diff:call(B, port_control, [P, ?OP_LAYOUT, ""])),
     {Msgs, normalise_layout(Layout)}.
@@ -222,7 +232,7 @@ kind(B) ->
 %% binaries.
 small_off_heap_binary_is_own_segment(_Config) ->
     expect("byte, small off-heap, byte", {flat, [byte, small_off_heap, byte]},
-           {[binary], 0, 0, 0},
+           {[binary], 0, 0, 0, call},
            {[[{heap, <<"b">>}, {heap, <<"o2s">>} | {heap, <<"b">>}]],
             {5, 4, [?HDR, {1, 1, 0, 0}, {3, 2, 0, 0}, {1, 1, 1, 0}], 0}}).
 
@@ -230,7 +240,7 @@ small_off_heap_binary_is_own_segment(_Config) ->
 %% apart as in the parent.
 sub_binaries_share_parent(_Config) ->
     expect("two sub-binaries of one parent", {flat, [sub100, sub100]},
-           {[binary], 0, 0, 0},
+           {[binary], 0, 0, 0, call},
            {[[{off_heap, 100, crc(107, 100)} | {off_heap, 100, crc(204, 100)}]],
             {200, 3, [?HDR, {100, 1, 0, 0}, {100, 1, 97, 0}], 0}}).
 
@@ -241,20 +251,20 @@ crc(Pos, Len) ->
 %% segments natively: the vector is packed (all copied into one segment).
 empty_heap_binaries_count_for_packing(_Config) ->
     Kinds = lists:append(lists:duplicate(8, [refc, empty])),
-    expect("8 x [refc, <<>>]", {flat, Kinds}, {[binary], 0, 0, 0},
+    expect("8 x [refc, <<>>]", {flat, Kinds}, {[binary], 0, 0, 0, call},
            {[{off_heap, 800, erlang:crc32(iolist_to_binary(build({flat, Kinds})))}],
             {800, 2, [?HDR, {800, 1, 0, 0}], 0}}).
 
 %% driver_outputv() advances the segment where skipping ends in the
 %% driver's own vector (Changed = 1).
 skip_advances_driver_vector(_Config) ->
-    expect("skip 3 of [heap, refc]", {flat, [heap, refc]}, {[binary], 0, 3, 0},
+    expect("skip 3 of [heap, refc]", {flat, [heap, refc]}, {[binary], 0, 3, 0, call},
            {[{off_heap, 99, erlang:crc32(binary:copy(<<"C">>, 99))}],
             {102, 3, [?HDR, {2, 1, 0, 0}, {100, 2, 0, 0}], 1}}).
 
 %% Empty segments after the first are kept: empty binaries in the message.
 empty_segments_in_message(_Config) ->
-    expect("padded [byte]", {flat, [byte]}, {[binary], 0, 0, 1},
+    expect("padded [byte]", {flat, [byte]}, {[binary], 0, 0, 1, call},
            {[[{heap, <<>>}, {heap, <<"b">>} | {heap, <<>>}]],
             {1, 2, [?HDR, {1, 1, 0, 0}], 0}}).
 
@@ -285,6 +295,19 @@ small_kinds_sequences_of_4(_Config) ->
     Inputs = [{flat, S} || S <- sequences(?SMALL_KINDS, 4), length(S) =:= 4],
     compare_all("sequences of 4", Inputs, fun build/1, ?CONFIGS).
 
+%% Flat lists of 10 to 40 random elements (fixed seed): vectors of about
+%% 16 segments, packed and not.
+long_sequences_around_packing(_Config) ->
+    rand:seed(exsss, {17, 4, 2026}),
+    Kinds = list_to_tuple(?KINDS),
+    Random = fun(N) -> [element(rand:uniform(tuple_size(Kinds)), Kinds) || _ <- lists:seq(1, N)] end,
+    Inputs = [{flat, Random(10 + rand:uniform(30))} || _ <- lists:seq(1, 300)]
+        ++ [{flat, lists:append(lists:duplicate(N, Pattern))}
+            || N <- lists:seq(7, 18),
+               Pattern <- [[small_off_heap], [refc, byte], [refc, empty], [sub300, small_off_heap],
+                           [sub100, nil], [refc, heap, sub100]]],
+    compare_all("long sequences", Inputs, fun build/1, ?CONFIGS).
+
 sequences(_, 0) -> [[]];
 sequences(Kinds, N) ->
     Shorter = sequences(Kinds, N - 1),
@@ -298,16 +321,17 @@ random_deep_iolists(_Config) ->
             {skip, "PropEr (erlang-proper) is not installed"};
         _ ->
             Prop = proper:forall(tree(), fun(Tree) ->
-                       try compare_all("random iolist", [Tree], fun build_tree/1, ?CONFIGS) of
-                           ok -> true
-                       catch exit:{test_case_failed, _} -> false
-                       end
+                       Same = try compare_all("random iolist", [Tree], fun build_tree/1, ?CONFIGS) of
+                                  ok -> true
+                              catch exit:{test_case_failed, _} -> false
+                              end,
+                       proper:collect(leaves(Tree) div 10 * 10, Same)
                    end),
             true = proper:quickcheck(Prop, [{numtests, 150}, {to_file, user}, noshrink])
     end.
 
 tree() ->
-    proper_types:sized(fun(Size) -> tree(min(Size, 60)) end).
+    proper_types:sized(fun(Size) -> proper_types:non_empty(tree(min(Size, 60))) end).
 
 tree(Size) when Size =< 1 ->
     proper_types:list(proper_types:oneof(?KINDS));
@@ -318,6 +342,10 @@ tree(Size) ->
                          {1, proper_types:lazy(fun() ->
                                  {tail, tree(Size div 3), proper_types:oneof([refc, heap, sub300])}
                              end)}])).
+
+leaves(Kinds) when is_list(Kinds) -> lists:sum([leaves(K) || K <- Kinds]);
+leaves({tail, Kinds, _}) -> leaves(Kinds) + 1;
+leaves(_) -> 1.
 
 build_tree(Tree) ->
     Parent = parent(),
