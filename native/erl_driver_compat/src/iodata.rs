@@ -660,4 +660,39 @@ mod tests {
         assert_eq!(native_segment_count(&items), 16);
         assert_eq!(shape(&items, 0).len(), 8);
     }
+
+    #[test]
+    fn pieces_of_one_parent_keep_their_distance_up_to_the_gap_limit() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let start = data.as_ptr() as usize;
+        let parent = Some(Parent {
+            key: 1,
+            start,
+            end: start + data.len(),
+        });
+        let piece = |off: usize| {
+            Some(Piece::OffHeap {
+                ptr: data[off..].as_ptr(),
+                len: 100,
+                parent,
+            })
+        };
+        let pieces = [piece(1000), piece(0), piece(150_000)];
+        let mut owned = Vec::new();
+        let shared = SharedBinaries::new(&pieces, &mut owned);
+        assert_eq!(owned.len(), 1);
+        let place = |off: usize| shared.place(data[off..].as_ptr(), 100, parent, &mut Vec::new());
+        let (bin, near) = place(1000);
+        let (_, first) = place(0);
+        let (_, far) = place(150_000);
+        assert_eq!((first, near, far), (0, 1000, 1100));
+        assert_eq!(bin.size(), 1200);
+        // SAFETY: the binary holds 1200 bytes.
+        let copied = unsafe { std::slice::from_raw_parts(bin.data(), 1200) };
+        assert_eq!(&copied[..1100], &data[..1100]);
+        assert_eq!(&copied[1100..], &data[150_000..150_100]);
+        for b in owned {
+            b.release();
+        }
+    }
 }
