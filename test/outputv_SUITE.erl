@@ -327,7 +327,8 @@ random_deep_iolists(_Config) ->
                               end,
                        proper:collect(leaves(Tree) div 10 * 10, Same)
                    end),
-            true = proper:quickcheck(Prop, [{numtests, 150}, {to_file, user}, noshrink])
+            Log = fun(Format, Args) -> ct:log(Format, Args) end,
+            true = proper:quickcheck(Prop, [{numtests, 150}, {on_output, Log}, noshrink])
     end.
 
 tree() ->
