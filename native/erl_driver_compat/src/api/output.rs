@@ -260,13 +260,45 @@ pub(crate) extern "C" fn driver_output_binary(
     })
 }
 
-/// The segments of `ev` after skipping `skip` bytes, as pieces.
+/// The segments of `ev` after skipping `skip` bytes, as pieces, with the
+/// runtime's rules: nothing when `skip` reaches `ev.size`; else whole
+/// segments are dropped while they fit in what is left to skip (at least
+/// the first one, the reserved slot, when it is empty), the segment where
+/// skipping ends is advanced *in the driver's vector* (natively too), and
+/// every later segment is a piece, empty ones included.
 ///
 /// # Safety
-/// `ev` must be a valid `ErlIOVec`.
-unsafe fn vec_pieces<'b>(ev: &'b IOVec, mut skip: usize) -> Vec<Piece<'b>> {
-    let mut pieces = Vec::new();
-    for i in 0..ev.vsize.max(0) as usize {
+/// `ev` must be a valid `ErlIOVec` the driver lets us write to.
+unsafe fn vec_pieces<'b>(ev: *mut IOVec, mut skip: usize) -> Vec<Piece<'b>> {
+    // SAFETY: per the contract.
+    let ev = unsafe { &*ev };
+    let vsize = ev.vsize.max(0) as usize;
+    if skip >= ev.size || ev.iov.is_null() {
+        return Vec::new();
+    }
+    let mut first = 0;
+    loop {
+        if first >= vsize {
+            return Vec::new();
+        }
+        // SAFETY: iov has vsize entries; the driver owns the vector and
+        // expects the runtime to advance it.
+        let seg = unsafe { &mut *ev.iov.add(first) };
+        if seg.iov_len <= skip {
+            skip -= seg.iov_len;
+            first += 1;
+        } else {
+            // SAFETY: skip < iov_len: still inside the segment.
+            seg.iov_base = unsafe { seg.iov_base.cast::<u8>().add(skip) }.cast();
+            seg.iov_len -= skip;
+            skip = 0;
+        }
+        if skip == 0 {
+            break;
+        }
+    }
+    let mut pieces = Vec::with_capacity(vsize - first);
+    for i in first..vsize {
         // SAFETY: iov/binv have vsize entries.
         let (seg, bin) = unsafe {
             (
@@ -278,19 +310,14 @@ unsafe fn vec_pieces<'b>(ev: &'b IOVec, mut skip: usize) -> Vec<Piece<'b>> {
                 },
             )
         };
-        let mut base = seg.iov_base as *const u8;
-        let mut len = seg.iov_len;
-        if len == 0 {
+        let base = seg.iov_base as *const u8;
+        let len = seg.iov_len;
+        if len == 0 || base.is_null() {
+            pieces.push(Piece::Bytes(&[]));
             continue;
         }
-        if skip >= len {
-            skip -= len;
-            continue;
-        }
-        // SAFETY: skip < len: still inside the segment.
-        base = unsafe { base.add(skip) };
-        len -= skip;
-        skip = 0;
+        // Natively segments of up to 64 bytes become heap binaries,
+        // larger ones share the segment's driver binary.
         // SAFETY: a segment's binary, if any, is a driver binary.
         let shared = unsafe { DriverBinary::from_raw(bin) }.ok().filter(|b| {
             let start = b.data() as usize;
@@ -325,7 +352,7 @@ pub(crate) extern "C" fn driver_outputv(
                 return -1;
             }
             // SAFETY: the driver passes a valid vector and header buffer.
-            let (header, pieces) = unsafe { (bytes(hbuf, hlen), vec_pieces(&*ev, skip)) };
+            let (header, pieces) = unsafe { (bytes(hbuf, hlen), vec_pieces(ev, skip)) };
             deliver(ctx, p, st, header, &pieces);
             0
         })
