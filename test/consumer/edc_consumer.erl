@@ -21,6 +21,7 @@ main([Dir]) ->
     end.
 
 check(Dir) ->
+    process_flag(trap_exit, true),
     Priv = code:priv_dir(erl_driver_compat),
     Nif = filename:join(Priv, "liberl_driver_compat.so"),
     io:format("consumer: erl_driver_compat from ~ts~n", [code:which(erl_driver_compat)]),
@@ -36,8 +37,11 @@ check(Dir) ->
     same("port_close", true, erl_driver_compat:port_close(P)),
     same("the port process ends", normal,
          receive {'DOWN', Ref, process, P, Why} -> Why after 5000 -> timeout end),
-    %% port_close/1 sends nothing to the caller.
-    same("no message after port_close", none, receive M -> M after 0 -> none end),
+    %% As from a native port: the linked owner, trapping exits, gets
+    %% {'EXIT', Port, normal} and nothing else.
+    same("the exit signal of the closed port", {'EXIT', P, normal},
+         receive {'EXIT', P, _} = Exit -> Exit after 5000 -> timeout end),
+    same("no other message", none, receive M -> M after 0 -> none end),
     same("unload_driver", ok, erl_driver_compat:unload_driver("consumer_drv")),
     ok.
 
