@@ -74,7 +74,8 @@ EOF
   {env, []},
   {modules, []}]}.
 EOF
-    cp "$here/edc_consumer.erl" "$dir/src/"
+    # (.erl.in: rebar3 eunit/ct would take a .erl under test/ for a test module)
+    cp "$here/edc_consumer.erl.in" "$dir/src/edc_consumer.erl"
     cp "$here/consumer_drv.c" "$dir/c_src/"
 }
 
