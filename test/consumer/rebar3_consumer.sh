@@ -29,6 +29,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 here="$repo/test/consumer"
 export PATH="$HOME/.cargo/bin:$PATH"
+# Not REBAR_OFFLINE: rebar3 3.19 refuses to fetch even a file:// git dependency then.
 export HEX_OFFLINE=1
 export CARGO_TARGET_DIR=${CONSUMER_CARGO_TARGET_DIR:-$repo/target/consumer-test}
 unset REBAR_CONFIG REBAR_PROFILE MIX_ENV
