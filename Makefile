@@ -5,8 +5,11 @@
 
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
-NIF_SO := priv/liberl_driver_compat.so
-CARGO_SO := target/release/liberl_driver_compat.so
+# The directory of this Makefile: `make nif` also runs from a rebar3 hook in
+# a dependency's directory (or with -C / -f from elsewhere).
+ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+NIF_SO := $(ROOT)/priv/liberl_driver_compat.so
+NIF_MANIFEST := $(ROOT)/native/erl_driver_compat/Cargo.toml
 DEB_PACKAGES := erlang-nox erlang-dev elixir rebar3 erlang-eunit erlang-common-test erlang-dialyzer
 
 .PHONY: all deps nif compile test demo bench clean test-drivers
@@ -19,11 +22,16 @@ deps:
 
 # Build the Rust NIF and copy it into priv/. The old file is removed first:
 # overwriting a .so that a running VM has mapped crashes that VM.
+# Cargo decides where the library goes (CARGO_TARGET_DIR, a .cargo/config
+# build.target-dir, the workspace root): ask it with `cargo metadata`.
 nif:
-	cargo build --release --manifest-path native/erl_driver_compat/Cargo.toml
-	@mkdir -p priv
-	rm -f $(NIF_SO)
-	cp $(CARGO_SO) $(NIF_SO)
+	cargo build --release --manifest-path $(NIF_MANIFEST)
+	@mkdir -p $(ROOT)/priv
+	@target_dir=$$(cargo metadata --format-version 1 --no-deps --manifest-path $(NIF_MANIFEST) \
+	    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'); \
+	built="$${target_dir:-$(ROOT)/target}/release/liberl_driver_compat.so"; \
+	echo "rm -f $(NIF_SO) && cp $$built $(NIF_SO)"; \
+	rm -f $(NIF_SO) && cp "$$built" $(NIF_SO)
 
 compile: deps
 	rebar3 compile

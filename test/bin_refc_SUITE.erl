@@ -17,7 +17,10 @@
 -export([alloc_binary_refc_is_one/1,
          inc_dec_refc_return_values/1,
          free_binary_frees_at_zero/1,
+         double_free_fails_the_port/1,
          realloc_binary_keeps_data/1]).
+%% logger handler (captures the lines the compat layer logs)
+-export([log/2]).
 -export([output_binary_reference_until_gc/1,
          output_binary_sub_binary/1,
          output_binary_with_header/1,
@@ -44,6 +47,7 @@
 -define(OP_VEC_INFO, 10).
 -define(OP_VEC_FREE, 11).
 -define(OP_OUTPUT_HDR, 12).
+-define(OP_FREE_TWICE, 13).
 
 all() ->
     [{group, refc},
@@ -55,6 +59,7 @@ groups() ->
     [{refc, [], [alloc_binary_refc_is_one,
                  inc_dec_refc_return_values,
                  free_binary_frees_at_zero,
+                 double_free_fails_the_port,
                  realloc_binary_keeps_data]},
      {output_binary, [], [output_binary_reference_until_gc,
                           output_binary_sub_binary,
@@ -119,6 +124,56 @@ free_binary_frees_at_zero(_Config) ->
                                                           {?OP_REFC, ""}]]
             end,
             [1, 2, 2, 1, 1, -1]).
+
+%% A driver that frees its binary twice (refc 1: the second
+%% driver_free_binary gets freed memory): the compat layer detects the
+%% invalid binary, logs an error naming driver_free_binary, fails the port
+%% with {driver_api_misuse, driver_free_binary} and the VM goes on (a new
+%% port works). Compat only: natively a double free is undefined behaviour
+%% (erts frees the binary twice: heap corruption or an abort of the whole
+%% VM), so there is no native result to compare with.
+double_free_fails_the_port(_Config) ->
+    ok = logger:add_handler(edc_capture, ?MODULE,
+                            #{level => error, config => #{pid => self()}}),
+    R = try
+            edc_diff:run(compat,
+                         fun(B) ->
+                                 process_flag(trap_exit, true),
+                                 P = open(B, []),
+                                 1 = ctl(B, P, ?OP_ALLOC, "16"),
+                                 Reply = try ctl_raw(B, P, ?OP_FREE_TWICE, "")
+                                         catch Class:Reason -> {Class, Reason}
+                                         end,
+                                 Exit = receive {'EXIT', P, Why} -> Why
+                                        after 5000 -> no_exit
+                                        end,
+                                 %% The VM and the driver go on.
+                                 P2 = open(B, []),
+                                 Again = [ctl(B, P2, ?OP_ALLOC, "16"),
+                                          ctl(B, P2, ?OP_FREE, ""),
+                                          ctl(B, P2, ?OP_REFC, "")],
+                                 {Reply, Exit, (maps:get(is_port, B))(P), Again}
+                         end)
+        after
+            ok = logger:remove_handler(edc_capture)
+        end,
+    ct:pal("compat: ~p", [R]),
+    {_Reply, {driver_api_misuse, driver_free_binary}, false, [1, 1, -1]} = R,
+    Logged = [L || {edc_logged, L} <- edc_diff:flush(0)],
+    ct:pal("logged: ~p", [Logged]),
+    [_ | _] = [L || L <- Logged, string:find(L, "driver_free_binary") =/= nomatch,
+                    string:find(L, "invalid driver binary") =/= nomatch],
+    ok.
+
+%% logger handler callback: sends the formatted message to the test case.
+log(#{msg := Msg}, #{config := #{pid := Pid}}) ->
+    Text = case Msg of
+               {report, Report} -> io_lib:format("~p", [Report]);
+               {string, String} -> String;
+               {Format, Args} -> io_lib:format(Format, Args)
+           end,
+    Pid ! {edc_logged, unicode:characters_to_list(Text)},
+    ok.
 
 %% Growing and shrinking keeps the data (OP_REALLOC replies {Refc, Size,
 %% DataKept}); the result can still be sent.

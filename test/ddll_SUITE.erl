@@ -403,7 +403,8 @@ unload_with_open_ports(_Config) ->
                     P1 = Open({spawn, ?LIFE}, []),
                     P2 = Open({spawn, ?LIFE}, [binary]),
                     R = U(?LIFE),
-                    Msgs = lists:sort(edc_diff:flush(300)),
+                    %% Both exits, then (a short negative check) nothing else.
+                    Msgs = lists:sort([recv_from(P1), recv_from(P2) | edc_diff:flush()]),
                     {R, Msgs, Info(P1), Info(P2), wait_env(?LIFE_FINISH_VAR, "called"),
                      is_loaded(B, ?LIFE)}
             end,
@@ -476,7 +477,7 @@ native_and_compat_copies_are_separate(_Config) ->
                              erl_driver_compat:port_control(C, 2, "")},
                     true = erlang:port_command(N, "to native"),
                     true = erl_driver_compat:port_command(C, "to compat"),
-                    Msgs = lists:sort(edc_diff:flush(200)),
+                    Msgs = lists:sort([recv_from(N), recv_from(C) | edc_diff:flush()]),
                     Expected = lists:sort([{N, {data, "to native"}}, {C, {data, "to compat"}}]),
                     true = erlang:port_close(N),
                     AliveC = erl_driver_compat:port_control(C, 1, ""),
@@ -576,6 +577,15 @@ is_loaded(B, Name) ->
 %% Waits (up to 3 s) until Name is no longer loaded; the result is
 %% whether it is still loaded. Unloading after a loader's exit is
 %% asynchronous.
+%% The next message about port P ({P, _} or {'EXIT', P, _}), waiting at
+%% most 5 s.
+recv_from(P) ->
+    receive
+        {P, _} = M -> M;
+        {'EXIT', P, _} = M -> M
+    after 5000 -> {nothing_from, P}
+    end.
+
 wait_unloaded(B, Name) ->
     wait_until(fun() -> not is_loaded(B, Name) end, 3000),
     is_loaded(B, Name).

@@ -295,11 +295,40 @@ putenv_visible_to_os_getenv(_Config) ->
             end,
             {0, "world", 0, "again", {0, 5, "again"}, 0, ""}).
 
-%% A port that used 1% of its slice may go on.
+%% erl_drv_consume_timeslice returns 1 once the port's timeslice is used
+%% up, 0 before. OP_TIMESLICE calls it until it returns 1 (at most 1000
+%% times) and replies the number of calls: 100% (and more, clamped to 100)
+%% uses up the slice at once; at 1% (and less, clamped to 1) it takes at
+%% most 100 calls (fewer when the slice was partly used already), so the
+%% scenario reports only whether the count is in 1..101. An implementation
+%% that never reports an exhausted slice replies {never, 0}.
 consume_timeslice(_Config) ->
-    edc_diff:expect("erl_drv_consume_timeslice",
-            fun(B) -> ctl(B, open(B), ?OP_TIMESLICE, "") end,
-            0).
+    edc_diff:expect("erl_drv_consume_timeslice until the slice is used up",
+            fun(B) ->
+                    P = open(B),
+                    [{Percent, bounded(Percent, ctl(B, P, ?OP_TIMESLICE, Percent ++ " 1000"))}
+                     || Percent <- ["100", "1000", "1", "0", "-5", "50"]]
+            end,
+            [{"100", 1},
+             {"1000", 1},
+             {"1", in_1_100},
+             {"0", in_1_100},
+             {"-5", in_1_100},
+             {"50", in_1_2}]).
+
+%% The exact count below 100% depends on how much of the slice the caller
+%% had used already: only its range is compared.
+%% (At P% from an unused slice it takes ceil(100 / P) calls.)
+bounded(Percent, N) when is_integer(N), Percent =/= "100", Percent =/= "1000" ->
+    P = max(1, min(100, list_to_integer(Percent))),
+    Max = (100 + P - 1) div P,
+    ct:pal("erl_drv_consume_timeslice at ~s%: ~p calls", [Percent, N]),
+    case N >= 1 andalso N =< Max of
+        true -> list_to_atom("in_1_" ++ integer_to_list(Max));
+        false -> {out_of_range, N}
+    end;
+bounded(_Percent, Reply) ->
+    Reply.
 
 %%--------------------------------------------------------------------
 %% Helpers

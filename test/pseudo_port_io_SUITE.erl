@@ -719,7 +719,8 @@ failure_from_call(_Config) ->
 failure_from_command_message(_Config) ->
     R = fail_via("driver_failure from a command message", true, fun(_B, P, Owner) ->
         P ! {Owner, {command, "fail 9"}},
-        timer:sleep(50),
+        %% The port handles the message on its own: wait for its end.
+        wait_port_gone(P),
         sent
     end),
     {sent, [{'EXIT', port, 9}], alive, undefined, {0, -1, 1}} = R.
@@ -742,8 +743,9 @@ fail_via(Label, Trap, Act) ->
         MRef = monitor(process, Owner),
         Reply = Act(B, P, Owner),
         Info = edc_diff:call(B, port_info, [P]),
+        wait_port_gone(P),
         {A, O, Stops} = stats(B, Probe),
-        timer:sleep(50),
+        sync_owner(Owner, MRef),
         All = edc_diff:flush(),
         Msgs = [M || {From, got, M} <- All, From =:= Owner],
         Fate = fate(MRef, All),
@@ -760,7 +762,8 @@ fail_linked(Action) ->
         MRef = monitor(process, Owner),
         link(P),
         true = edc_diff:call(B, port_command, [P, Action]),
-        timer:sleep(50),
+        wait_port_gone(P),
+        sync_owner(Owner, MRef),
         All = edc_diff:flush(),
         OwnerMsgs = [M || {From, got, M} <- All, From =:= Owner],
         Mine = [M || {'EXIT', _, _} = M <- All],
@@ -812,6 +815,29 @@ forward(Parent) ->
     receive
         stop -> ok;
         M -> Parent ! {self(), got, M}, forward(Parent)
+    end.
+
+%% Waits (at most 5 s) until the port P is gone: the 'DOWN' of a monitor
+%% (a native port is monitored as a port, a pseudo-port as a process).
+wait_port_gone(P) ->
+    Ref = case is_port(P) of
+              true -> erlang:monitor(port, P);
+              false -> erlang:monitor(process, P)
+          end,
+    receive {'DOWN', Ref, _, _, _} -> ok
+    after 5000 -> erlang:demonitor(Ref, [flush]), erlang:error(port_still_open)
+    end.
+
+%% Waits until the owner (monitored by MRef) has handled the signals the
+%% port sent it before it died: the owner echoes a sync message (forward/1
+%% forwards everything) or is 'DOWN' (that message is put back for fate/2).
+sync_owner(Owner, MRef) ->
+    Ref = make_ref(),
+    Owner ! {sync, Ref},
+    receive
+        {Owner, got, {sync, Ref}} -> ok;
+        {'DOWN', MRef, process, Owner, _} = Down -> self() ! Down, ok
+    after 5000 -> erlang:error(owner_sync_timeout)
     end.
 
 %% The 'DOWN' reason of a monitored process found in Msgs, or alive.

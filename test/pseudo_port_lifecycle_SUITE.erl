@@ -426,7 +426,8 @@ badsig_owner_not_trapping(_Config) ->
         MRef = monitor(process, Owner),
         P ! foo,
         Down = down(MRef),
-        timer:sleep(50),
+        %% The owner's death closes the port.
+        wait_port_gone(P),
         sub({Down, edc_diff:call(B, port_info, [P]), int(ctl(B, Probe, 1)) - Stops0},
             [{P, port}, {Owner, owner}])
     end),
@@ -567,12 +568,13 @@ exit_scenario(Label, OwnerTraps, Event) ->
         Stops0 = int(ctl(B, Probe, 1)),
         {Owner, P} = spawn_owner(B, {spawn, ?LIFE}, [], OwnerTraps),
         link(P),
-        W2 = spawn(fun() -> link(P), receive stop -> ok end end),
+        Self = self(),
+        W2 = spawn(fun() -> link(P), Self ! {self(), linked}, forward(Self) end),
+        receive {W2, linked} -> ok after 5000 -> erlang:error(w2_not_linked) end,
         W2Ref = monitor(process, W2),
         OwnerRef = monitor(process, Owner),
-        timer:sleep(20),
         Event(#{port => P, owner => Owner, w2 => W2, b => B}),
-        timer:sleep(100),
+        settle(B, P, {Owner, OwnerRef}, {W2, W2Ref}),
         All = edc_diff:flush(),
         Msgs = [M || M <- All, element(1, M) =/= 'DOWN'],
         W2Fate = fate(W2Ref, All),
@@ -648,8 +650,8 @@ exit_port_normal_by_owner(_Config) ->
 owner_unlink_then_exit(_Config) ->
     R = exit_scenario("owner unlinks, then exits boom", false,
                       fun(#{port := P, owner := O}) ->
+                              %% O handles both in order: unlink, then exit.
                               O ! {run, fun() -> unlink(P) end},
-                              timer:sleep(20),
                               O ! {exit, boom}
                       end),
     {[{ran, true}], {w2, alive}, {owner, {down, boom}}, {alive, true},
@@ -664,6 +666,8 @@ old_owner_exit_after_connect(_Config) ->
         true = edc_diff:call(B, port_connect, [P, self()]),
         Owner ! {exit, normal},
         Fate = down(OwnerRef),
+        %% A short negative check: the port does not close after the old
+        %% owner's exit signal (nothing to wait for when it stays open).
         timer:sleep(50),
         Info = edc_diff:call(B, port_info2, [P, connected]),
         unlink(P),
@@ -885,10 +889,57 @@ forward(Parent) ->
         M -> Parent ! {self(), got, M}, forward(Parent)
     end.
 
-%% The 'DOWN' reason of a monitored process, or alive.
+%% The 'DOWN' reason of a monitored process (expected to die), or alive
+%% after 5 s.
 down(MRef) ->
     receive {'DOWN', MRef, process, _, Reason} -> {down, Reason}
-    after 200 -> alive
+    after 5000 -> alive
+    end.
+
+%% Waits for the effects of an exit_scenario event: the owner has handled
+%% what it was sent (sync/1); then the port is gone (polled for at most
+%% 100 ms: where it stays open this is the negative check), and once it is
+%% gone, the owner and W2 have handled its exit signal.
+settle(B, P, Owner, W2) ->
+    sync(Owner),
+    case wait_until(fun() -> edc_diff:call(B, port_info, [P]) =:= undefined end, 100) of
+        ok ->
+            wait_port_gone(P),
+            sync(Owner),
+            sync(W2);
+        timeout ->
+            sync(W2)
+    end.
+
+%% Waits until a forwarding process (forward/1, monitored by MRef) has
+%% handled every signal sent to it before: its echo of a sync message, or
+%% its 'DOWN' (put back in the mailbox for fate/2).
+sync({Pid, MRef}) ->
+    Ref = make_ref(),
+    Pid ! {sync, Ref},
+    receive
+        {Pid, got, {sync, Ref}} -> ok;
+        {'DOWN', MRef, process, Pid, _} = Down -> self() ! Down, ok
+    after 5000 -> erlang:error({sync_timeout, Pid})
+    end.
+
+%% Waits (at most 5 s) until the port P is gone: the 'DOWN' of a monitor
+%% (a native port is monitored as a port, a pseudo-port as a process).
+wait_port_gone(P) ->
+    Ref = case is_port(P) of
+              true -> erlang:monitor(port, P);
+              false -> erlang:monitor(process, P)
+          end,
+    receive {'DOWN', Ref, _, _, _} -> ok
+    after 5000 -> erlang:demonitor(Ref, [flush]), erlang:error(port_still_open)
+    end.
+
+%% Polls Fun every 5 ms until it is true (ok) or Left ms passed (timeout).
+wait_until(Fun, Left) ->
+    case Fun() of
+        true -> ok;
+        false when Left =< 0 -> timeout;
+        false -> receive after 5 -> wait_until(Fun, Left - 5) end
     end.
 
 %% The 'DOWN' reason of a monitored process found in Msgs, or alive.

@@ -60,6 +60,7 @@ DRIVER_INIT(bin_refc_drv) { return &bin_entry; }
 #define OP_VEC_INFO  10   /* the binaries kept from outputv */
 #define OP_VEC_FREE  11   /* driver_free_binary on them -> refcs before */
 #define OP_OUTPUT_HDR 12  /* "OFF LEN": as OP_OUTPUT with the header "hd" */
+#define OP_FREE_TWICE 13  /* driver_free_binary(kept) twice: a double free */
 
 #define VEC_MAX 16
 
@@ -248,7 +249,8 @@ static ErlDrvSSizeT bin_control(ErlDrvData handle, unsigned int cmd, char *buf,
     n = (ErlDrvSizeT)atol(arg);
     set_port_control_flags(d->port, (cmd == OP_BIN_REPLY || cmd == OP_BIN_SMALL)
                                         ? PORT_CONTROL_FLAG_BINARY : 0);
-    if (cmd != OP_ALLOC && cmd <= OP_FREE && cmd != OP_REFC && d->kept == NULL)
+    if (((cmd != OP_ALLOC && cmd <= OP_FREE && cmd != OP_REFC) || cmd == OP_FREE_TWICE)
+        && d->kept == NULL)
         return reply("{error,no_binary}", rbuf, rlen);
     switch (cmd) {
     case OP_ALLOC:
@@ -284,6 +286,17 @@ static ErlDrvSSizeT bin_control(ErlDrvData handle, unsigned int cmd, char *buf,
         if (before == 1)
             d->kept = NULL;
         sprintf(out, "%ld", (long)before);
+        break;
+    }
+    case OP_FREE_TWICE: {
+        /* A driver bug on purpose: the second call gets freed memory. Only
+         * the compat side runs this (natively it is undefined behaviour). */
+        ErlDrvBinary *bin = d->kept;
+        ErlDrvBinary *volatile again = bin;   /* hides the bug from -Wuse-after-free */
+        d->kept = NULL;
+        driver_free_binary(bin);
+        driver_free_binary(again);
+        strcpy(out, "freed_twice");
         break;
     }
     case OP_BIN_REPLY:

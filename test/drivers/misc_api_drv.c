@@ -53,7 +53,7 @@ DRIVER_INIT(misc_api_drv) { return &misc_entry; }
 #define OP_TERMS     4   /* ErlDrvTermData handles, see terms_reply() */
 #define OP_GETENV    5   /* "KEY SIZE": erl_drv_getenv with a SIZE buffer */
 #define OP_PUTENV    6   /* "KEY VALUE": erl_drv_putenv */
-#define OP_TIMESLICE 7   /* erl_drv_consume_timeslice(port, 1) */
+#define OP_TIMESLICE 7   /* "PERCENT MAX": erl_drv_consume_timeslice until 1 */
 
 #define REPLY_MAX 2048
 
@@ -295,6 +295,26 @@ static void putenv_reply(char *arg, char *out)
     sprintf(out, "%d", erl_drv_putenv(arg, space + 1));
 }
 
+/* Calls erl_drv_consume_timeslice(port, percent) until it returns 1 (the
+ * timeslice is used up) or `max' calls were made; replies the number of
+ * calls, or {never, LastValue}. */
+static void timeslice_reply(misc_data *d, const char *arg, char *out)
+{
+    int percent, max, calls, rc = 0;
+    if (sscanf(arg, "%d %d", &percent, &max) != 2) {
+        strcpy(out, "{error,args}");
+        return;
+    }
+    for (calls = 1; calls <= max; calls++) {
+        rc = erl_drv_consume_timeslice(d->port, percent);
+        if (rc == 1) {
+            sprintf(out, "%d", calls);
+            return;
+        }
+    }
+    sprintf(out, "{never,%d}", rc);
+}
+
 static ErlDrvSSizeT misc_control(ErlDrvData handle, unsigned int cmd, char *buf,
                                  ErlDrvSizeT len, char **rbuf, ErlDrvSizeT rlen)
 {
@@ -322,7 +342,7 @@ static ErlDrvSSizeT misc_control(ErlDrvData handle, unsigned int cmd, char *buf,
         putenv_reply(arg, out);
         break;
     case OP_TIMESLICE:
-        sprintf(out, "%d", erl_drv_consume_timeslice(d->port, 1));
+        timeslice_reply(d, arg, out);
         break;
     default:
         return -1;

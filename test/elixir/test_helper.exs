@@ -1,15 +1,14 @@
 defmodule ErlDriverCompat.TestSupport do
   @moduledoc """
   Helpers of the ExUnit suite: where the test drivers are, a process that
-  keeps them loaded, and a small differential harness that runs one
-  scenario against native ports (`:erl_ddll` + `:erlang`) and against
-  pseudo-ports (`ErlDriverCompat`).
+  keeps them loaded, and `both/1`, which runs one scenario against native
+  ports (`:erl_ddll` + `:erlang`) and against pseudo-ports
+  (`ErlDriverCompat`) through the Erlang suites' harness, `test/edc_diff.erl`
+  (compiled and loaded below, before any test runs).
   """
 
-  @doc "Directory of the compiled test drivers (`make test-drivers`)."
-  def drivers_dir do
-    System.get_env("EDC_TEST_DRIVERS") || Path.expand("../drivers/build", __DIR__)
-  end
+  @doc "Directory of the compiled test drivers (`make test-drivers`; `:edc_diff.drivers_dir/0`)."
+  def drivers_dir, do: List.to_string(:edc_diff.drivers_dir())
 
   @doc "Raises unless the named test drivers are built."
   def check_drivers!(names) do
@@ -65,116 +64,20 @@ defmodule ErlDriverCompat.TestSupport do
   end
 
   @doc """
-  The functions a scenario uses to work with ports: the `:erlang` BIFs and
-  `:erl_ddll` (`:native`) or `ErlDriverCompat` (`:compat`).
+  Runs `scenario.(backend)` against native ports and against pseudo-ports
+  with the differential harness the Common Test suites use
+  (`test/edc_diff.erl`: backends, a fresh process per run, normalised
+  results); returns `{native_result, compat_result}`.
   """
-  def backend(:native) do
-    %{
-      kind: :native,
-      load_driver: &:erl_ddll.load_driver/2,
-      unload_driver: &:erl_ddll.unload_driver/1,
-      open_port: &:erlang.open_port/2,
-      port_command: &:erlang.port_command/2,
-      port_command3: &:erlang.port_command/3,
-      port_control: &:erlang.port_control/3,
-      port_call: &:erlang.port_call/3,
-      port_close: &:erlang.port_close/1,
-      port_connect: &:erlang.port_connect/2,
-      port_info: &:erlang.port_info/1,
-      port_info2: &:erlang.port_info/2,
-      is_port: &:erlang.is_port/1
-    }
-  end
-
-  def backend(:compat) do
-    %{
-      kind: :compat,
-      load_driver: &ErlDriverCompat.load_driver/2,
-      unload_driver: &ErlDriverCompat.unload_driver/1,
-      open_port: &ErlDriverCompat.open_port/2,
-      port_command: &ErlDriverCompat.port_command/2,
-      port_command3: &ErlDriverCompat.port_command/3,
-      port_control: &ErlDriverCompat.port_control/3,
-      port_call: &ErlDriverCompat.port_call/3,
-      port_close: &ErlDriverCompat.port_close/1,
-      port_connect: &ErlDriverCompat.port_connect/2,
-      port_info: &ErlDriverCompat.port_info/1,
-      port_info2: &ErlDriverCompat.port_info/2,
-      is_port: &ErlDriverCompat.is_port/1
-    }
-  end
-
-  @doc """
-  Runs `scenario.(backend)` in a fresh process and returns its result with
-  ports and pids replaced by stable names: the ports the scenario opened
-  become `{:port, n}` (n = order of opening), the scenario process `:self`,
-  other pids `:pid`, other ports `:port`, references `:ref`. An exception
-  becomes `{:raised, module}`, an exit `{:exited, reason}`.
-  """
-  def run(kind, scenario, timeout \\ 5_000) do
-    parent = self()
-    tag = make_ref()
-    b0 = backend(kind)
-
-    {pid, mref} =
-      spawn_monitor(fn ->
-        Process.put(:edc_ports, [])
-
-        b =
-          Map.put(b0, :open_port, fn name, opts ->
-            port = b0.open_port.(name, opts)
-            Process.put(:edc_ports, Process.get(:edc_ports) ++ [port])
-            port
-          end)
-
-        result =
-          try do
-            scenario.(b)
-          rescue
-            e -> {:raised, e.__struct__}
-          catch
-            :exit, reason -> {:exited, reason}
-          end
-
-        send(parent, {tag, normalise(result, Process.get(:edc_ports), self())})
-      end)
-
-    receive do
-      {^tag, result} ->
-        Process.demonitor(mref, [:flush])
-        result
-
-      {:DOWN, ^mref, :process, ^pid, reason} ->
-        {:scenario_process_died, normalise(reason, [], pid)}
-    after
-      timeout ->
-        Process.exit(pid, :kill)
-        {:scenario_timeout, kind}
-    end
-  end
-
-  @doc "Runs `scenario` both ways; returns `{native_result, compat_result}`."
   def both(scenario) do
-    {run(:native, scenario), run(:compat, scenario)}
+    {:edc_diff.run(:native, scenario), :edc_diff.run(:compat, scenario)}
   end
 
-  @doc "All messages in the mailbox, waiting `timeout` ms for stragglers."
-  def flush(timeout \\ 50) do
-    receive do
-      m -> [m | flush(timeout)]
-    after
-      timeout -> []
-    end
-  end
+  @doc "All messages in the mailbox, waiting 50 ms for stragglers (`:edc_diff.flush/0`)."
+  def flush, do: :edc_diff.flush()
 
-  @doc "The next message, or `:timeout`."
-  def recv(timeout \\ 1_000) do
-    receive do
-      m -> m
-    after
-      timeout -> :timeout
-    end
-  end
+  @doc "The next message, or `:timeout` after `timeout` ms (`:edc_diff.recv/1`)."
+  def recv(timeout \\ 1_000), do: :edc_diff.recv(timeout)
 
   @doc "Waits until `fun.()` is truthy (polling), at most `timeout` ms."
   def eventually(fun, timeout \\ 1_000) do
@@ -190,36 +93,26 @@ defmodule ErlDriverCompat.TestSupport do
         eventually(fun, timeout - 10)
     end
   end
-
-  defp normalise(term, ports, self) when is_port(term) or is_pid(term) do
-    case Enum.find_index(ports, &(&1 == term)) do
-      nil -> anonymous(term, self)
-      n -> {:port, n + 1}
-    end
-  end
-
-  defp normalise(term, _ports, _self) when is_reference(term), do: :ref
-
-  defp normalise([head | tail], ports, self) do
-    [normalise(head, ports, self) | normalise(tail, ports, self)]
-  end
-
-  defp normalise(term, ports, self) when is_tuple(term) do
-    term |> Tuple.to_list() |> normalise(ports, self) |> List.to_tuple()
-  end
-
-  defp normalise(term, ports, self) when is_map(term) and not is_struct(term) do
-    Map.new(term, fn {k, v} -> {normalise(k, ports, self), normalise(v, ports, self)} end)
-  end
-
-  defp normalise(term, _ports, _self), do: term
-
-  defp anonymous(self, self), do: :self
-  defp anonymous(term, _self) when is_port(term), do: :port
-  defp anonymous(_term, _self), do: :pid
 end
+
+# The differential harness shared with the Common Test suites. Loaded from
+# its source path, so that edc_diff:drivers_dir/0 (code:which/1) finds
+# test/drivers/build next to it.
+edc_diff = String.to_charlist(Path.expand("../edc_diff.erl", __DIR__))
+{:ok, :edc_diff, beam} = :compile.file(edc_diff, [:binary, :debug_info, :report])
+{:module, :edc_diff} = :code.load_binary(:edc_diff, edc_diff, beam)
 
 ErlDriverCompat.TestSupport.check_drivers!(["echo_drv"])
 # capture_log needs Elixir's :logger (the library itself does not use it).
 {:ok, _} = Application.ensure_all_started(:logger)
-ExUnit.start()
+# With EDC_EXUNIT_REPORT set (scripts/run_tests.sh), the counts also go to
+# that file as JSON.
+formatters =
+  if System.get_env("EDC_EXUNIT_REPORT") do
+    Code.require_file("counts_formatter.exs", __DIR__)
+    [ExUnit.CLIFormatter, ErlDriverCompat.CountsFormatter]
+  else
+    [ExUnit.CLIFormatter]
+  end
+
+ExUnit.start(formatters: formatters)
