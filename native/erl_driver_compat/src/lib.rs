@@ -6,7 +6,8 @@
 //! module doc says otherwise):
 //!
 //! * [`abi`]: C layouts of `erl_driver.h`; [`ffi`]: every raw `enif_*`
-//!   call, as small `unsafe fn`s;
+//!   call, as small `unsafe fn`s; [`binary_kind`]: the one reader of the
+//!   VM's term layout (heap, off-heap or sub-binary);
 //! * [`terms`], [`binary`], [`iodata`]: safe term builders, driver
 //!   binaries, port data on its way in;
 //! * [`loader`] (ELF binding), [`driver`] (loaded drivers);
@@ -27,6 +28,7 @@ pub mod abi;
 pub mod api;
 mod atoms;
 pub mod binary;
+pub mod binary_kind;
 pub mod context;
 pub mod driver;
 pub mod effects;
