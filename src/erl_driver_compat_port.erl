@@ -10,17 +10,63 @@
 -module(erl_driver_compat_port).
 
 -export([spawn_for/1,
+         spawn_for/2,
+         parallelism/1,
+         is_port_process/1,
+         process_kind/1,
          go/2,
          abort/1,
          deliver/2,
          log_bad_value/1]).
 
--export([init/0]).
+-export([init/0,
+         init_parallel/0]).
 
-%% @doc Spawns an idle port process linked to the caller (the owner).
+%% @doc Spawns an idle port process linked to the caller (the owner), with
+%% the VM's default `parallelism'.
 -spec spawn_for(pid()) -> pid().
-spawn_for(Owner) when Owner =:= self() ->
+spawn_for(Owner) ->
+    spawn_for(Owner, erlang:system_info(port_parallelism)).
+
+%% @doc Spawns an idle port process linked to the caller (the owner). The
+%% port's `parallelism' option (the driver never sees it) is told by the
+%% process's initial call, so {@link parallelism/1} knows it from the
+%% moment the process exists, without asking it.
+-spec spawn_for(pid(), boolean()) -> pid().
+spawn_for(Owner, true) when Owner =:= self() ->
+    spawn_opt(?MODULE, init_parallel, [], [link]);
+spawn_for(Owner, false) when Owner =:= self() ->
     spawn_opt(?MODULE, init, [], [link]).
+
+%% @doc The `parallelism' option of the pseudo-port `Pid', or `undefined'
+%% when `Pid' is no pseudo-port's process (or has ended).
+-spec parallelism(pid()) -> boolean() | undefined.
+parallelism(Pid) when node(Pid) =:= node() ->
+    case erlang:process_info(Pid, initial_call) of
+        {initial_call, {?MODULE, init_parallel, 0}} -> true;
+        {initial_call, {?MODULE, init, 0}} -> false;
+        _ -> undefined
+    end;
+parallelism(_Pid) ->
+    undefined.
+
+%% @doc True when `Pid' is a live local process behind a pseudo-port (open,
+%% starting or closing). Such a process stands for a port, so it can never
+%% be a port's owner.
+-spec is_port_process(pid()) -> boolean().
+is_port_process(Pid) ->
+    process_kind(Pid) =:= port.
+
+%% @doc What the local pid `Pid' is, in one look: a pseudo-port's process,
+%% another live process, or an ended one.
+-spec process_kind(pid()) -> port | process | ended.
+process_kind(Pid) ->
+    case erlang:process_info(Pid, initial_call) of
+        {initial_call, {?MODULE, init_parallel, 0}} -> port;
+        {initial_call, {?MODULE, init, 0}} -> port;
+        {initial_call, _} -> process;
+        undefined -> ended
+    end.
 
 %% @doc Starts the port process once `start' succeeded.
 -spec go(pid(), reference()) -> ok.
@@ -47,6 +93,15 @@ deliver(Msgs, Logs) ->
 %% @private
 -spec init() -> no_return().
 init() ->
+    start().
+
+%% @private
+-spec init_parallel() -> no_return().
+init_parallel() ->
+    start().
+
+-spec start() -> no_return().
+start() ->
     process_flag(trap_exit, true),
     receive
         {'$edc_go', Resource} -> loop(Resource);
@@ -87,7 +142,14 @@ loop(Res) ->
                     loop(Res)
             end;
         {From, {connect, New}} when is_pid(From), is_pid(New) ->
-            case result(erl_driver_compat_nif:msg_connect(Res, From, New)) of
+            %% A port is not a process that can own a port: natively
+            %% {connect, Port} is a bad message (badsig to the owner).
+            %% (The NIF answers at once; process_info would wait for New.)
+            Result = case erl_driver_compat_nif:is_port(New) of
+                         true -> erl_driver_compat_nif:msg_bad(Res);
+                         false -> erl_driver_compat_nif:msg_connect(Res, From, New)
+                     end,
+            case result(Result) of
                 {connected, Old} -> _ = Old ! {self(), connected}, ok;
                 {badsig, Connected} -> badsig(Connected);
                 ok -> ok
