@@ -7,7 +7,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 NIF_SO := priv/liberl_driver_compat.so
 CARGO_SO := target/release/liberl_driver_compat.so
-DEB_PACKAGES := erlang-nox erlang-dev elixir rebar3 erlang-eunit erlang-common-test erlang-dialyzer
+DEB_PACKAGES := erlang-nox erlang-dev elixir rebar3 erlang-eunit erlang-common-test erlang-dialyzer erlang-proper erlang-proper-dev
 
 .PHONY: all deps nif compile test demo bench clean test-drivers
 

@@ -40,11 +40,14 @@ defmodule ErlDriverCompat do
   @typedoc "A pseudo-port (a pid) or a native port."
   @type port_ref :: pid() | port()
 
+  @typedoc "A port as the port functions take it: also a name registered with `Process.register/2`."
+  @type port_arg :: port_ref() | atom()
+
   @typedoc "A driver name: the file name of the driver without `.so`."
   @type driver_name :: String.t() | charlist() | atom()
 
   @typedoc "What `open_port/2` opens: `{:spawn, command}` or `{:spawn_driver, command}`."
-  @type port_name :: {:spawn | :spawn_driver, String.t() | charlist()}
+  @type port_name :: {:spawn | :spawn_driver, String.t() | charlist() | atom()}
 
   @typedoc "An option of `open_port/2`, as for `Port.open/2`."
   @type port_option :: :erl_driver_compat.port_option()
@@ -206,7 +209,7 @@ defmodule ErlDriverCompat do
       iex> flush()
       {#PID<0.123.0>, {:data, "hello"}}
   """
-  @spec port_command(port_ref(), iodata()) :: true
+  @spec port_command(port_arg(), iodata()) :: true
   defdelegate port_command(port, data), to: :erl_driver_compat
 
   @doc """
@@ -219,7 +222,7 @@ defmodule ErlDriverCompat do
       iex> ErlDriverCompat.port_command(port, "hello", [:nosuspend])
       true
   """
-  @spec port_command(port_ref(), iodata(), [:force | :nosuspend]) :: boolean()
+  @spec port_command(port_arg(), iodata(), [:force | :nosuspend]) :: boolean()
   defdelegate port_command(port, data, options), to: :erl_driver_compat
 
   @doc """
@@ -232,7 +235,7 @@ defmodule ErlDriverCompat do
       iex> ErlDriverCompat.port_control(port, 1, "x")
       "x"
   """
-  @spec port_control(port_ref(), integer(), iodata()) :: charlist() | binary()
+  @spec port_control(port_arg(), integer(), iodata()) :: charlist() | binary()
   defdelegate port_control(port, operation, data), to: :erl_driver_compat
 
   @doc """
@@ -244,7 +247,7 @@ defmodule ErlDriverCompat do
       iex> ErlDriverCompat.port_call(port, 7, {:ok, 42})
       {:ok, 42}
   """
-  @spec port_call(port_ref(), integer(), term()) :: term()
+  @spec port_call(port_arg(), integer(), term()) :: term()
   defdelegate port_call(port, operation, term), to: :erl_driver_compat
 
   @doc """
@@ -257,7 +260,7 @@ defmodule ErlDriverCompat do
       iex> ErlDriverCompat.port_close(port)
       true
   """
-  @spec port_close(port_ref()) :: true
+  @spec port_close(port_arg()) :: true
   defdelegate port_close(port), to: :erl_driver_compat
 
   @doc """
@@ -269,7 +272,7 @@ defmodule ErlDriverCompat do
       iex> ErlDriverCompat.port_connect(port, other_pid)
       true
   """
-  @spec port_connect(port_ref(), pid()) :: true
+  @spec port_connect(port_arg(), pid()) :: true
   defdelegate port_connect(port, pid), to: :erl_driver_compat
 
   @doc """
@@ -282,7 +285,7 @@ defmodule ErlDriverCompat do
       [name: ~c"echo_drv", links: [self()], id: 1, connected: self(),
        input: 0, output: 0, os_pid: :undefined]
   """
-  @spec port_info(port_ref()) :: [{atom(), term()}] | :undefined
+  @spec port_info(port_arg()) :: [{atom(), term()}] | :undefined
   defdelegate port_info(port), to: :erl_driver_compat
 
   @doc """
@@ -294,7 +297,7 @@ defmodule ErlDriverCompat do
       iex> ErlDriverCompat.port_info(port, :connected)
       {:connected, self()}
   """
-  @spec port_info(port_ref(), atom()) :: {atom(), term()} | [] | :undefined
+  @spec port_info(port_arg(), atom()) :: {atom(), term()} | [] | :undefined
   defdelegate port_info(port, item), to: :erl_driver_compat
 
   @doc """
