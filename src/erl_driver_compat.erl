@@ -391,6 +391,7 @@ parse_options(Opts, PortName) ->
     case Acc of
         #{packet := true, line := L} when L > 0 -> Bad();
         #{stderr := true, nouse_stdio := true} -> Bad();
+        #{cd := Dir} -> is_filename(Dir) orelse Bad();
         _ -> ok
     end,
     {{maps:get(binary, Acc), maps:get(eof, Acc), maps:get(line, Acc)},
@@ -421,9 +422,9 @@ option(overlapped_io, A, _) -> A;
 option(line, A, _) -> A#{line := 512};
 option({packet, N}, A, _) when N =:= 1; N =:= 2; N =:= 4 -> A#{packet := true};
 option({line, N}, A, _) when is_integer(N), N > 0, N =< ?MAX_SMALL -> A#{line := N};
-option({cd, Dir}, A, Bad) ->
-    is_filename(Dir) orelse Bad(),
-    A;
+%% Only the last cd counts, and is checked after all options (as
+%% natively).
+option({cd, Dir}, A, _) -> A#{cd => Dir};
 option({env, Env}, A, Bad) ->
     is_env(Env) orelse Bad(),
     A;

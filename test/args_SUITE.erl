@@ -55,7 +55,7 @@
 
 -define(ECHO, "echo_drv").
 -define(IOV, "lc_iov_drv").
--define(CASES, 300).
+-define(CASES, 500).
 
 all() ->
     [{group, open_port},
@@ -564,7 +564,7 @@ port_name() ->
                                   {spawn_driver, ["echo_drv" | x]}, {spawn_driver, ''},
                                   {spawn_driver, [[]]}, {spawn_driver, []},
                                   {spawn_driver}, {spawn_driver, ?ECHO, x}, {spawn_driv, ?ECHO},
-                                  ?ECHO, {spawn_driver, {?ECHO}}])}]).
+                                  {spawn_driver, {?ECHO}}])}]).
 
 %% Shapes that cannot turn the echo driver's name into another command.
 safe_shape() ->
