@@ -358,10 +358,21 @@ filename_chars(_, _Enc, _Acc) ->
 valid_char(C, latin1) -> C > 0 andalso C =< 255;
 valid_char(C, _Utf8) -> C > 0 andalso C < 16#110000 andalso (C < 16#D800 orelse C > 16#DFFF).
 
-open_compat(DriverName, Command, {Settings, Parallelism}, PortName, Opts) ->
+open_compat(DriverName, Command, Settings, PortName, Opts) ->
+    %% The NIF takes the command as text (it hands start() its UTF-8), so a
+    %% command that is not UTF-8 cannot be given byte for byte: badarg.
+    case unicode:characters_to_list(Command) of
+        Text when is_list(Text) ->
+            open_compat_text(unicode:characters_to_list(DriverName), Text, Settings,
+                             PortName, Opts);
+        _ ->
+            erlang:error(badarg, [PortName, Opts])
+    end.
+
+open_compat_text(DriverName, Command, {Settings, Parallelism}, PortName, Opts) ->
     Owner = self(),
     Pid = erl_driver_compat_port:spawn_for(Owner, Parallelism),
-    try erl_driver_compat_nif:open(Pid, Owner, DriverName, Command, Settings) of
+    case erl_driver_compat_nif:open(Pid, Owner, DriverName, Command, Settings) of
         {'$edc', {ok, Resource}, Msgs, Logs} ->
             erl_driver_compat_port:go(Pid, Resource),
             erl_driver_compat_port:deliver(Msgs, Logs),
@@ -370,11 +381,6 @@ open_compat(DriverName, Command, {Settings, Parallelism}, PortName, Opts) ->
             erl_driver_compat_port:abort(Pid),
             erl_driver_compat_port:deliver(Msgs, Logs),
             erlang:error(Reason, [PortName, Opts])
-    catch
-        error:badarg ->
-            %% A command the NIF cannot take (not UTF-8).
-            erl_driver_compat_port:abort(Pid),
-            erlang:error(badarg, [PortName, Opts])
     end.
 
 %% {{Binary, Eof, LineLength}, Parallelism}. Accepts what
