@@ -81,7 +81,7 @@ defmodule ErlDriverCompat do
       iex> ErlDriverCompat.load_driver("/nonexistent", "echo_drv")
       {:error, {:open_error, ~c"No such file or directory (os error 2)"}}
   """
-  @spec load_driver(Path.t() | atom(), driver_name()) :: :ok | {:error, error_reason()}
+  @spec load_driver(String.t() | charlist(), driver_name()) :: :ok | {:error, error_reason()}
   defdelegate load_driver(dir, name), to: :erl_driver_compat
 
   @doc """
@@ -128,8 +128,9 @@ defmodule ErlDriverCompat do
 
   @doc """
   A readable description (a charlist) of an error reason returned by this
-  module; the same text as `:erl_ddll.format_error/1` for the reasons both
-  share.
+  module or by `:erl_ddll` (the same text as `:erl_ddll.format_error/1`).
+  Raises `ArgumentError` for a term that is no such reason, as
+  `:erl_ddll.format_error/1` does.
 
   ## Example
 

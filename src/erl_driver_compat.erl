@@ -84,7 +84,8 @@
 %% iodata of bytes (cut at a NUL byte), `Dir' a file name (a character
 %% list or a binary); other terms raise `badarg'. The name of a driver
 %% linked into the VM gives `{error, linked_in_driver}'.
--spec load_driver(Dir :: file:name(), Name :: driver_name()) -> ok | {error, error_reason()}.
+-spec load_driver(Dir :: file:filename_all(), Name :: driver_name()) ->
+          ok | {error, error_reason()}.
 load_driver(Dir, Name) ->
     Args = [Dir, Name],
     DriverName = ddll_name(Name, Args),
