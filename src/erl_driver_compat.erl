@@ -537,14 +537,25 @@ bad_value(Port, Args) ->
     erlang:error(badarg, Args).
 
 %% Natively a driver with only an `output' callback is given bitstrings
-%% shorter than a byte (anywhere in the iolist) as nothing; longer ones
-%% that are not whole bytes are bad values, and a driver with `outputv'
-%% takes no bitstring at all. {ok, Data} with the short ones removed, or
+%% shorter than a byte (anywhere in the iolist) as nothing, when the data
+%% has at most 8192 bytes (the VM's small buffer); in more data, and to a
+%% driver with `outputv', any bitstring is a bad value, as are longer ones
+%% that are not whole bytes. {ok, Data} with the short ones removed, or
 %% false.
 short_bits(Pid, Data) ->
     case has_short_bits(Data) andalso not takes_outputv(Pid) of
-        true -> {ok, drop_short_bits(Data)};
+        true -> small_io(drop_short_bits(Data));
         false -> false
+    end.
+
+-define(SMALL_IO, 8192).
+
+small_io(Data) ->
+    try iolist_size(Data) =< ?SMALL_IO of
+        true -> {ok, Data};
+        false -> false
+    catch
+        error:badarg -> false
     end.
 
 has_short_bits(B) when is_bitstring(B) -> bit_size(B) < 8 andalso bit_size(B) > 0;
@@ -605,15 +616,15 @@ control(Pid, Operation, Data) ->
 
 %% Natively a bitstring given as the whole data is cut to its whole bytes
 %% (when it was built, not matched at an odd bit offset); in a list,
-%% bitstrings shorter than a byte are nothing, as for port_command to an
-%% `output' driver.
+%% bitstrings shorter than a byte are nothing in at most 8192 bytes, as for
+%% port_command to an `output' driver.
 control_bytes(Data) when is_bitstring(Data), not is_binary(Data) ->
     Whole = bit_size(Data) div 8,
     <<Bytes:Whole/binary, _/bits>> = Data,
     {ok, Bytes};
 control_bytes(Data) when is_list(Data) ->
     case has_short_bits(Data) of
-        true -> {ok, drop_short_bits(Data)};
+        true -> small_io(drop_short_bits(Data));
         false -> false
     end;
 control_bytes(_Data) ->

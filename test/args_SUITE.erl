@@ -35,6 +35,7 @@
          open_port_bitstring_name/1]).
 -export([port_command_output/1,
          port_command_outputv/1,
+         short_bits_small_data_only/1,
          port_command_short_bits_outputv/1]).
 -export([port_control_args/1]).
 -export([port_call_args/1]).
@@ -73,7 +74,7 @@ all() ->
 groups() ->
     [{open_port, [], [open_port_names, open_port_options, open_port_parallelism,
                       open_port_bitstring_name]},
-     {port_command, [], [port_command_output, port_command_outputv,
+     {port_command, [], [port_command_output, port_command_outputv, short_bits_small_data_only,
                          port_command_short_bits_outputv]},
      {port_control, [], [port_control_args]},
      {port_call, [], [port_call_args]},
@@ -158,6 +159,23 @@ port_command_outputv(_Config) ->
                   same({Form, Fun, Data},
                        fun(B) -> with_port(B, ?IOV, Form, fun(Arg) -> command(B, Fun, Arg, Data) end) end))).
 
+%% Bitstrings shorter than a byte are dropped from at most 8192 bytes of
+%% data; in more they are bad (port_command and port_control alike).
+short_bits_small_data_only(_Config) ->
+    Data = fun(N) -> [binary:copy(<<"a">>, N), <<1:1>>] end,
+    edc_diff:expect("short bitstrings in 8192 and 8193 bytes",
+                    fun(B) ->
+                            P = call(B, open_port, [{spawn, ?ECHO}, [binary]]),
+                            [{edc_diff:attempt(fun() -> call(B, port_command, [P, Data(N)]) end),
+                              [byte_size(D) || {_, {data, D}} <- (fun() -> _ = info(B, P, connected),
+                                                                             edc_diff:drain()
+                                                                   end)()],
+                              edc_diff:attempt(fun() -> byte_size(call(B, port_control, [P, 0, Data(N)])) end)}
+                             || N <- [8192, 8193]]
+                    end,
+                    [{{ok, true}, [8192], {ok, 8192}},
+                     {{error, badarg}, [], {error, badarg}}]).
+
 %% An outputv driver takes no bitstring at all (natively badarg); telling
 %% it from an output driver needs the NIF's outputv flag (issue 5 report).
 port_command_short_bits_outputv(_Config) ->
@@ -178,8 +196,10 @@ command(B, c2, Arg, Data) -> call(B, port_command, [Arg, Data]);
 command(B, {c3, Opts}, Arg, Data) -> call(B, port_command3, [Arg, Data, Opts]).
 
 command_fun() ->
-    proper_types:oneof([c2, {c3, proper_types:elements([[], [nosuspend], [force], [force, nosuspend],
-                                                         [bogus], [nosuspend | x], x])}]).
+    proper_types:frequency([{4, c2},
+                            {2, {c3, proper_types:elements([[], [nosuspend]])}},
+                            {1, {c3, proper_types:elements([[force], [force, nosuspend], [bogus],
+                                                            [nosuspend | x], x])}}]).
 
 %%====================================================================
 %% port_control, port_call
@@ -200,7 +220,8 @@ port_call_args(_Config) ->
                        end))).
 
 operation() ->
-    proper_types:elements([0, 7, 4294967295, 4294967296, -1, 1 bsl 70, foo, 1.0, "1"]).
+    proper_types:frequency([{4, proper_types:elements([0, 7, 4294967295])},
+                            {1, proper_types:elements([4294967296, -1, 1 bsl 70, foo, 1.0, "1"])}]).
 
 control_data() ->
     proper_types:frequency([{6, data(true)},
@@ -275,8 +296,9 @@ connect_msg_to_port(_Config) ->
                      {{'EXIT', {port, 1}, badsig}, {connected, self}}]).
 
 owner_form() ->
-    proper_types:elements([self, other_pid, dead_pid, the_port, other_port, native_port,
-                           process_name, {term, 42}, {term, foo}]).
+    proper_types:frequency([{3, proper_types:elements([self, other_pid])},
+                            {2, proper_types:elements([dead_pid, the_port, other_port, native_port,
+                                                       process_name, {term, 42}, {term, foo}])}]).
 
 %% {NewOwner, Kill}: Kill is the process to kill afterwards, or none.
 owner(_B, self) -> {self(), none};
@@ -497,6 +519,8 @@ data(Bits) ->
                             {1, huge()},
                             {1, deep()},
                             {2, ?LET({L, T}, {iolist(Bits), tail(Bits)}, L ++ T)},
+                            {bits(Bits, 1), ?LET({L, B, R}, {iolist(Bits), long_bits(), iolist(Bits)},
+                                                 [L, B | R])},
                             {1, proper_types:elements([foo, 42, 1.0, {"a"}, [foo], [256], [-1]])}]).
 
 bits(true, N) -> N;
@@ -512,10 +536,9 @@ iolist(Size, Bits) ->
                                               {1, ?LAZY(iolist(Size div 4, Bits))}])).
 
 leaf(Bits) ->
-    proper_types:frequency([{6, proper_types:byte()},
-                            {3, proper_types:binary()},
-                            {bits(Bits, 1), short_bits()},
-                            {bits(Bits, 1), long_bits()}]).
+    proper_types:frequency([{20, proper_types:byte()},
+                            {8, proper_types:binary()},
+                            {bits(Bits, 2), short_bits()}]).
 
 tail(Bits) ->
     proper_types:frequency([{3, proper_types:binary()},
@@ -593,11 +616,23 @@ shaped(binary_in_list, [C | Text]) ->
 shaped(binary_in_list, []) ->
     [<<>>].
 
+%% Mostly options a driver port takes, with one that may be refused.
 options() ->
-    proper_types:frequency([{6, proper_types:list(option())},
+    proper_types:frequency([{3, proper_types:list(good_option())},
+                            {6, ?LET({L, O, R}, {proper_types:list(good_option()), option(),
+                                                 proper_types:list(good_option())},
+                                     L ++ [O | R])},
+                            {1, proper_types:list(option())},
                             {1, ?LET({L, T}, {proper_types:list(option()), proper_types:elements([x, {}])},
                                      L ++ T)},
                             {1, proper_types:elements([x, {binary}, <<"binary">>])}]).
+
+good_option() ->
+    proper_types:oneof([proper_types:elements([binary, stream, in, out, eof, hide, use_stdio,
+                                               overlapped_io, {parallelism, true},
+                                               {parallelism, false}, {busy_limits_msgq, {1, 2}},
+                                               {cd, "/tmp"}, {env, [{"EDC_A", "1"}]}]),
+                        {line, proper_types:elements([1, 3, 80])}]).
 
 option() ->
     proper_types:frequency(
