@@ -12,7 +12,6 @@
 -export([spawn_for/1,
          spawn_for/2,
          parallelism/1,
-         is_port_process/1,
          process_kind/1,
          go/2,
          abort/1,
@@ -50,20 +49,13 @@ parallelism(Pid) when node(Pid) =:= node() ->
 parallelism(_Pid) ->
     undefined.
 
-%% @doc True when `Pid' is a live local process behind a pseudo-port (open,
-%% starting or closing). Such a process stands for a port, so it can never
-%% be a port's owner.
--spec is_port_process(pid()) -> boolean().
-is_port_process(Pid) ->
-    process_kind(Pid) =:= port.
-
-%% @doc What the local pid `Pid' is, in one look: a pseudo-port's process,
-%% another live process, or an ended one.
+%% @doc What the local pid `Pid' is, in one look: a pseudo-port's process
+%% (open, starting or closing; it stands for a port, so it can never own
+%% one), another live process, or an ended one.
 -spec process_kind(pid()) -> port | process | ended.
 process_kind(Pid) ->
     case erlang:process_info(Pid, initial_call) of
-        {initial_call, {?MODULE, init_parallel, 0}} -> port;
-        {initial_call, {?MODULE, init, 0}} -> port;
+        {initial_call, {?MODULE, Entry, 0}} when Entry =:= init; Entry =:= init_parallel -> port;
         {initial_call, _} -> process;
         undefined -> ended
     end.
