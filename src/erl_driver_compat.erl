@@ -645,12 +645,22 @@ port_call(Port, Operation, Data) ->
     end.
 
 %% @doc Closes the port, like `erlang:port_close/1': the driver's `stop'
-%% runs before this returns.
+%% runs, and the port's process has ended (its registered name is free),
+%% before this returns.
 -spec port_close(port_arg()) -> true.
 port_close(Port) ->
     case port_of(Port) of
-        {compat, Pid} -> result(erl_driver_compat_nif:close(Pid), [Port]);
+        {compat, Pid} -> close(Pid, [Port]);
         {native, P} -> erlang:port_close(P)
+    end.
+
+close(Pid, Args) ->
+    Ref = erlang:monitor(process, Pid),
+    try result(erl_driver_compat_nif:close(Pid), Args) of
+        true ->
+            receive {'DOWN', Ref, process, Pid, _} -> true end
+    after
+        erlang:demonitor(Ref, [flush])
     end.
 
 %% @doc Makes `Pid' the port's owner and links it to the port, like

@@ -357,6 +357,8 @@ with_port(B, Drv, Form, Op) ->
                   Other ->
                       Other
               end,
+    %% A registered port's name is free as soon as the port has closed.
+    Names = [{N, whereis(N) =/= undefined} || N <- names()],
     After = case Port of
                 undefined -> none;
                 _ -> info(B, Port, connected)
@@ -365,7 +367,7 @@ with_port(B, Drv, Form, Op) ->
                     Pid when is_pid(Pid), Pid =/= self() -> owner_messages(Pid, B, Port);
                     _ -> none
                 end,
-    Result = {Outcome, After, lists:sort(edc_diff:drain()), OwnerMsgs},
+    Result = {Outcome, After, lists:sort(edc_diff:drain()), OwnerMsgs, Names},
     anonymous(plain_info(Result)).
 
 %% Kills the process that Op made the port's owner; when port_connect
