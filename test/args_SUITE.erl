@@ -30,6 +30,7 @@
          init_per_suite/1,
          end_per_suite/1]).
 -export([open_port_names/1,
+         open_port_latin1_names/1,
          open_port_options/1,
          open_port_parallelism/1,
          open_port_bitstring_name/1]).
@@ -48,6 +49,7 @@
 -export([unload_driver_args/1]).
 -export([format_error_erl_ddll/1,
          format_error_own/1]).
+-export([latin1_cases/1]).
 -export([erlang_is_port_false/1,
          binary_command_not_utf8/1,
          port_info_ended_pid/1,
@@ -72,7 +74,8 @@ all() ->
      {group, known_differences}].
 
 groups() ->
-    [{open_port, [], [open_port_names, open_port_options, open_port_parallelism,
+    [{open_port, [], [open_port_names, open_port_latin1_names, open_port_options,
+                      open_port_parallelism,
                       open_port_bitstring_name]},
      {port_command, [], [port_command_output, port_command_outputv, short_bits_small_data_only,
                          port_command_short_bits_outputv]},
@@ -125,6 +128,46 @@ echo(B, P) ->
     R = edc_diff:attempt(fun() -> call(B, port_command, [P, "ab\ncd\n"]) end),
     _ = info(B, P, connected),
     {R, edc_diff:drain()}.
+
+%% In a VM with latin1 file names (+fnl) a command, cd or env character
+%% above 255, or an atom that is not latin1, is badarg. (A latin1
+%% character above 127 is one byte natively; the NIF's UTF-8 text cannot
+%% say that: see binary_command_not_utf8.)
+open_port_latin1_names(_Config) ->
+    Paths = lists:usort([filename:dirname(code:which(M)) || M <- [?MODULE, edc_diff, erl_driver_compat]]),
+    {ok, Peer, _} = peer:start_link(#{connection => standard_io,
+                                      args => ["+fnl" | lists:append([["-pa", P] || P <- Paths])]}),
+    try
+        latin1 = peer:call(Peer, file, native_name_encoding, []),
+        {Native, Compat} = peer:call(Peer, ?MODULE, latin1_cases, [edc_diff:private_dir()]),
+        ct:pal("native: ~p~ncompat: ~p", [Native, Compat]),
+        [{ok, "echo_drv x"}, {ok, "echo_drv"}, {error, badarg}, {error, badarg}, {error, badarg},
+         {error, badarg}, {ok, "echo_drv"}, {error, badarg}] = Native,
+        Compat = Native
+    after
+        peer:stop(Peer)
+    end.
+
+%% Runs in the +fnl peer: the outcomes natively and through compat.
+latin1_cases(Dir) ->
+    ok = erl_ddll:load_driver(Dir, ?ECHO),
+    ok = erl_driver_compat:load_driver(Dir, ?ECHO),
+    Cases = [{{spawn_driver, "echo_drv x"}, []},
+             {{spawn_driver, echo_drv}, []},
+             {{spawn_driver, "echo_drv \x{400}"}, []},
+             {{spawn_driver, 'echo_drv \x{400}'}, []},
+             {{spawn_driver, ["echo_drv", [16#100]]}, []},
+             {{spawn_driver, ?ECHO}, [{cd, "/tmp/\x{400}"}]},
+             {{spawn_driver, ?ECHO}, [{cd, 'é'}, {env, [{"EDC_L", "\x{e4}"}]}]},
+             {{spawn_driver, ?ECHO}, [{env, [{"EDC_L", "\x{400}"}]}]}],
+    Outcome = fun(Open, Info) ->
+                      [case edc_diff:attempt(fun() -> Open(Name, Opts) end) of
+                           {ok, P} -> {ok, element(2, Info(P, name))};
+                           Error -> Error
+                       end || {Name, Opts} <- Cases]
+              end,
+    {Outcome(fun erlang:open_port/2, fun erlang:port_info/2),
+     Outcome(fun erl_driver_compat:open_port/2, fun erl_driver_compat:port_info/2)}.
 
 %% Natively the option is kept and shown by port_info (default false).
 open_port_parallelism(_Config) ->
