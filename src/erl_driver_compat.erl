@@ -97,14 +97,15 @@ load_driver(Dir, Name) ->
             no_such_driver(DirChars, DriverName);
         false ->
             case lists:member($/, DriverName) of
-                true ->
-                    no_such_driver(DirChars, DriverName);
-                false ->
-                    case erl_driver_compat_nif:load_driver(DirChars, DriverName) of
-                        ok -> ok;
-                        {error, Reason} -> {error, readable(Reason)}
-                    end
+                true -> no_such_driver(DirChars, DriverName);
+                false -> load(DirChars, DriverName)
             end
+    end.
+
+load(Dir, Name) ->
+    case erl_driver_compat_nif:load_driver(Dir, Name) of
+        ok -> ok;
+        {error, Reason} -> {error, readable(Reason)}
     end.
 
 %% Natively a name with a directory part (or an empty one) is looked for
@@ -153,7 +154,9 @@ ddll_dir(_Dir, Args) ->
     erlang:error(badarg, Args).
 
 %% The NIF takes names as characters and encodes them in UTF-8, which gives
-%% back the same bytes for valid UTF-8.
+%% back the same bytes for valid UTF-8. Other bytes are taken as latin1
+%% characters (a different file name than natively: no such file, most
+%% likely, either way).
 bytes_to_chars(Bytes) ->
     case unicode:characters_to_list(Bytes) of
         Chars when is_list(Chars) -> Chars;
