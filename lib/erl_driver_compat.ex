@@ -40,11 +40,14 @@ defmodule ErlDriverCompat do
   @typedoc "A pseudo-port (a pid) or a native port."
   @type port_ref :: pid() | port()
 
+  @typedoc "A port as the port functions take it: also a name registered with `Process.register/2`."
+  @type port_arg :: port_ref() | atom()
+
   @typedoc "A driver name: the file name of the driver without `.so`."
   @type driver_name :: String.t() | charlist() | atom()
 
   @typedoc "What `open_port/2` opens: `{:spawn, command}` or `{:spawn_driver, command}`."
-  @type port_name :: {:spawn | :spawn_driver, String.t() | charlist()}
+  @type port_name :: {:spawn | :spawn_driver, String.t() | charlist() | atom()}
 
   @typedoc "An option of `open_port/2`, as for `Port.open/2`."
   @type port_option :: :erl_driver_compat.port_option()
@@ -57,7 +60,8 @@ defmodule ErlDriverCompat do
           path: charlist(),
           version: {integer(), integer()},
           locking: :driver | :port_level,
-          ports: non_neg_integer()
+          ports: non_neg_integer(),
+          outputv: boolean()
         }
 
   ## Drivers
@@ -78,7 +82,7 @@ defmodule ErlDriverCompat do
       iex> ErlDriverCompat.load_driver("/nonexistent", "echo_drv")
       {:error, {:open_error, ~c"No such file or directory (os error 2)"}}
   """
-  @spec load_driver(Path.t() | atom(), driver_name()) :: :ok | {:error, error_reason()}
+  @spec load_driver(String.t() | charlist(), driver_name()) :: :ok | {:error, error_reason()}
   defdelegate load_driver(dir, name), to: :erl_driver_compat
 
   @doc """
@@ -110,13 +114,14 @@ defmodule ErlDriverCompat do
 
   @doc """
   What we know about a loaded driver: its file, the interface version it was
-  built for, its locking mode and its number of open ports; `:undefined` when
-  no driver of that name is loaded through us.
+  built for, its locking mode, its number of open ports and whether it has an
+  `outputv` callback; `:undefined` when no driver of that name is loaded
+  through us.
 
   ## Example
 
       iex> ErlDriverCompat.driver_info("echo_drv")
-      %{path: ~c"/.../echo_drv.so", version: {3, 3}, locking: :driver, ports: 0}
+      %{path: ~c"/.../echo_drv.so", version: {3, 3}, locking: :driver, ports: 0, outputv: false}
       iex> ErlDriverCompat.driver_info("no_such_drv")
       :undefined
   """
@@ -125,8 +130,9 @@ defmodule ErlDriverCompat do
 
   @doc """
   A readable description (a charlist) of an error reason returned by this
-  module; the same text as `:erl_ddll.format_error/1` for the reasons both
-  share.
+  module or by `:erl_ddll` (the same text as `:erl_ddll.format_error/1`).
+  Raises `ArgumentError` for a term that is no such reason, as
+  `:erl_ddll.format_error/1` does.
 
   ## Example
 
@@ -206,7 +212,7 @@ defmodule ErlDriverCompat do
       iex> flush()
       {#PID<0.123.0>, {:data, "hello"}}
   """
-  @spec port_command(port_ref(), iodata()) :: true
+  @spec port_command(port_arg(), iodata()) :: true
   defdelegate port_command(port, data), to: :erl_driver_compat
 
   @doc """
@@ -219,7 +225,7 @@ defmodule ErlDriverCompat do
       iex> ErlDriverCompat.port_command(port, "hello", [:nosuspend])
       true
   """
-  @spec port_command(port_ref(), iodata(), [:force | :nosuspend]) :: boolean()
+  @spec port_command(port_arg(), iodata(), [:force | :nosuspend]) :: boolean()
   defdelegate port_command(port, data, options), to: :erl_driver_compat
 
   @doc """
@@ -232,7 +238,7 @@ defmodule ErlDriverCompat do
       iex> ErlDriverCompat.port_control(port, 1, "x")
       "x"
   """
-  @spec port_control(port_ref(), integer(), iodata()) :: charlist() | binary()
+  @spec port_control(port_arg(), integer(), iodata()) :: charlist() | binary()
   defdelegate port_control(port, operation, data), to: :erl_driver_compat
 
   @doc """
@@ -244,7 +250,7 @@ defmodule ErlDriverCompat do
       iex> ErlDriverCompat.port_call(port, 7, {:ok, 42})
       {:ok, 42}
   """
-  @spec port_call(port_ref(), integer(), term()) :: term()
+  @spec port_call(port_arg(), integer(), term()) :: term()
   defdelegate port_call(port, operation, term), to: :erl_driver_compat
 
   @doc """
@@ -257,7 +263,7 @@ defmodule ErlDriverCompat do
       iex> ErlDriverCompat.port_close(port)
       true
   """
-  @spec port_close(port_ref()) :: true
+  @spec port_close(port_arg()) :: true
   defdelegate port_close(port), to: :erl_driver_compat
 
   @doc """
@@ -269,7 +275,7 @@ defmodule ErlDriverCompat do
       iex> ErlDriverCompat.port_connect(port, other_pid)
       true
   """
-  @spec port_connect(port_ref(), pid()) :: true
+  @spec port_connect(port_arg(), pid()) :: true
   defdelegate port_connect(port, pid), to: :erl_driver_compat
 
   @doc """
@@ -282,7 +288,7 @@ defmodule ErlDriverCompat do
       [name: ~c"echo_drv", links: [self()], id: 1, connected: self(),
        input: 0, output: 0, os_pid: :undefined]
   """
-  @spec port_info(port_ref()) :: [{atom(), term()}] | :undefined
+  @spec port_info(port_arg()) :: [{atom(), term()}] | :undefined
   defdelegate port_info(port), to: :erl_driver_compat
 
   @doc """
@@ -294,7 +300,7 @@ defmodule ErlDriverCompat do
       iex> ErlDriverCompat.port_info(port, :connected)
       {:connected, self()}
   """
-  @spec port_info(port_ref(), atom()) :: {atom(), term()} | [] | :undefined
+  @spec port_info(port_arg(), atom()) :: {atom(), term()} | [] | :undefined
   defdelegate port_info(port, item), to: :erl_driver_compat
 
   @doc """

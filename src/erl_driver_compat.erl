@@ -40,6 +40,7 @@
          ports/0]).
 
 -export_type([port_ref/0,
+              port_arg/0,
               driver_name/0,
               error_reason/0,
               port_name/0,
@@ -47,8 +48,11 @@
 
 -type port_ref() :: pid() | port().
 %% A pseudo-port (a pid) or a native port.
--type driver_name() :: string() | atom() | binary().
--type port_name() :: {spawn, string() | binary()} | {spawn_driver, string() | binary()}.
+-type driver_name() :: string() | atom() | binary() | iolist().
+-type port_name() :: {spawn | spawn_driver, string() | binary() | atom()}.
+-type port_arg() :: port_ref() | atom().
+%% A port as the port functions take it: also a name registered with
+%% `register/2', as the BIFs accept.
 -type port_option() :: binary | stream | in | out | eof | hide | exit_status
                      | use_stdio | nouse_stdio | stderr_to_stdout | overlapped_io
                      | {packet, 1 | 2 | 4} | {line, pos_integer()}
@@ -61,11 +65,12 @@
       | {unsupported_functions, [string()]}
       | {copy_error, string()} | {bind_error, string()}
       | driver_init_failed | driver_incorrect_version | bad_driver_name
-      | not_loaded | not_loaded_by_this_process | unloading.
+      | not_loaded | not_loaded_by_this_process | linked_in_driver | unloading.
 %% The names erl_ddll uses mean the same here (`no_driver_init',
 %% `driver_init_failed', `driver_incorrect_version', `bad_driver_name',
-%% `not_loaded', `not_loaded_by_this_process'); `{open_error, Text}' carries
-%% the dynamic linker's message instead of erl_ddll's numeric id.
+%% `not_loaded', `not_loaded_by_this_process', `linked_in_driver');
+%% `{open_error, Text}' carries the dynamic linker's message instead of
+%% erl_ddll's numeric id.
 
 %%====================================================================
 %% Drivers
@@ -76,14 +81,43 @@
 %%
 %% The calling process holds a reference to the driver until it calls
 %% {@link unload_driver/1} or exits. Loading a name that is already loaded
-%% from the same file adds a reference and returns `ok'.
--spec load_driver(Dir :: file:name(), Name :: driver_name()) -> ok | {error, error_reason()}.
-load_driver(Dir, Name) when not is_list(Dir), not is_binary(Dir) ->
-    erlang:error(badarg, [Dir, Name]);
+%% from the same file adds a reference and returns `ok'. The arguments are
+%% checked as erl_ddll checks them: `Name' is an atom other than `''' or
+%% iodata of bytes (cut at a NUL byte), `Dir' a file name (a character
+%% list or a binary); other terms raise `badarg'. The name of a driver
+%% linked into the VM gives `{error, linked_in_driver}'.
+-spec load_driver(Dir :: file:filename_all(), Name :: driver_name()) ->
+          ok | {error, error_reason()}.
 load_driver(Dir, Name) ->
-    case erl_driver_compat_nif:load_driver(to_chars(Dir), to_chars(Name)) of
+    Args = [Dir, Name],
+    DriverName = ddll_name(Name, Args),
+    DirChars = ddll_dir(Dir, Args),
+    case is_linked_in(DriverName) of
+        true ->
+            {error, linked_in_driver};
+        false when DriverName =:= [] ->
+            no_such_driver(DirChars, DriverName);
+        false ->
+            case lists:member($/, DriverName) of
+                true -> no_such_driver(DirChars, DriverName);
+                false -> load(DirChars, DriverName)
+            end
+    end.
+
+load(Dir, Name) ->
+    case erl_driver_compat_nif:load_driver(Dir, Name) of
         ok -> ok;
         {error, Reason} -> {error, readable(Reason)}
+    end.
+
+%% Natively a name with a directory part (or an empty one) is looked for
+%% as `Dir/Name.so': when that file exists the driver inside it has another
+%% name (bad_driver_name), otherwise the file cannot be opened.
+no_such_driver(Dir, Name) ->
+    %% Joined as strings: a Name starting with / stays below Dir.
+    case filelib:is_regular(string:trim(Dir, trailing, "/") ++ "/" ++ Name ++ ".so") of
+        true -> {error, bad_driver_name};
+        false -> {error, {open_error, file:format_error(enoent)}}
     end.
 
 %% Texts and names come from the NIF as binaries; users get strings.
@@ -94,11 +128,65 @@ readable({Tag, Text}) when is_binary(Text) ->
 readable(Reason) ->
     Reason.
 
+%% erl_ddll's driver name: an atom other than '', or iodata of bytes; as a
+%% C string it ends at the first NUL byte.
+ddll_name('', Args) ->
+    erlang:error(badarg, Args);
+ddll_name(Name, _Args) when is_atom(Name) ->
+    bytes_to_chars(until_nul(atom_to_binary(Name, utf8)));
+ddll_name(Name, Args) when is_list(Name); is_binary(Name) ->
+    try iolist_to_binary(Name) of
+        Bytes -> bytes_to_chars(until_nul(Bytes))
+    catch
+        error:_ -> erlang:error(badarg, Args)
+    end;
+ddll_name(_Name, Args) ->
+    erlang:error(badarg, Args).
+
+%% erl_ddll's directory: a file name (characters, no binaries inside a
+%% list) or a binary.
+ddll_dir(Dir, _Args) when is_binary(Dir) ->
+    bytes_to_chars(Dir);
+ddll_dir(Dir, Args) when is_list(Dir) ->
+    case filename_bytes(Dir) of
+        {ok, Bytes} -> bytes_to_chars(Bytes);
+        error -> erlang:error(badarg, Args)
+    end;
+ddll_dir(_Dir, Args) ->
+    erlang:error(badarg, Args).
+
+%% The NIF takes names as characters and encodes them in UTF-8, which gives
+%% back the same bytes for valid UTF-8. Other bytes are taken as latin1
+%% characters (a different file name than natively: no such file, most
+%% likely, either way).
+bytes_to_chars(Bytes) ->
+    case unicode:characters_to_list(Bytes) of
+        Chars when is_list(Chars) -> Chars;
+        _ -> binary_to_list(Bytes)
+    end.
+
+until_nul(Bytes) ->
+    hd(binary:split(Bytes, <<0>>)).
+
+%% Drivers statically linked into the VM (tcp_inet, ram_file_drv, ...)
+%% cannot be loaded or unloaded.
+is_linked_in(Name) ->
+    try erl_ddll:info(Name, linked_in_driver) of
+        Linked -> Linked =:= true
+    catch
+        error:_ -> false
+    end.
+
 %% @doc Drops the caller's reference to the driver. The driver's `finish'
 %% runs when no process references it and its last port has closed.
+%% `Name' is checked as for {@link load_driver/2}.
 -spec unload_driver(Name :: driver_name()) -> ok | {error, error_reason()}.
 unload_driver(Name) ->
-    erl_driver_compat_nif:unload_driver(to_chars(Name)).
+    DriverName = ddll_name(Name, [Name]),
+    case is_linked_in(DriverName) of
+        true -> {error, linked_in_driver};
+        false -> erl_driver_compat_nif:unload_driver(DriverName)
+    end.
 
 %% @doc The drivers loaded through the compat layer, as
 %% `erl_ddll:loaded_drivers/0' returns them.
@@ -107,47 +195,48 @@ loaded_drivers() ->
     {ok, [unicode:characters_to_list(N) || N <- erl_driver_compat_nif:loaded_drivers()]}.
 
 %% @doc What we know about a loaded driver: the file, the interface version
-%% it was built for, its locking mode and its number of open ports.
+%% it was built for, its locking mode, its number of open ports and whether
+%% it has an `outputv' callback.
 -spec driver_info(Name :: driver_name()) ->
           undefined | #{path := string(), version := {integer(), integer()},
-                        locking := driver | port_level, ports := non_neg_integer()}.
+                        locking := driver | port_level, ports := non_neg_integer(),
+                        outputv := boolean()}.
 driver_info(Name) ->
     case erl_driver_compat_nif:driver_info(to_chars(Name)) of
         undefined -> undefined;
-        {Path, Version, Locking, Ports} ->
+        {Path, Version, Locking, Ports, Outputv} ->
             #{path => unicode:characters_to_list(Path), version => Version,
-              locking => Locking, ports => Ports}
+              locking => Locking, ports => Ports, outputv => Outputv}
     end.
 
-%% @doc A readable description of an error returned by this module.
+%% @doc A readable description of an error returned by this module, or by
+%% `erl_ddll' (the same text as `erl_ddll:format_error/1'). Raises `badarg'
+%% for a term that is neither, as `erl_ddll:format_error/1' does.
 -spec format_error(error_reason() | term()) -> string().
 format_error({open_error, Detail}) when is_list(Detail) ->
-    "Cannot open the driver: " ++ Detail;
+    "Cannot open the driver: " ++ text(Detail, [{open_error, Detail}]);
 format_error({not_elf, Detail}) ->
-    "Not an ELF shared object for this machine: " ++ Detail;
-format_error(no_driver_init) ->
-    "No driver init in dynamic library";
-format_error({unsupported_functions, Names}) ->
+    "Not an ELF shared object for this machine: " ++ text(Detail, [{not_elf, Detail}]);
+format_error({unsupported_functions, Names} = Reason) when is_list(Names) ->
     lists:flatten(["The driver uses erl_driver functions that erl_driver_compat does not "
-                   "implement yet: " | lists:join(", ", Names)]);
+                   "implement yet: " | lists:join(", ", [text(N, [Reason]) || N <- Names])]);
 format_error({copy_error, Detail}) ->
-    "Could not make the private copy of the driver file: " ++ Detail;
+    "Could not make the private copy of the driver file: " ++ text(Detail, [{copy_error, Detail}]);
 format_error({bind_error, Detail}) ->
-    "Could not bind the driver's imports to erl_driver_compat: " ++ Detail;
-format_error(driver_init_failed) ->
-    "Driver init failed";
-format_error(driver_incorrect_version) ->
-    "Driver compiled with incorrect version of erl_driver.h";
-format_error(bad_driver_name) ->
-    "Bad driver name";
-format_error(not_loaded) ->
-    "DDLL driver is not loaded";
-format_error(not_loaded_by_this_process) ->
-    "DDLL driver was not loaded by this process";
+    "Could not bind the driver's imports to erl_driver_compat: "
+        ++ text(Detail, [{bind_error, Detail}]);
 format_error(unloading) ->
     "The driver is being unloaded; load it again once its ports have closed";
-format_error(Other) ->
-    lists:flatten(io_lib:format("Unknown erl_driver_compat error: ~tp", [Other])).
+format_error(Reason) ->
+    %% Every other reason is one of erl_ddll's: same text, and badarg for a
+    %% term that is not a reason.
+    erl_ddll:format_error(Reason).
+
+text(Text, Args) ->
+    case io_lib:printable_unicode_list(Text) of
+        true -> Text;
+        false -> erlang:error(badarg, Args)
+    end.
 
 %% @doc The compatibility report for `Dir/Name.so', without loading it:
 %% which erl_driver API functions the driver imports and which of them
@@ -185,28 +274,97 @@ include_dir() ->
 
 %% @doc Opens a port of a driver loaded through us, like
 %% `erlang:open_port/2'. The caller becomes the owner (connected process)
-%% and is linked to the port. Names that are not drivers loaded through us
-%% open a native port with `erlang:open_port/2'.
+%% and is linked to the port.
+%%
+%% The command is taken as the BIF takes it: an atom, a (deep) character
+%% list or a binary, in the VM's file name encoding
+%% (`file:native_name_encoding/0'); the driver name is the part before the
+%% first space. Names that are not drivers loaded through us open a native
+%% port with `erlang:open_port/2'.
 -spec open_port(port_name() | term(), [port_option()]) -> port_ref().
-open_port({Kind, Command} = PortName, Opts)
-  when (Kind =:= spawn orelse Kind =:= spawn_driver),
-       (is_list(Command) orelse is_binary(Command)), is_list(Opts) ->
-    CommandStr = try unicode:characters_to_list(Command) of
-                     S when is_list(S) -> S;
-                     _ -> erlang:error(badarg, [PortName, Opts])
-                 catch _:_ -> erlang:error(badarg, [PortName, Opts])
-                 end,
-    DriverName = hd(string:split(CommandStr, " ") ++ [""]),
-    case erl_driver_compat_nif:driver_info(DriverName) of
-        undefined ->
-            erlang:open_port(PortName, Opts);
-        _ ->
-            Settings = parse_options(Opts, PortName),
-            open_compat(DriverName, CommandStr, Settings, PortName, Opts)
+open_port({Kind, Name} = PortName, Opts) when Kind =:= spawn; Kind =:= spawn_driver ->
+    case command_bytes(Name) of
+        {ok, Command} ->
+            case compat_driver(Command) of
+                {ok, Driver} ->
+                    Settings = parse_options(Opts, PortName),
+                    open_compat(Driver, Command, Settings, PortName, Opts);
+                false ->
+                    erlang:open_port(PortName, Opts)
+            end;
+        bitstring ->
+            %% The BIF crashes the VM on such a name (OTP 25).
+            erlang:error(badarg, [PortName, Opts]);
+        error ->
+            erlang:open_port(PortName, Opts)
     end;
 open_port(PortName, Opts) ->
     erlang:open_port(PortName, Opts).
 
+%% The command as the bytes the driver's start callback gets.
+command_bytes(Name) when is_atom(Name) ->
+    atom_filename(Name);
+command_bytes(Name) when is_binary(Name) ->
+    {ok, until_nul(Name)};
+command_bytes(Name) when is_bitstring(Name) ->
+    bitstring;
+command_bytes(Name) when is_list(Name) ->
+    filename_bytes(Name);
+command_bytes(_Name) ->
+    error.
+
+%% An atom as a file name: its text in the file name encoding, no NUL.
+atom_filename(Atom) ->
+    try atom_to_binary(Atom, file:native_name_encoding()) of
+        Bytes ->
+            case binary:match(Bytes, <<0>>) of
+                nomatch -> {ok, Bytes};
+                _ -> error
+            end
+    catch
+        error:_ -> error
+    end.
+
+%% {ok, DriverName} when the command's first word names a driver loaded
+%% through us.
+compat_driver(Command) ->
+    Driver = hd(binary:split(Command, <<" ">>)),
+    case unicode:characters_to_list(Driver) of
+        Chars when is_list(Chars), Chars =/= [] ->
+            case erl_driver_compat_nif:driver_info(Driver) of
+                undefined -> false;
+                _ -> {ok, Driver}
+            end;
+        _ ->
+            false
+    end.
+
+%% A character list as the VM converts a file name (a port command, `cd',
+%% `env'): characters and nested lists, no binaries, no NUL, valid in the
+%% file name encoding.
+filename_bytes(List) ->
+    Enc = file:native_name_encoding(),
+    try filename_chars(List, Enc, []) of
+        Chars when Enc =:= utf8 -> {ok, unicode:characters_to_binary(lists:reverse(Chars))};
+        Chars -> {ok, list_to_binary(lists:reverse(Chars))}
+    catch
+        throw:bad_filename -> error
+    end.
+
+filename_chars([C | T], Enc, Acc) when is_integer(C) ->
+    valid_char(C, Enc) orelse throw(bad_filename),
+    filename_chars(T, Enc, [C | Acc]);
+filename_chars([L | T], Enc, Acc) when is_list(L) ->
+    filename_chars(T, Enc, filename_chars(L, Enc, Acc));
+filename_chars([], _Enc, Acc) ->
+    Acc;
+filename_chars(_, _Enc, _Acc) ->
+    throw(bad_filename).
+
+valid_char(C, latin1) -> C > 0 andalso C =< 255;
+valid_char(C, _Utf8) -> C > 0 andalso C < 16#110000 andalso (C < 16#D800 orelse C > 16#DFFF).
+
+%% Command: the bytes start() gets.
 open_compat(DriverName, Command, Settings, PortName, Opts) ->
     Owner = self(),
     Pid = erl_driver_compat_port:spawn_for(Owner),
@@ -222,19 +380,21 @@ open_compat(DriverName, Command, Settings, PortName, Opts) ->
         {error, Reason} -> erlang:error(Reason, [PortName, Opts])
     end.
 
-%% {Binary, Eof, LineLength, Parallelism}. Accepts what erlang:open_port/2 accepts for a
-%% driver port (most options are ignored there, as natively) and raises
-%% badarg for the rest.
+%% {Binary, Eof, LineLength, Parallelism}. Accepts what erlang:open_port/2
+%% accepts for a driver port (most options are ignored there, as natively)
+%% and raises badarg for the rest.
 -dialyzer({nowarn_function, parse_options/2}).
 parse_options(Opts, PortName) ->
     Bad = fun() -> erlang:error(badarg, [PortName, Opts]) end,
     is_proper_list(Opts) orelse Bad(),
-    Acc0 = #{binary => false, eof => false, packet => false,
-             line => 0, stderr => false, nouse_stdio => false, parallelism => false},
+    Acc0 = #{binary => false, eof => false, packet => false, line => 0,
+             stderr => false, nouse_stdio => false,
+             parallelism => erlang:system_info(port_parallelism)},
     Acc = lists:foldl(fun(O, A) -> option(O, A, Bad) end, Acc0, Opts),
     case Acc of
         #{packet := true, line := L} when L > 0 -> Bad();
         #{stderr := true, nouse_stdio := true} -> Bad();
+        #{cd := Dir} -> is_filename(Dir) orelse Bad();
         _ -> ok
     end,
     {maps:get(binary, Acc), maps:get(eof, Acc), maps:get(line, Acc),
@@ -243,6 +403,13 @@ parse_options(Opts, PortName) ->
 is_proper_list([_ | T]) -> is_proper_list(T);
 is_proper_list([]) -> true;
 is_proper_list(_) -> false.
+
+%% The largest small integer: the VM takes only small integers for
+%% `packet' and `line'.
+-define(MAX_SMALL, ((1 bsl 59) - 1)).
+%% erl_driver.h: ERL_DRV_BUSY_MSGQ_LIM_MIN and _LIM_MAX.
+-define(BUSY_MSGQ_MIN, 1).
+-define(BUSY_MSGQ_MAX, ((1 bsl 64) - 2)).
 
 option(binary, A, _) -> A#{binary := true};
 option(eof, A, _) -> A#{eof := true};
@@ -257,62 +424,102 @@ option(stderr_to_stdout, A, _) -> A#{stderr := true};
 option(overlapped_io, A, _) -> A;
 option(line, A, _) -> A#{line := 512};
 option({packet, N}, A, _) when N =:= 1; N =:= 2; N =:= 4 -> A#{packet := true};
-option({line, N}, A, _) when is_integer(N), N > 0 -> A#{line := N};
-option({cd, Dir}, A, Bad) when is_list(Dir); is_binary(Dir) ->
-    _ = chars(Dir, Bad),
-    A;
-option({env, Env}, A, Bad) when is_list(Env) ->
-    lists:foreach(fun({K, V}) ->
-                          Key = chars(K, Bad),
-                          (Key =/= [] andalso not lists:member($=, Key)) orelse Bad(),
-                          V =:= false orelse chars(V, Bad);
-                     (_) ->
-                          Bad()
-                  end, Env),
+option({line, N}, A, _) when is_integer(N), N > 0, N =< ?MAX_SMALL -> A#{line := N};
+%% Only the last cd counts, and is checked after all options (as
+%% natively).
+option({cd, Dir}, A, _) -> A#{cd => Dir};
+option({env, Env}, A, Bad) ->
+    is_env(Env) orelse Bad(),
     A;
 option({parallelism, B}, A, _) when is_boolean(B) -> A#{parallelism := B};
 option({busy_limits_msgq, disabled}, A, _) -> A;
 option({busy_limits_msgq, {Lo, Hi}}, A, _)
-  when is_integer(Lo), is_integer(Hi), Lo >= 1, Hi >= 1 -> A;
+  when is_integer(Lo), is_integer(Hi), Lo >= ?BUSY_MSGQ_MIN, Hi >= ?BUSY_MSGQ_MIN,
+       Lo =< ?BUSY_MSGQ_MAX, Hi =< ?BUSY_MSGQ_MAX -> A;
+%% busy_limits_port, args, arg0 and exit_status are for external programs
+%% only: badarg for a driver, as natively.
 option(_, _, Bad) -> Bad().
 
-chars(T, Bad) when is_list(T); is_binary(T) ->
-    try unicode:characters_to_list(T) of
-        L when is_list(L) -> L;
-        _ -> Bad()
-    catch _:_ -> Bad()
+%% `cd': a file name (an atom too); a binary is taken as raw bytes.
+is_filename(Dir) when is_atom(Dir) -> atom_filename(Dir) =/= error;
+is_filename(Dir) when is_binary(Dir) -> true;
+is_filename(Dir) when is_list(Dir) -> filename_bytes(Dir) =/= error;
+is_filename(_) -> false.
+
+%% `env': a proper list of {Name, Value}; both character lists as file
+%% names (no atoms, no binaries), Value `false' to unset, Name without `='.
+is_env([{Name, Value} | T]) when is_list(Name), is_list(Value) orelse Value =:= false ->
+    case filename_bytes(Name) of
+        {ok, Bytes} ->
+            binary:match(Bytes, <<"=">>) =:= nomatch
+                andalso (Value =:= false orelse filename_bytes(Value) =/= error)
+                andalso is_env(T);
+        error ->
+            false
     end;
-chars(_, Bad) ->
-    Bad().
+is_env([]) -> true;
+is_env(_) -> false.
+
+%% What a port argument names: `{compat, Pid}' for a pid, also one that a
+%% registered name stands for (it may turn out not to be a pseudo-port),
+%% or `{native, Term}' for the erlang BIFs (a native port, a name that is
+%% not registered or is registered by a native port, or a bad argument).
+port_of(Pid) when is_pid(Pid) ->
+    {compat, Pid};
+port_of(Name) when is_atom(Name) ->
+    case whereis(Name) of
+        Pid when is_pid(Pid) -> {compat, Pid};
+        _ -> {native, Name}
+    end;
+port_of(Other) ->
+    {native, Other}.
 
 %% @doc Sends data to the port's driver, like `erlang:port_command/2'. The
 %% driver's `output' or `outputv' callback runs in the calling process
 %% before this returns.
--spec port_command(port_ref(), iodata()) -> true.
-port_command(Port, Data) when is_pid(Port) ->
-    try erl_driver_compat_nif:command(Port, Data) of
-        true -> true;
-        Result -> result(Result, [Port, Data])
-    catch
-        error:bad_value -> bad_value(Port, [Port, Data])
-    end;
+-spec port_command(port_arg(), iodata()) -> true.
 port_command(Port, Data) ->
-    erlang:port_command(Port, Data).
+    case port_of(Port) of
+        {compat, Pid} -> command(Pid, Data, [Port, Data]);
+        {native, P} -> erlang:port_command(P, Data)
+    end.
 
-%% @doc `erlang:port_command/3': options `force' and `nosuspend'.
--spec port_command(port_ref(), iodata(), [force | nosuspend]) -> boolean().
-port_command(Port, Data, Opts) when is_pid(Port) ->
-    Args = [Port, Data, Opts],
-    Force = command_options(Opts, false, Args),
-    try erl_driver_compat_nif:command3(Port, Data, Force) of
+command(Pid, Data, Args) ->
+    try erl_driver_compat_nif:command(Pid, Data) of
         true -> true;
         Result -> result(Result, Args)
     catch
-        error:bad_value -> bad_value(Port, Args);
-        error:notsup -> erlang:error(notsup, Args)
-    end;
+        error:bad_value ->
+            case short_bits(Pid, Data) of
+                {ok, Bytes} -> command(Pid, Bytes, Args);
+                false -> bad_value(Pid, Args)
+            end
+    end.
+
+%% @doc `erlang:port_command/3': options `force' and `nosuspend'.
+-spec port_command(port_arg(), iodata(), [force | nosuspend]) -> boolean().
 port_command(Port, Data, Opts) ->
-    erlang:port_command(Port, Data, Opts).
+    case port_of(Port) of
+        {compat, Pid} ->
+            Args = [Port, Data, Opts],
+            command3(Pid, Data, command_options(Opts, false, Args), Args);
+        {native, P} ->
+            erlang:port_command(P, Data, Opts)
+    end.
+
+command3(Pid, Data, Force, Args) ->
+    try erl_driver_compat_nif:command3(Pid, Data, Force) of
+        true -> true;
+        Result -> result(Result, Args)
+    catch
+        error:bad_value ->
+            case short_bits(Pid, Data) of
+                {ok, Bytes} -> command3(Pid, Bytes, Force, Args);
+                false -> bad_value(Pid, Args)
+            end;
+        error:notsup ->
+            erlang:error(notsup, Args)
+    end.
 
 command_options([force | T], _, Args) -> command_options(T, true, Args);
 command_options([nosuspend | T], Force, Args) -> command_options(T, Force, Args);
@@ -325,44 +532,155 @@ bad_value(Port, Args) ->
     erl_driver_compat_port:log_bad_value(Port),
     erlang:error(badarg, Args).
 
+%% Natively a driver with only an `output' callback is given bitstrings
+%% shorter than a byte (anywhere in the iolist) as nothing, when the data
+%% has at most 8192 bytes (the VM's small buffer); in more data, and to a
+%% driver with `outputv', any bitstring is a bad value, as are longer ones
+%% that are not whole bytes. {ok, Data} with the short ones removed, or
+%% false.
+short_bits(Pid, Data) ->
+    case has_short_bits(Data) andalso not takes_outputv(Pid) of
+        true -> small_io(drop_short_bits(Data));
+        false -> false
+    end.
+
+-define(SMALL_IO, 8192).
+
+small_io(Data) ->
+    try iolist_size(Data) =< ?SMALL_IO of
+        true -> {ok, Data};
+        false -> false
+    catch
+        error:badarg -> false
+    end.
+
+has_short_bits(B) when is_bitstring(B) -> bit_size(B) < 8 andalso bit_size(B) > 0;
+has_short_bits([H | T]) -> has_short_bits(H) orelse has_short_bits(T);
+has_short_bits(_) -> false.
+
+drop_short_bits(B) when is_bitstring(B), bit_size(B) < 8 -> <<>>;
+drop_short_bits([H | T]) -> [drop_short_bits(H) | drop_short_bits(T)];
+drop_short_bits(T) -> T.
+
+%% Whether the port's driver has an `outputv' callback (the fifth element
+%% of the NIF's driver_info/1).
+takes_outputv(Pid) ->
+    case erl_driver_compat_nif:info(Pid) of
+        {Command, _, _, _, _, _, _} ->
+            Driver = hd(binary:split(Command, <<" ">>)),
+            case erl_driver_compat_nif:driver_info(Driver) of
+                {_, _, _, _, Outputv} -> Outputv =:= true;
+                _ -> false
+            end;
+        _ ->
+            false
+    end.
+
 %% @doc Calls the driver's `control' callback, like `erlang:port_control/3'.
 %% The reply is a list, or a binary when the driver set
 %% `PORT_CONTROL_FLAG_BINARY'.
--spec port_control(port_ref(), integer(), iodata()) -> iodata() | binary().
+-spec port_control(port_arg(), integer(), iodata()) -> iodata() | binary().
 port_control(Port, Operation, Data) when is_pid(Port) ->
     %% Hot path: one NIF call; the argument list for an error is only built
     %% when there is something to deliver or raise.
-    case erl_driver_compat_nif:control(Port, Operation, Data) of
+    case control(Port, Operation, Data) of
         Result when ?IS_EFFECTS(Result) -> result(Result, [Port, Operation, Data]);
         Reply -> Reply
     end;
 port_control(Port, Operation, Data) ->
-    erlang:port_control(Port, Operation, Data).
+    case port_of(Port) of
+        {compat, Pid} ->
+            case control(Pid, Operation, Data) of
+                Result when ?IS_EFFECTS(Result) -> result(Result, [Port, Operation, Data]);
+                Reply -> Reply
+            end;
+        {native, P} ->
+            erlang:port_control(P, Operation, Data)
+    end.
+
+control(Pid, Operation, Data) ->
+    try
+        erl_driver_compat_nif:control(Pid, Operation, Data)
+    catch
+        error:badarg:Stack ->
+            case control_bytes(Data) of
+                {ok, Bytes} -> erl_driver_compat_nif:control(Pid, Operation, Bytes);
+                false -> erlang:raise(error, badarg, Stack)
+            end
+    end.
+
+%% Natively a bitstring given as the whole data is cut to its whole bytes
+%% (when it was built, not matched at an odd bit offset); in a list,
+%% bitstrings shorter than a byte are nothing in at most 8192 bytes, as for
+%% port_command to an `output' driver.
+control_bytes(Data) when is_bitstring(Data), not is_binary(Data) ->
+    Whole = bit_size(Data) div 8,
+    <<Bytes:Whole/binary, _/bits>> = Data,
+    {ok, Bytes};
+control_bytes(Data) when is_list(Data) ->
+    case has_short_bits(Data) of
+        true -> small_io(drop_short_bits(Data));
+        false -> false
+    end;
+control_bytes(_Data) ->
+    false.
 
 %% @doc Calls the driver's `call' callback with `Data' in external term
 %% format and decodes its reply, like `erlang:port_call/3'.
--spec port_call(port_ref(), integer(), term()) -> term().
-port_call(Port, Operation, Data) when is_pid(Port) ->
-    case erl_driver_compat_nif:call(Port, Operation, Data) of
-        Result when ?IS_EFFECTS(Result) -> result(Result, [Port, Operation, Data]);
-        Reply -> Reply
-    end;
+-spec port_call(port_arg(), integer(), term()) -> term().
 port_call(Port, Operation, Data) ->
-    erlang:port_call(Port, Operation, Data).
+    case port_of(Port) of
+        {compat, Pid} ->
+            case erl_driver_compat_nif:call(Pid, Operation, Data) of
+                Result when ?IS_EFFECTS(Result) -> result(Result, [Port, Operation, Data]);
+                Reply -> Reply
+            end;
+        {native, P} ->
+            erlang:port_call(P, Operation, Data)
+    end.
 
 %% @doc Closes the port, like `erlang:port_close/1': the driver's `stop'
-%% runs before this returns.
--spec port_close(port_ref()) -> true.
-port_close(Port) when is_pid(Port) ->
-    result(erl_driver_compat_nif:close(Port), [Port]);
+%% runs, and the port's process has ended (its registered name is free),
+%% before this returns.
+-spec port_close(port_arg()) -> true.
 port_close(Port) ->
-    erlang:port_close(Port).
+    case port_of(Port) of
+        {compat, Pid} -> close(Pid, [Port]);
+        {native, P} -> erlang:port_close(P)
+    end.
+
+close(Pid, Args) ->
+    Ref = erlang:monitor(process, Pid),
+    try result(erl_driver_compat_nif:close(Pid), Args) of
+        true ->
+            receive {'DOWN', Ref, process, Pid, _} -> true end
+    after
+        erlang:demonitor(Ref, [flush])
+    end.
 
 %% @doc Makes `Pid' the port's owner and links it to the port, like
-%% `erlang:port_connect/2'.
--spec port_connect(port_ref(), pid()) -> true.
-port_connect(Port, Pid) when is_pid(Port), is_pid(Pid) ->
-    R = result(erl_driver_compat_nif:connect(Port, Pid), [Port, Pid]),
+%% `erlang:port_connect/2'. As natively, `Pid' must be a live process; a
+%% pseudo-port is a port, not a process, so it cannot own a port (badarg).
+-spec port_connect(port_arg(), pid()) -> true.
+port_connect(Port, Pid) ->
+    Args = [Port, Pid],
+    case {port_of(Port), is_pid(Pid) andalso can_own(Pid)} of
+        {_, false} ->
+            erlang:error(badarg, Args);
+        {{compat, P}, true} ->
+            connect(P, Pid, Args);
+        {{native, P}, true} ->
+            erlang:port_connect(P, Pid)
+    end.
+
+%% A remote pid is left to the NIF and the BIF to refuse.
+can_own(Pid) when node(Pid) =/= node() ->
+    true;
+can_own(Pid) ->
+    erl_driver_compat_port:process_kind(Pid) =:= process.
+
+connect(Port, Pid, Args) ->
+    R = result(erl_driver_compat_nif:connect(Port, Pid), Args),
     %% The new owner is linked before this returns, as natively.
     case Pid =:= self() of
         true ->
@@ -375,52 +693,69 @@ port_connect(Port, Pid) when is_pid(Port), is_pid(Pid) ->
                 {'DOWN', Ref, process, Port, _} -> ok
             end
     end,
-    R;
-port_connect(Port, Pid) when is_pid(Port) ->
-    erlang:error(badarg, [Port, Pid]);
-port_connect(Port, Pid) ->
-    erlang:port_connect(Port, Pid).
+    R.
 
 %% @doc Information about the port, like `erlang:port_info/1'; `undefined'
-%% when it is closed.
--spec port_info(port_ref()) -> [{atom(), term()}] | undefined.
-port_info(Port) when is_pid(Port) ->
-    case erl_driver_compat_nif:info(Port) of
-        undefined ->
-            undefined;
-        Info ->
-            %% As natively: registered_name first, and only when registered.
-            Registered = case info_item(Port, registered_name, Info) of
-                             [] -> [];
-                             RegName -> [RegName]
-                         end,
-            Registered ++
-                [info_item(Port, Item, Info)
-                 || Item <- [name, links, id, connected, input, output, os_pid]]
-    end;
+%% when it is closed, `badarg' for a pid that is not a pseudo-port's.
+-spec port_info(port_arg()) -> [{atom(), term()}] | undefined.
 port_info(Port) ->
-    erlang:port_info(Port).
+    case port_of(Port) of
+        {compat, Pid} ->
+            case erl_driver_compat_nif:info(Pid) of
+                undefined ->
+                    closed_info(Port, Pid, [Port]);
+                Info ->
+                    %% As natively: registered_name first, and only when
+                    %% registered.
+                    Registered = case info_item(Pid, registered_name, Info) of
+                                     [] -> [];
+                                     RegName -> [RegName]
+                                 end,
+                    Registered ++
+                        [info_item(Pid, Item, Info)
+                         || Item <- [name, links, id, connected, input, output, os_pid]]
+            end;
+        {native, P} ->
+            erlang:port_info(P)
+    end.
 
 %% @doc One item of information about the port, like
 %% `erlang:port_info/2'.
--spec port_info(port_ref(), atom()) -> {atom(), term()} | undefined.
-port_info(Port, Item) when is_pid(Port) ->
-    case erl_driver_compat_nif:info(Port) of
-        undefined ->
-            %% Natively any item of a closed port gives undefined.
-            undefined;
-        Info ->
-            case lists:member(Item, [name, links, id, connected, input, output, os_pid,
-                                     memory, queue_size, locking, monitors, monitored_by,
-                                     parallelism, registered_name]) of
-                false -> erlang:error(badarg, [Port, Item]);
-                true -> info_item(Port, Item, Info)
-            end
-    end;
+-spec port_info(port_arg(), atom()) -> {atom(), term()} | [] | undefined.
 port_info(Port, Item) ->
-    erlang:port_info(Port, Item).
+    case port_of(Port) of
+        {compat, Pid} ->
+            case erl_driver_compat_nif:info(Pid) of
+                undefined ->
+                    %% Natively any item of a closed port gives undefined.
+                    closed_info(Port, Pid, [Port, Item]);
+                Info ->
+                    case lists:member(Item, [name, links, id, connected, input, output, os_pid,
+                                             memory, queue_size, locking, monitors,
+                                             monitored_by, parallelism, registered_name]) of
+                        false -> erlang:error(badarg, [Port, Item]);
+                        true -> info_item(Pid, Item, Info)
+                    end
+            end;
+        {native, P} ->
+            erlang:port_info(P, Item)
+    end.
 
-info_item(_Port, name, {Name, _, _, _, _, _, _}) -> {name, unicode:characters_to_list(Name)};
+%% No open pseudo-port: `undefined' for a closed one (and for a registered
+%% name, which natively gives undefined when it is not a port's); badarg
+%% for a pid that is a live process and no pseudo-port, or a remote pid. A
+%% pid whose process has ended cannot be told from a closed pseudo-port.
+closed_info(Port, _Pid, _Args) when is_atom(Port) ->
+    undefined;
+closed_info(_Port, Pid, Args) when node(Pid) =/= node() ->
+    erlang:error(badarg, Args);
+closed_info(_Port, Pid, Args) ->
+    case erl_driver_compat_port:process_kind(Pid) of
+        process -> erlang:error(badarg, Args);
+        _ -> undefined
+    end.
+
+info_item(_Port, name, {Name, _, _, _, _, _, _}) -> {name, port_name(Name)};
 info_item(Port, links, _) -> {links, links(Port)};
 info_item(_Port, id, {_, Id, _, _, _, _, _}) -> {id, Id};
 info_item(_Port, connected, {_, _, C, _, _, _, _}) -> {connected, C};
@@ -443,6 +778,11 @@ info_item(Port, registered_name, _) ->
         [] -> [];
         Name -> {registered_name, Name}
     end.
+
+%% As natively, the name is the command's bytes, one list element each
+%% (UTF-8 is not decoded).
+port_name(Command) ->
+    binary_to_list(Command).
 
 links(Port) -> proc_info(Port, links, []).
 

@@ -56,7 +56,7 @@ unload_driver(_Name) -> ?NIF_STUB.
 loaded_drivers() -> ?NIF_STUB.
 -spec driver_info(iodata() | atom()) -> undefined | tuple().
 driver_info(_Name) -> ?NIF_STUB.
--spec open(pid(), pid(), string(), string(),
+-spec open(pid(), pid(), binary(), binary(),
            {boolean(), boolean(), non_neg_integer(), boolean()}) -> tuple().
 open(_Pid, _Owner, _Driver, _Command, _Opts) -> ?NIF_STUB.
 -spec command(pid(), iodata()) -> term().

@@ -6,10 +6,12 @@
 %% process handles what reaches a port as messages and signals:
 %% `{Owner, {command, Data}}', `{Owner, close}', `{Owner, {connect, Pid}}',
 %% exit signals from linked processes (it traps exits), and the internal
-%% `{'$edc_exit', Reason}' that ends it when the port terminates.
+%% `{'$edc_exit', Reason, Unlink, Late}' that ends it when the port
+%% terminates (see erl_driver_compat_effects).
 -module(erl_driver_compat_port).
 
 -export([spawn_for/1,
+         process_kind/1,
          go/2,
          abort/1,
          log_bad_value/1]).
@@ -20,6 +22,17 @@
 -spec spawn_for(pid()) -> pid().
 spawn_for(Owner) when Owner =:= self() ->
     spawn_opt(?MODULE, init, [], [link]).
+
+%% @doc What the local pid `Pid' is, in one look: a pseudo-port's process
+%% (open, starting or closing; it stands for a port, so it can never own
+%% one), another live process, or an ended one.
+-spec process_kind(pid()) -> port | process | ended.
+process_kind(Pid) ->
+    case erlang:process_info(Pid, initial_call) of
+        {initial_call, {?MODULE, init, 0}} -> port;
+        {initial_call, _} -> process;
+        undefined -> ended
+    end.
 
 %% @doc Starts the port process once `start' succeeded.
 -spec go(pid(), reference()) -> ok.
@@ -86,7 +99,14 @@ loop(Res) ->
                     loop(Res)
             end;
         {From, {connect, New}} when is_pid(From), is_pid(New) ->
-            case result(erl_driver_compat_nif:msg_connect(Res, From, New)) of
+            %% A port is not a process that can own a port: natively
+            %% {connect, Port} is a bad message (badsig to the owner).
+            %% (The NIF answers at once; process_info would wait for New.)
+            Result = case erl_driver_compat_nif:is_port(New) of
+                         true -> erl_driver_compat_nif:msg_bad(Res);
+                         false -> erl_driver_compat_nif:msg_connect(Res, From, New)
+                     end,
+            case result(Result) of
                 {connected, Old} -> _ = Old ! {self(), connected}, ok;
                 {badsig, Connected} -> badsig(Connected);
                 ok -> ok
@@ -137,7 +157,7 @@ signal_links(Reason) ->
 log_bad_value(Port) ->
     case erl_driver_compat_nif:info(Port) of
         {Command, _, _, _, _, _, _} ->
-            Name = hd(string:split(unicode:characters_to_list(Command), " ")),
+            Name = hd(binary:split(Command, <<" ">>)),
             logger:error("Bad value on output port '~ts'~n", [Name]);
         undefined ->
             ok

@@ -25,7 +25,12 @@
          recv/1,
          normalise/2,
          start_holder/1,
-         stop_holder/1]).
+         stop_holder/1,
+         private_dir/0,
+         attempt/1,
+         drain/0,
+         until_down/1,
+         track/1]).
 
 -type backend() :: #{kind := native | compat, atom() => term()}.
 -export_type([backend/0]).
@@ -68,6 +73,9 @@ load(Name) ->
     ok = erl_ddll:load_driver(Dir, Name),
     ok = erl_driver_compat:load_driver(Dir, Name).
 
+%% @doc The directory {@link load/1} loads the drivers from (a private copy
+%% of the build directory, one per VM).
+-spec private_dir() -> string().
 private_dir() ->
     Dir = filename:join(["/tmp", "edc_diff_drivers_" ++ os:getpid()]),
     ok = filelib:ensure_dir(filename:join(Dir, "x")),
@@ -231,6 +239,33 @@ flush(Timeout) ->
     receive M -> [M | flush(Timeout)]
     after Timeout -> []
     end.
+
+%% @doc The messages already in the mailbox, without waiting.
+-spec drain() -> [term()].
+drain() ->
+    receive M -> [M | drain()] after 0 -> [] end.
+
+%% @doc The outcome of `Fun()': `{ok, Value}', or `{Class, Reason}' for an
+%% exception.
+-spec attempt(fun(() -> term())) -> {ok, term()} | {error | exit | throw, term()}.
+attempt(Fun) ->
+    try {ok, Fun()}
+    catch Class:Reason -> {Class, Reason}
+    end.
+
+%% @doc Adds `Port' (opened in another process of the scenario) to the
+%% ports of the running scenario, so that results name it `{port, N}'.
+%% Call it from the scenario process.
+-spec track(port() | pid()) -> ok.
+track(Port) ->
+    put(edc_ports, get(edc_ports) ++ [Port]),
+    ok.
+
+%% @doc Waits until the process `Pid' has ended.
+-spec until_down(pid()) -> ok.
+until_down(Pid) ->
+    Ref = erlang:monitor(process, Pid),
+    receive {'DOWN', Ref, process, Pid, _} -> ok end.
 
 %% @doc The next message, or `timeout'.
 -spec recv(timeout()) -> term().

@@ -24,7 +24,13 @@ error_terms() ->
 format_error_test_() ->
     [{lists:flatten(io_lib:format("format_error(~0p)", [E])),
       ?_assertEqual(ok, check_string(E, erl_driver_compat:format_error(E)))}
-     || E <- error_terms() ++ [{some_future_error, 42}, "not even a term we know"]].
+     || E <- error_terms()].
+
+%% Terms that are no reason of ours or of erl_ddll: badarg, as
+%% erl_ddll:format_error/1 gives.
+format_error_unknown_test_() ->
+    [?_assertError(badarg, erl_driver_compat:format_error(T))
+     || T <- [{some_future_error, 42}, "not even a term we know"]].
 
 %% erl_ddll's texts where we return erl_ddll's names.
 format_error_like_erl_ddll_test_() ->

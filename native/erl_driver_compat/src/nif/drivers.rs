@@ -83,6 +83,7 @@ fn driver_info<'a>(env: Env<'a>, name: Term<'a>) -> NifResult<Term<'a>> {
                 (entry.major_version, entry.minor_version),
                 locking_atom(&d),
                 d.open_ports(),
+                entry.outputv.is_some(),
             )
                 .encode(env)
         }

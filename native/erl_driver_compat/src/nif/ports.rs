@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rustler::{Encoder, Env, Error, LocalPid, NifResult, Resource, ResourceArc, Term};
+use rustler::{Binary, Encoder, Env, Error, LocalPid, NifResult, Resource, ResourceArc, Term};
 
 use super::drivers::locking_atom;
 use super::{error_atom, finish};
@@ -43,7 +43,7 @@ fn lookup(pid: Term) -> NifResult<Arc<Port>> {
 }
 
 /// `open(PortPid, Owner, DriverName, Command, {Binary, Eof, Line,
-/// Parallelism})`: `{'$edc', {ok, Resource} | {error, Reason}, ...}`
+/// Parallelism})`, `Command` a binary of the bytes `start` gets: `{'$edc', {ok, Resource} | {error, Reason}, ...}`
 /// (always with effects: the wrapper must start or clean up the port
 /// process either way).
 #[rustler::nif]
@@ -52,11 +52,10 @@ fn open<'a>(
     pid: LocalPid,
     owner: LocalPid,
     driver_name: Term<'a>,
-    command: Term<'a>,
+    command: Binary<'a>,
     opts: (bool, bool, usize, bool),
 ) -> NifResult<Term<'a>> {
     let driver_name = super::name_of(driver_name)?;
-    let command = super::name_of(command)?;
     let Some(driver) = driver::find(&driver_name) else {
         return Ok((atoms::error(), atoms::enoent()).encode(env));
     };
@@ -66,7 +65,7 @@ fn open<'a>(
         line: opts.2,
         parallelism: opts.3,
     };
-    let Ran { value, effects } = Port::open(env, driver, pid, owner, &command, options);
+    let Ran { value, effects } = Port::open(env, driver, pid, owner, command.as_slice(), options);
     let value = match value {
         Ok(port) => {
             let resource = ResourceArc::new(PortResource { port });
@@ -146,7 +145,7 @@ fn connect<'a>(env: Env<'a>, port: Term<'a>, new_owner: LocalPid) -> NifResult<T
 }
 
 /// `{Command, Number, Connected, BytesIn, BytesOut, Locking, Parallelism}`
-/// or `undefined`.
+/// (`Command` a binary) or `undefined`.
 #[rustler::nif]
 fn info<'a>(env: Env<'a>, port: Term<'a>) -> NifResult<Term<'a>> {
     let pid: LocalPid = port.decode().map_err(|_| Error::BadArg)?;
@@ -157,7 +156,7 @@ fn info<'a>(env: Env<'a>, port: Term<'a>) -> NifResult<Term<'a>> {
         let st = ctx.state();
         let (bytes_in, bytes_out) = st.byte_counts();
         Ok((
-            ctx.port().command.clone(),
+            terms::binary_copy(env, &ctx.port().command),
             ctx.port().number,
             st.connected(),
             bytes_in,

@@ -37,7 +37,7 @@ impl Port {
         driver: Arc<Driver>,
         pid: LocalPid,
         owner: LocalPid,
-        command: &str,
+        command: &[u8],
         options: PortOptions,
     ) -> Ran<Arc<Port>> {
         let failed = |e| Ran {
@@ -59,7 +59,7 @@ impl Port {
             driver: driver.clone(),
             pid,
             pid_term: pid_term(&pid),
-            command: command.to_owned(),
+            command: command.to_vec(),
             number: PORT_NUMBERS.fetch_add(1, Ordering::Relaxed),
             lock,
             state: PortState::new(owner),

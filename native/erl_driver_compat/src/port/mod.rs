@@ -86,8 +86,9 @@ pub struct Port {
     pub pid: LocalPid,
     /// `pid` as a raw term (the registry key, and `driver_mk_port`).
     pub pid_term: usize,
-    /// The command string given to `open_port`.
-    pub command: String,
+    /// The command given to `open_port`, as the bytes `start` got (no
+    /// NUL; the VM's file-name encoding of the name the caller gave).
+    pub command: Vec<u8>,
     /// A sequence number (`port_info(P, id)`).
     pub number: u64,
     lock: Arc<Mutex<()>>,
