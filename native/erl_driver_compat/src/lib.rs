@@ -3,14 +3,16 @@
 //! pseudo-ports.
 //!
 //! Layers, lowest first: [`abi`] (C layouts), [`loader`] (ELF binding of a
-//! driver's imports to [`api`]), [`binary`], [`context`], [`driver`],
-//! [`port`], and [`nif`] (the entry points the Erlang modules call).
+//! driver's imports to [`api`] through the [`binding`] table), [`binary`],
+//! [`context`], [`driver`], [`port`], and [`nif`] (the entry points the
+//! Erlang modules call).
 #![deny(missing_docs)]
 
 pub mod abi;
 pub mod api;
 mod atoms;
 pub mod binary;
+pub mod binding;
 pub mod context;
 pub mod driver;
 pub mod iodata;
