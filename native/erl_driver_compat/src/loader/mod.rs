@@ -612,6 +612,25 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// Binding is chosen by the declared version: no `int`-variant (pre-2.0)
+    /// functions exist yet, so such a driver's API imports are all
+    /// unsupported and nothing is patched; the same object binds as 2.0+.
+    #[test]
+    fn binds_by_abi_variant() {
+        let dir = temp_dir("variant");
+        let so = build(&dir, "variant_drv", &[]);
+        let mut lib = open(&so, "variant_drv").unwrap();
+        assert_eq!(
+            lib.bind(AbiVariant::Int).unwrap_err(),
+            LoadError::Unsupported(vec!["driver_output".into()])
+        );
+        assert_eq!(lib.patched_slots, 0);
+        lib.bind(AbiVariant::SizeT).unwrap();
+        assert!(lib.patched_slots >= 1);
+        assert_eq!(call(&lib, "call_direct"), -1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn reports_missing_and_non_elf_files() {
         let dir = temp_dir("bad");
