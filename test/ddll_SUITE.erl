@@ -46,7 +46,12 @@
 -export([bind_now/1,
          bind_noplt/1,
          bind_table/1,
-         bind_all/1]).
+         bind_all/1,
+         libc_data_symbols/1,
+         prebuilt_drivers_refused_for_api_names_only/1]).
+-export([short_entry_3_1/1,
+         short_entry_3_1_at_mapping_end/1]).
+-export([slow_init_does_not_block_other_drivers/1]).
 
 -define(LIFE, "ddll_life_drv").
 -define(INIT_VAR, "EDC_FX_INIT").
@@ -58,7 +63,9 @@ all() ->
      {group, load_ok},
      {group, unload},
      {group, coexist},
-     {group, binding}].
+     {group, binding},
+     {group, entry},
+     {group, concurrency}].
 
 groups() ->
     [{load_errors, [], [load_missing_file,
@@ -90,7 +97,12 @@ groups() ->
      {binding, [], [bind_now,
                     bind_noplt,
                     bind_table,
-                    bind_all]}].
+                    bind_all,
+                    libc_data_symbols,
+                    prebuilt_drivers_refused_for_api_names_only]},
+     {entry, [], [short_entry_3_1,
+                  short_entry_3_1_at_mapping_end]},
+     {concurrency, [], [slow_init_does_not_block_other_drivers]}].
 
 %%--------------------------------------------------------------------
 %% Fixtures
@@ -118,7 +130,10 @@ fixtures() ->
      {"bind_noplt", "fx_binding.c", "-DFX_NAME=bind_noplt -fno-plt"},
      {"bind_table", "fx_binding.c", "-DFX_NAME=bind_table -DFX_TABLE"},
      {"bind_all", "fx_binding.c",
-      "-DFX_NAME=bind_all -DFX_TABLE -fno-plt -Wl,-z,relro -Wl,-z,now"}].
+      "-DFX_NAME=bind_all -DFX_TABLE -fno-plt -Wl,-z,relro -Wl,-z,now"},
+     {"short31", "fx_short_entry.c", "-DFX_NAME=short31"},
+     {"short31_mapend", "fx_short_entry.c", "-DFX_NAME=short31_mapend -DFX_MAP_END"},
+     {"fx_slow_init", "fx_slow_init.c", ""}].
 
 init_per_suite(Config) ->
     Priv = ?config(priv_dir, Config),
@@ -522,6 +537,181 @@ binding_case(Config, Name) ->
             end,
             {{{port, 1}, {data, "abc"}}, {{port, 1}, {data, "hello"}},
              [$> | lists:duplicate(100, $x)]}).
+
+%% A driver using libc's data symbols (stderr, stdout, environ, and errno)
+%% that beam.smp exports too loads and behaves as natively: the lookups
+%% reach libc's objects (the process environment, errno of a failed call,
+%% the standard streams). Natively on OTP 25, a variable set with
+%% os:putenv/2 is not in libc's environ (erts keeps its own copy).
+libc_data_symbols(_Config) ->
+    Dir = edc_diff:drivers_dir(),
+    Name = "lc_libc_drv",
+    Printed = integer_to_list(length("lc_libc_drv: start \"lc_libc_drv\"\r\n")),
+    edc_diff:expect(Name,
+            fun(#{load_driver := L, open_port := Open, port_control := Ctl,
+                  port_close := Close}) ->
+                    os:putenv("EDC_LC_LIBC", "from erlang"),
+                    os:unsetenv("EDC_LC_LIBC_UNSET"),
+                    R = L(Dir, Name),
+                    P = Open({spawn, Name}, []),
+                    Home = Ctl(P, 1, "HOME"),
+                    Put = Ctl(P, 1, "EDC_LC_LIBC"),
+                    Unset = Ctl(P, 1, "EDC_LC_LIBC_UNSET"),
+                    Errno = Ctl(P, 2, ""),
+                    Streams = Ctl(P, 3, ""),
+                    true = Close(P),
+                    {R, Home, Put, Unset, Errno, Streams}
+            end,
+            {ok, os:getenv("HOME"), "unset", "unset", "ebadf", "1 2 " ++ Printed}).
+
+%% Debian's prebuilt drivers import stderr/stdout/stdin, which beam.smp
+%% exports too: they must not be refused for those. What may still be
+%% refused are API functions we lack (driver_select, erl_drv_send_term,
+%% driver_set_timer, ...): the refusal lists API imports only, and
+%% load_driver refuses with the same list.
+prebuilt_drivers_refused_for_api_names_only(_Config) ->
+    Drivers = [{megaco, "megaco_flex_scanner_drv"},
+               {runtime_tools, "trace_file_drv"},
+               {runtime_tools, "trace_ip_drv"}],
+    Found = [{filename:join(code:lib_dir(App), "priv/lib"), Name}
+             || {App, Name} <- Drivers, is_list(code:lib_dir(App))],
+    Present = [D || {Dir, Name} = D <- Found,
+                    filelib:is_regular(filename:join(Dir, Name ++ ".so"))],
+    case Present of
+        [] -> {skip, "no prebuilt OTP drivers installed"};
+        _ -> [check_prebuilt(Dir, Name) || {Dir, Name} <- Present], ok
+    end.
+
+check_prebuilt(Dir, Name) ->
+    {ok, #{unsupported := Unsupported, api_imports := Api}} =
+        erl_driver_compat:check_driver(Dir, Name),
+    ct:pal("~s: unsupported ~p", [Name, Unsupported]),
+    {Name, []} = {Name, Unsupported -- Api},
+    Load = run_in_process(fun() -> erl_driver_compat:load_driver(Dir, Name) end),
+    case Unsupported of
+        [] ->
+            ok = Load;
+        _ ->
+            {Name, {error, {unsupported_functions, Unsupported}}} = {Name, Load}
+    end.
+
+%%--------------------------------------------------------------------
+%% Entries shorter than OTP 25's
+%%--------------------------------------------------------------------
+
+%% A 3.1 driver's entry is 168 bytes; garbage follows it. It loads and
+%% works both ways (natively erts reads emergency_close only for 3.2+).
+short_entry_3_1(Config) ->
+    short_entry_case(Config, "short31").
+
+%% The same entry copied to the very end of a mapping (the next page is
+%% unmapped): reading 176 bytes would crash the VM.
+short_entry_3_1_at_mapping_end(Config) ->
+    short_entry_case(Config, "short31_mapend").
+
+short_entry_case(Config, Name) ->
+    Dir = ?config(dir, Config),
+    edc_diff:expect(Name,
+            fun(#{load_driver := L, open_port := Open, port_command := Cmd,
+                  port_close := Close}) ->
+                    R = L(Dir, Name),
+                    P = Open({spawn, Name}, []),
+                    true = Cmd(P, "ping"),
+                    M = edc_diff:recv(1000),
+                    true = Close(P),
+                    {R, M}
+            end,
+            {ok, {{port, 1}, {data, "ping"}}}),
+    #{version := {3, 1}} =
+        run_in_process(fun() ->
+                               ok = erl_driver_compat:load_driver(Dir, Name),
+                               erl_driver_compat:driver_info(Name)
+                       end).
+
+%%--------------------------------------------------------------------
+%% Loading outside the registry lock (compat only: natively, erts holds
+%% its driver list lock during the whole load)
+%%--------------------------------------------------------------------
+
+%% fx_slow_init's init blocks on a FIFO until the test closes it. While it
+%% is blocked, a port of another, loaded driver opens and works, and a
+%% second load of fx_slow_init waits; once released, both loads return ok
+%% with one init, and the driver stays loaded until both unload.
+slow_init_does_not_block_other_drivers(Config) ->
+    Dir = ?config(dir, Config),
+    Name = "fx_slow_init",
+    Fifo = filename:join(?config(priv_dir, Config), "slow_init.fifo"),
+    _ = file:delete(Fifo),
+    "" = os:cmd("mkfifo '" ++ Fifo ++ "'"),
+    true = os:putenv("EDC_FX_SLOW_FIFO", Fifo),
+    Self = self(),
+    Holder = spawn_link(fun() ->
+                                Self ! {holder, erl_driver_compat:load_driver(Dir, "ver_ok")},
+                                receive stop -> ok end
+                        end),
+    ok = receive {holder, H} -> H end,
+    Loader = fun(Tag) ->
+                     spawn_link(fun() ->
+                                        Self ! {Tag, erl_driver_compat:load_driver(Dir, Name)},
+                                        receive
+                                            {unload, From} ->
+                                                From ! {Tag, erl_driver_compat:unload_driver(Name)}
+                                        end
+                                end)
+             end,
+    First = Loader(first),
+    %% Returns once init has opened the FIFO for reading: init is running.
+    {ok, W} = file:open(Fifo, [write, raw]),
+    spawn_link(fun() ->
+                       P = erl_driver_compat:open_port({spawn, "ver_ok"}, []),
+                       true = erl_driver_compat:port_command(P, "ping"),
+                       M = receive {P, Data} -> Data after 5000 -> timeout end,
+                       true = erl_driver_compat:port_close(P),
+                       Self ! {other, M, erl_driver_compat:loaded_drivers()}
+               end),
+    Other = receive {other, _, _} = O -> O after 5000 -> other_driver_blocked end,
+    FirstDoneEarly = receive {first, E} -> {first, E} after 0 -> not_yet end,
+    Second = Loader(second),
+    ok = wait_in_nif(Second, 5000),
+    ok = file:close(W),
+    R1 = receive {first, X1} -> X1 after 10000 -> timeout end,
+    R2 = receive {second, X2} -> X2 after 10000 -> timeout end,
+    Inits = run_in_process(
+              fun() ->
+                      P = erl_driver_compat:open_port({spawn, Name}, []),
+                      erl_driver_compat:port_control(P, 1, "")
+              end),
+    First ! {unload, self()},
+    U1 = receive {first, Y1} -> Y1 after 5000 -> timeout end,
+    StillLoaded = lists:member(Name, element(2, erl_driver_compat:loaded_drivers())),
+    Second ! {unload, self()},
+    U2 = receive {second, Y2} -> Y2 after 5000 -> timeout end,
+    Gone = not lists:member(Name, element(2, erl_driver_compat:loaded_drivers())),
+    unlink(Holder),
+    Holder ! stop,
+    _ = file:delete(Fifo),
+    {{other, {data, "ping"}, {ok, Loaded}}, not_yet, ok, ok, "1", ok, true, ok, true} =
+        {Other, FirstDoneEarly, R1, R2, Inits, U1, StillLoaded, U2, Gone},
+    %% While fx_slow_init was loading it was not listed as loaded.
+    false = lists:member(Name, Loaded),
+    ok.
+
+%% Waits until Pid is inside the load_driver NIF.
+wait_in_nif(Pid, Left) ->
+    case erlang:process_info(Pid, current_function) of
+        {current_function, {erl_driver_compat_nif, load_driver, 2}} -> ok;
+        _ when Left =< 0 -> {not_in_nif, erlang:process_info(Pid, current_function)};
+        _ -> timer:sleep(10), wait_in_nif(Pid, Left - 10)
+    end.
+
+%% Runs Fun in a fresh process (which keeps what it loaded until Fun
+%% returns) and returns its result.
+run_in_process(Fun) ->
+    {Pid, Ref} = spawn_monitor(fun() -> exit({result, Fun()}) end),
+    receive
+        {'DOWN', Ref, process, Pid, {result, R}} -> R;
+        {'DOWN', Ref, process, Pid, Other} -> {crashed, Other}
+    end.
 
 %%--------------------------------------------------------------------
 %% Helpers

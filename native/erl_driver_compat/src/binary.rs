@@ -30,7 +30,9 @@ struct Header {
     /// Number of live [`BinaryHolder`]s: non-zero means Erlang terms may
     /// point into the data and the binary is in [`EXPOSED`].
     holders: AtomicUsize,
-    _pad: usize,
+    /// Data size the block was allocated for: the layout of every
+    /// `dealloc`/`realloc`. Never `orig_size`, which the driver can write.
+    capacity: usize,
 }
 
 const HEADER: usize = std::mem::size_of::<Header>();
@@ -81,7 +83,7 @@ impl DriverBinary {
                 refc: AtomicIsize::new(1),
                 magic: AtomicUsize::new(MAGIC_LIVE),
                 holders: AtomicUsize::new(0),
-                _pad: size,
+                capacity: size,
             });
             let bin = base.add(HEADER).cast::<DrvBinary>();
             (*bin).orig_size = size as libc::c_long;
@@ -122,10 +124,19 @@ impl DriverBinary {
         unsafe { &*(self.0.cast::<u8>().sub(HEADER).cast::<Header>()) }
     }
 
-    /// Size in bytes (`orig_size`).
+    /// Size in bytes: `orig_size`, bounded by the allocation (a driver
+    /// that writes a larger or negative `orig_size` cannot make us read or
+    /// write outside the block).
     pub fn size(self) -> usize {
         // SAFETY: self is live (constructed by alloc/from_raw).
-        unsafe { (*self.0).orig_size as usize }
+        let orig = unsafe { (*self.0).orig_size };
+        usize::try_from(orig).unwrap_or(0).min(self.capacity())
+    }
+
+    /// Data size of the allocation (hidden header, not driver-writable).
+    fn capacity(self) -> usize {
+        // SAFETY: self is live.
+        unsafe { self.header() }.capacity
     }
 
     /// Start of the data.
@@ -164,7 +175,7 @@ impl DriverBinary {
     /// # Safety
     /// No reference may remain.
     unsafe fn deallocate(self) {
-        let size = self.size();
+        let size = self.capacity();
         // SAFETY: the binary is live until here.
         unsafe { self.header() }
             .magic
@@ -181,11 +192,12 @@ impl DriverBinary {
     /// driver's reference and the old one keeps the others'.
     pub fn resize(self, size: usize) -> Option<DriverBinary> {
         let old_size = self.size();
+        let old_capacity = self.capacity();
         // SAFETY: self is live.
         let exposed = unsafe { self.header() }.holders.load(Ordering::Acquire) != 0;
         if self.refc() == 1 && !exposed {
             let new_layout = layout(size)?;
-            let old_layout = layout(old_size)?;
+            let old_layout = layout(old_capacity)?;
             let base = self.0.cast::<u8>().wrapping_sub(HEADER);
             // SAFETY: base was allocated with old_layout; sole owner.
             let new_base = unsafe { realloc(base, old_layout, new_layout.size()) };
@@ -194,6 +206,7 @@ impl DriverBinary {
             }
             // SAFETY: new_base is the resized allocation.
             unsafe {
+                (*new_base.cast::<Header>()).capacity = size;
                 let bin = new_base.add(HEADER).cast::<DrvBinary>();
                 (*bin).orig_size = size as libc::c_long;
                 return Some(DriverBinary(bin));
@@ -314,6 +327,34 @@ mod tests {
         assert_eq!(c.refc(), 1);
         // SAFETY: 2 bytes are allocated.
         assert_eq!(unsafe { std::slice::from_raw_parts(c.data(), 2) }, b"ab");
+        b.release();
+        c.release();
+    }
+
+    /// A driver may overwrite `orig_size` (bug or not): freeing and
+    /// resizing must still use the allocation's own size (under Miri, a
+    /// layout taken from `orig_size` is reported as a wrong deallocation),
+    /// and [`DriverBinary::size`] never exceeds the allocation.
+    #[test]
+    fn overwritten_orig_size_does_not_change_the_allocation_layout() {
+        for forged in [1 << 20, -5, 3] {
+            let b = DriverBinary::alloc(16).unwrap();
+            // SAFETY: the driver-visible header field of a live binary.
+            unsafe { (*b.as_ptr()).orig_size = forged };
+            assert_eq!(b.size(), usize::try_from(forged).unwrap_or(0).min(16));
+            assert_eq!(b.capacity(), 16);
+            b.release();
+        }
+        let b = DriverBinary::alloc(8).unwrap();
+        // SAFETY: as above.
+        unsafe { (*b.as_ptr()).orig_size = 1 << 20 };
+        let b = b.resize(32).unwrap();
+        assert_eq!((b.size(), b.capacity()), (32, 32));
+        // SAFETY: as above.
+        unsafe { (*b.as_ptr()).orig_size = 1 << 20 };
+        b.inc();
+        let c = b.resize(4).unwrap();
+        assert_eq!((c.size(), c.capacity()), (4, 4));
         b.release();
         c.release();
     }

@@ -1,17 +1,33 @@
-//! The registry of drivers loaded through the compat layer: load (bind,
-//! `driver_init`, version check, `init`), user references as `erl_ddll`
-//! keeps them, and unload (`finish`) once no user and no port remains.
+//! The registry of drivers loaded through the compat layer: load, user
+//! references as `erl_ddll` keeps them, and unload (`finish`) once no user
+//! and no port remains.
+//!
+//! Loading: open a private copy ([`loader::open`]), call `driver_init`, read
+//! the entry through an [`EntryView`] of the size its declared version has
+//! (never past it) into an owned copy, check the version (majors 2 and
+//! 3.0–3.3, as OTP 25) and the name, bind the imports for that version's
+//! ABI variant ([`crate::binding`]), then call `init`. Binding after
+//! `driver_init` means an API call made from `driver_init` itself reaches
+//! the BEAM's export of that name, not us (drivers normally only return
+//! their entry there).
+//!
+//! The registry lock is not held while loading: the name is reserved as
+//! loading, so a slow `init` does not stall `find`/`open_port` on other
+//! drivers. A second `load` of a name being loaded waits (it runs on a
+//! dirty I/O scheduler) and then does what `erl_ddll` does once the first
+//! is done: adds a reference, or tries the load itself when the first failed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
 use std::os::raw::c_int;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use rustler::{Env, LocalPid, Monitor, Resource, ResourceArc};
 
-use crate::abi::{self, DrvEntry};
+use crate::abi::{self, DrvEntry, EntryView};
+use crate::binding::AbiVariant;
 use crate::loader::{self, BoundLibrary, LoadError};
 
 /// Why `load_driver` failed, beyond what the loader reports.
@@ -56,7 +72,8 @@ pub struct Driver {
     pub name: String,
     /// The file it was loaded from.
     pub path: PathBuf,
-    entry: *mut DrvEntry,
+    /// Our copy of the driver's entry (fields its version lacks are None).
+    entry: DrvEntry,
     /// Keeps the object mapped while the driver lives.
     _lib: BoundLibrary,
     /// The driver-level lock (used by every port unless the driver asked
@@ -69,8 +86,8 @@ pub struct Driver {
     state: Mutex<Usage>,
 }
 
-// SAFETY: the entry is immutable after init and the driver's callbacks are
-// only called under the locks the driver asked for.
+// SAFETY: the entry copy is immutable and the driver's callbacks are only
+// called under the locks the driver asked for.
 unsafe impl Send for Driver {}
 // SAFETY: as above.
 unsafe impl Sync for Driver {}
@@ -90,11 +107,10 @@ struct Usage {
 }
 
 impl Driver {
-    /// The driver's entry structure.
+    /// Our copy of the driver's entry structure, made at load time from
+    /// the fields the driver's declared version has.
     pub fn entry(&self) -> &DrvEntry {
-        // SAFETY: driver_init returned a non-NULL entry that lives as long as
-        // the object, which `_lib` keeps mapped.
-        unsafe { &*self.entry }
+        &self.entry
     }
 
     /// Counts a new port; fails while the driver is being unloaded.
@@ -140,10 +156,11 @@ impl Driver {
         {
             let mut registry = registry().lock();
             if registry
+                .drivers
                 .get(&self.name)
                 .is_some_and(|d| Arc::ptr_eq(d, self))
             {
-                registry.remove(&self.name);
+                registry.drivers.remove(&self.name);
             }
         }
         if let Some(finish) = self.entry().finish {
@@ -155,15 +172,26 @@ impl Driver {
     }
 }
 
-fn registry() -> &'static Mutex<HashMap<String, Arc<Driver>>> {
-    static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<Driver>>>> = OnceLock::new();
+#[derive(Default)]
+struct Registry {
+    drivers: HashMap<String, Arc<Driver>>,
+    /// Names being loaded (outside the lock); see [`load`].
+    loading: HashSet<String>,
+}
+
+fn registry() -> &'static Mutex<Registry> {
+    static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
     REGISTRY.get_or_init(Default::default)
 }
+
+/// Signalled whenever a load finishes (its name leaves `loading`).
+static LOAD_DONE: Condvar = Condvar::new();
 
 /// Looks up a loaded driver by name.
 pub fn find(name: &str) -> Option<Arc<Driver>> {
     registry()
         .lock()
+        .drivers
         .get(name)
         .filter(|d| !d.state.lock().unloading)
         .cloned()
@@ -171,7 +199,7 @@ pub fn find(name: &str) -> Option<Arc<Driver>> {
 
 /// Names of the loaded drivers, sorted.
 pub fn loaded() -> Vec<String> {
-    let mut names: Vec<String> = registry().lock().keys().cloned().collect();
+    let mut names: Vec<String> = registry().lock().drivers.keys().cloned().collect();
     names.sort();
     names
 }
@@ -186,7 +214,7 @@ impl Resource for UserWatch {
 
     fn down<'a>(&'a self, env: Env<'a>, pid: LocalPid, _monitor: Monitor) {
         let key = crate::terms::pid_term(&pid);
-        let drivers: Vec<Arc<Driver>> = registry().lock().values().cloned().collect();
+        let drivers: Vec<Arc<Driver>> = registry().lock().drivers.values().cloned().collect();
         for driver in drivers {
             let had = driver.state.lock().users.remove(&key).is_some();
             if had {
@@ -218,8 +246,11 @@ fn release_if_unused(driver: &Arc<Driver>, caller_env: crate::ffi::RawEnv) {
 pub fn load(env: Env, dir: &Path, name: &str, user: &LocalPid) -> Result<(), DriverError> {
     let path = dir.join(format!("{name}.so"));
     let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-    let mut registry = registry().lock();
-    if let Some(existing) = registry.get(name) {
+    let mut reg = registry().lock();
+    while reg.loading.contains(name) {
+        LOAD_DONE.wait(&mut reg);
+    }
+    if let Some(existing) = reg.drivers.get(name) {
         if existing.path != canonical {
             return Err(DriverError::Inconsistent);
         }
@@ -229,47 +260,63 @@ pub fn load(env: Env, dir: &Path, name: &str, user: &LocalPid) -> Result<(), Dri
         add_user(env, existing, user);
         return Ok(());
     }
-    let lib = loader::load(&path, name)?;
+    reg.loading.insert(name.to_owned());
+    drop(reg);
+    let reservation = Reservation(name);
+    let loaded = load_new(&path, name, canonical);
+    let mut reg = registry().lock();
+    std::mem::forget(reservation);
+    reg.loading.remove(name);
+    LOAD_DONE.notify_all();
+    let driver = loaded?;
+    add_user(env, &driver, user);
+    reg.drivers.insert(name.to_owned(), driver);
+    Ok(())
+}
+
+/// Releases a name reserved as loading if loading unwinds.
+struct Reservation<'a>(&'a str);
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        registry().lock().loading.remove(self.0);
+        LOAD_DONE.notify_all();
+    }
+}
+
+/// Loads the driver file `path` as `name`, without the registry lock.
+fn load_new(path: &Path, name: &str, canonical: PathBuf) -> Result<Arc<Driver>, DriverError> {
+    let mut lib = loader::open(path, name)?;
     let init_sym = lib
         .symbol("driver_init")
         .ok_or(DriverError::Load(LoadError::NoDriverInit))?;
     // SAFETY: driver_init has the signature `ErlDrvEntry *(void)` by the
-    // dynamic-driver convention; the object's imports are bound to us.
-    let entry = unsafe {
-        let driver_init: unsafe extern "C" fn() -> *mut DrvEntry = std::mem::transmute(init_sym);
+    // dynamic-driver convention. Its API imports are not bound yet (see the
+    // module documentation).
+    let entry_ptr = unsafe {
+        let driver_init: unsafe extern "C" fn() -> *const u8 = std::mem::transmute(init_sym);
         driver_init()
     };
-    if entry.is_null() {
+    if entry_ptr.is_null() {
         return Err(DriverError::NoEntry);
     }
-    // SAFETY: non-NULL entry returned by the driver; the fields up to
-    // `driver_flags` exist in every extended entry. Non-extended entries
-    // are rejected before reading past `extended_marker`'s offset... which
-    // a marker-less entry of 128 bytes does not contain, so the marker is
-    // read first and everything else only when it is valid.
-    let (extended, major, minor, flags) = unsafe {
-        let e = &*entry;
-        let extended = e.extended_marker == abi::EXTENDED_MARKER;
-        if extended {
-            (true, e.major_version, e.minor_version, e.driver_flags)
-        } else {
-            (false, 0, 0, 0)
-        }
-    };
+    let entry = read_entry(entry_ptr)?;
+    let (major, minor) = (entry.major_version, entry.minor_version);
+    let extended = entry.extended_marker == abi::EXTENDED_MARKER;
     let supported = extended
         && (major == 2
             || (major == abi::EXTENDED_MAJOR_VERSION && minor <= abi::EXTENDED_MINOR_VERSION));
     if !supported {
         return Err(DriverError::IncorrectVersion {
             extended,
-            major,
-            minor,
+            major: if extended { major } else { 0 },
+            minor: if extended { minor } else { 0 },
         });
     }
     // SAFETY: driver_name is a NUL-terminated string per the ABI (checked
-    // for NULL first).
+    // for NULL first); it lives in the driver object, mapped by `lib`.
     let entry_name = unsafe {
-        let p = (*entry).driver_name;
+        let p = entry.driver_name;
         if p.is_null() {
             String::new()
         } else {
@@ -279,15 +326,17 @@ pub fn load(env: Env, dir: &Path, name: &str, user: &LocalPid) -> Result<(), Dri
     if entry_name != name {
         return Err(DriverError::BadDriverName(entry_name));
     }
-    // SAFETY: init is the driver's own callback, called once before use.
-    if let Some(init) = unsafe { (*entry).init } {
-        // SAFETY: see above.
+    lib.bind(AbiVariant::for_version(major, minor))?;
+    if let Some(init) = entry.init {
+        // SAFETY: init is the driver's own callback, called once before use,
+        // with its imports bound to us.
         let rc = unsafe { init() };
         if rc != 0 {
             return Err(DriverError::InitFailed(rc));
         }
     }
-    let driver = Arc::new(Driver {
+    let flags = entry.driver_flags;
+    Ok(Arc::new(Driver {
         name: name.to_owned(),
         path: canonical,
         entry,
@@ -296,10 +345,44 @@ pub fn load(env: Env, dir: &Path, name: &str, user: &LocalPid) -> Result<(), Dri
         port_locking: flags & abi::FLAG_USE_PORT_LOCKING != 0,
         flags,
         state: Mutex::new(Usage::default()),
-    });
-    add_user(env, &driver, user);
-    registry.insert(name.to_owned(), driver);
-    Ok(())
+    }))
+}
+
+/// Copies the entry `driver_init` returned, reading no byte past what its
+/// declared version has: slots 0–120 and the marker (as native runtimes
+/// always do), then the version, then the rest of that version's entry,
+/// each only once the bytes are known to be mapped readable. An entry
+/// whose declared size is not readable is refused as a wrong version.
+fn read_entry(ptr: *const u8) -> Result<DrvEntry, DriverError> {
+    let unreadable = || DriverError::IncorrectVersion {
+        extended: false,
+        major: 0,
+        minor: 0,
+    };
+    let marker_end = abi::ENTRY_MARKER_OFFSET + std::mem::size_of::<std::os::raw::c_int>();
+    if !loader::readable(ptr as usize, marker_end) {
+        return Err(unreadable());
+    }
+    // SAFETY: marker_end bytes at ptr are mapped readable (checked above).
+    let marker = unsafe { EntryView::new(ptr, marker_end) }.marker();
+    let mut len = abi::declared_entry_size(marker, 0, 0);
+    if marker == abi::EXTENDED_MARKER {
+        if !loader::readable(ptr as usize, abi::ENTRY_VERSION_END) {
+            return Err(unreadable());
+        }
+        // SAFETY: checked readable just above.
+        let (major, minor) = unsafe { EntryView::new(ptr, abi::ENTRY_VERSION_END) }.version();
+        len = abi::declared_entry_size(marker, major, minor);
+        if !loader::readable(ptr as usize, len) {
+            return Err(DriverError::IncorrectVersion {
+                extended: true,
+                major,
+                minor,
+            });
+        }
+    }
+    // SAFETY: `len` bytes at ptr are mapped readable (checked above).
+    Ok(unsafe { EntryView::new(ptr, len) }.to_entry())
 }
 
 fn add_user(env: Env, driver: &Arc<Driver>, user: &LocalPid) {
@@ -319,6 +402,7 @@ fn add_user(env: Env, driver: &Arc<Driver>, user: &LocalPid) {
 pub fn unload(env: Env, name: &str, user: &LocalPid) -> Result<(), DriverError> {
     let driver = registry()
         .lock()
+        .drivers
         .get(name)
         .cloned()
         .ok_or(DriverError::NotLoaded)?;
@@ -338,4 +422,95 @@ pub fn unload(env: Env, name: &str, user: &LocalPid) -> Result<(), DriverError> 
     }
     release_if_unused(&driver, env.as_c_arg());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds test/fixtures/fx_short_entry.c with `flags`, opens it as the
+    /// loader does and calls its `driver_init`.
+    fn short_entry(name: &str, flags: &[&str]) -> (BoundLibrary, *const u8) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let dir = std::env::temp_dir().join(format!("edc-driver-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let so = dir.join(format!("{name}.so"));
+        let status = std::process::Command::new("cc")
+            .args([
+                "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-I",
+            ])
+            .arg(root.join("priv/include"))
+            .arg(format!("-DFX_NAME={name}"))
+            .args(flags)
+            .arg("-o")
+            .arg(&so)
+            .arg(root.join("test/fixtures/fx_short_entry.c"))
+            .status()
+            .expect("a C compiler (cc) is needed for the driver tests");
+        assert!(status.success());
+        let lib = loader::open(&so, name).unwrap();
+        let _ = std::fs::remove_file(&so);
+        let init = lib.symbol("driver_init").unwrap();
+        // SAFETY: the fixture's driver_init returns its entry and calls no
+        // API function.
+        let entry = unsafe {
+            std::mem::transmute::<*mut std::ffi::c_void, unsafe extern "C" fn() -> *const u8>(init)(
+            )
+        };
+        assert!(!entry.is_null());
+        (lib, entry)
+    }
+
+    /// A 3.1 entry is 168 bytes. The word after it is garbage: reading the
+    /// entry as a 176-byte struct (what `Driver::entry` did) sees a bogus
+    /// `emergency_close`; our copy has none, and its 3.1 fields are right.
+    #[test]
+    fn a_3_1_entry_is_copied_without_the_garbage_after_it() {
+        let (_lib, ptr) = short_entry("short31", &[]);
+        let past_end = std::mem::offset_of!(DrvEntry, emergency_close);
+        // SAFETY: the fixture's static data continues past the entry.
+        let garbage = unsafe { std::ptr::read_unaligned(ptr.add(past_end).cast::<usize>()) };
+        assert_eq!(garbage, 0x5a5a_5a5a_5a5a_5a5a);
+        let entry = read_entry(ptr).unwrap();
+        assert!(entry.emergency_close.is_none());
+        assert!(entry.stop_select.is_none());
+        assert!(entry.start.is_some() && entry.output.is_some());
+        assert_eq!((entry.major_version, entry.minor_version), (3, 1));
+        // SAFETY: the name points into the fixture's read-only data.
+        let name = unsafe { CStr::from_ptr(entry.driver_name) };
+        assert_eq!(name.to_str(), Ok("short31"));
+    }
+
+    /// Entries that end exactly where their mapping ends: 168 bytes (3.1)
+    /// and 160 bytes (1.2) are copied without touching the unmapped page
+    /// after them (reading 176 bytes would fault); a marker-less 128-byte
+    /// entry has no readable marker and is refused as a wrong version.
+    #[test]
+    fn entries_at_the_end_of_a_mapping_are_read_within_bounds() {
+        let (_lib, ptr) = short_entry("short31_mapend", &["-DFX_MAP_END"]);
+        assert!(loader::readable(ptr as usize, 168));
+        assert!(!loader::readable(ptr as usize, 176));
+        let entry = read_entry(ptr).unwrap();
+        assert_eq!((entry.major_version, entry.minor_version), (3, 1));
+        assert!(entry.emergency_close.is_none() && entry.start.is_some());
+
+        let (_lib, ptr) = short_entry("short12", &["-DFX_MAJOR=1", "-DFX_MINOR=2", "-DFX_MAP_END"]);
+        assert!(!loader::readable(ptr as usize, 168));
+        let entry = read_entry(ptr).unwrap();
+        assert_eq!((entry.major_version, entry.minor_version), (1, 2));
+        assert!(entry.stop_select.is_none() && entry.process_exit.is_none());
+
+        let (_lib, ptr) = short_entry(
+            "short_nomarker",
+            &["-DFX_MARKER=0", "-DFX_MAP_END", "-DFX_COPY=128"],
+        );
+        assert_eq!(
+            read_entry(ptr).err(),
+            Some(DriverError::IncorrectVersion {
+                extended: false,
+                major: 0,
+                minor: 0
+            })
+        );
+    }
 }

@@ -10,7 +10,8 @@
 //!   VM's term layout (heap, off-heap or sub-binary);
 //! * [`terms`], [`binary`], [`iodata`]: safe term builders, driver
 //!   binaries, port data on its way in;
-//! * [`loader`] (ELF binding), [`driver`] (loaded drivers);
+//! * [`loader`] (ELF binding through the [`binding`] table: API name →
+//!   ABI variant → our function), [`driver`] (loaded drivers);
 //! * [`port`] (pseudo-ports: state, registry, callbacks), [`context`] (the
 //!   running callback) and [`effects`] (what a callback hands back);
 //! * [`api`]: the `extern "C"` functions a driver calls;
@@ -29,6 +30,7 @@ pub mod api;
 mod atoms;
 pub mod binary;
 pub mod binary_kind;
+pub mod binding;
 pub mod context;
 pub mod driver;
 pub mod effects;

@@ -146,7 +146,13 @@ pub type CallFn = unsafe extern "C" fn(
 ) -> SSizeT;
 
 /// `ErlDrvEntry` of interface 3.2 and later (176 bytes).
+///
+/// A driver's own entry may be shorter (older interface versions, §2 of
+/// spec/ABI_VERSIONS.md): never form a reference to one; read it through an
+/// [`EntryView`], which yields an owned copy of this type with the fields
+/// the driver's version lacks set to `None`/0.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct DrvEntry {
     /// Called once after loading.
     pub init: Option<unsafe extern "C" fn() -> c_int>,
@@ -198,6 +204,116 @@ pub struct DrvEntry {
     pub emergency_close: Option<unsafe extern "C" fn(DrvData)>,
 }
 
+/// Offset of `extended_marker`: the first byte after the slots that every
+/// runtime reads (0–120) whatever the driver's version.
+pub const ENTRY_MARKER_OFFSET: usize = std::mem::offset_of!(DrvEntry, extended_marker);
+/// Bytes that must be readable to learn the declared version (the marker,
+/// major and minor version and flags).
+pub const ENTRY_VERSION_END: usize = std::mem::offset_of!(DrvEntry, handle2);
+
+/// Size of the `ErlDrvEntry` a driver declaring this marker and version was
+/// compiled with (spec/ABI_VERSIONS.md §2): marker-less entries are 96–128
+/// bytes (only 0–128 is ever read, as native runtimes do), 1.0–1.2 end after
+/// `process_exit` (160), 1.3–3.1 after `stop_select` (168), 3.2 and later
+/// after `emergency_close` (176; read by native runtimes only for
+/// `major >= 3 && minor >= 2`).
+pub fn declared_entry_size(marker: c_int, major: c_int, minor: c_int) -> usize {
+    use std::mem::offset_of;
+    if marker != EXTENDED_MARKER {
+        ENTRY_MARKER_OFFSET
+    } else if major < 1 || (major == 1 && minor < 3) {
+        offset_of!(DrvEntry, stop_select)
+    } else if major >= 3 && minor >= 2 {
+        std::mem::size_of::<DrvEntry>()
+    } else {
+        offset_of!(DrvEntry, emergency_close)
+    }
+}
+
+/// The first `len` bytes of a driver's `ErlDrvEntry`, read field by field
+/// with raw unaligned reads; nothing at or after `len` is ever touched.
+pub struct EntryView {
+    base: *const u8,
+    len: usize,
+}
+
+impl EntryView {
+    /// A view of `len` bytes at `base`.
+    ///
+    /// # Safety
+    /// `base..base+len` must be readable for the view's lifetime.
+    pub unsafe fn new(base: *const u8, len: usize) -> EntryView {
+        EntryView { base, len }
+    }
+
+    /// The value of type `T` at `offset`, if it lies inside the view.
+    fn read<T: Copy>(&self, offset: usize) -> Option<T> {
+        let end = offset.checked_add(std::mem::size_of::<T>())?;
+        if end > self.len {
+            return None;
+        }
+        // SAFETY: offset..end lies inside the readable bytes (see `new`);
+        // read_unaligned needs no alignment, and every T used here
+        // (integers, raw pointers, `Option<fn>`) is valid for any bit
+        // pattern (a function pointer option is None for 0, Some otherwise).
+        Some(unsafe { std::ptr::read_unaligned(self.base.add(offset).cast::<T>()) })
+    }
+
+    /// `extended_marker`, or 0 when the view ends before it.
+    pub fn marker(&self) -> c_int {
+        self.read(ENTRY_MARKER_OFFSET).unwrap_or(0)
+    }
+
+    /// `(major_version, minor_version)`, or `(0, 0)` when absent.
+    pub fn version(&self) -> (c_int, c_int) {
+        use std::mem::offset_of;
+        (
+            self.read(offset_of!(DrvEntry, major_version)).unwrap_or(0),
+            self.read(offset_of!(DrvEntry, minor_version)).unwrap_or(0),
+        )
+    }
+
+    /// An owned copy: the fields inside the view, `None`/0/NULL for the
+    /// others.
+    pub fn to_entry(&self) -> DrvEntry {
+        use std::mem::offset_of;
+        macro_rules! field {
+            ($f:ident, $default:expr) => {
+                self.read(offset_of!(DrvEntry, $f)).unwrap_or($default)
+            };
+            ($f:ident) => {
+                self.read(offset_of!(DrvEntry, $f)).flatten()
+            };
+        }
+        DrvEntry {
+            init: field!(init),
+            start: field!(start),
+            stop: field!(stop),
+            output: field!(output),
+            ready_input: field!(ready_input),
+            ready_output: field!(ready_output),
+            driver_name: field!(driver_name, std::ptr::null_mut()),
+            finish: field!(finish),
+            handle: field!(handle, std::ptr::null_mut()),
+            control: field!(control),
+            timeout: field!(timeout),
+            outputv: field!(outputv),
+            ready_async: field!(ready_async),
+            flush: field!(flush),
+            call: field!(call),
+            unused_event_callback: field!(unused_event_callback, std::ptr::null_mut()),
+            extended_marker: field!(extended_marker, 0),
+            major_version: field!(major_version, 0),
+            minor_version: field!(minor_version, 0),
+            driver_flags: field!(driver_flags, 0),
+            handle2: field!(handle2, std::ptr::null_mut()),
+            process_exit: field!(process_exit),
+            stop_select: field!(stop_select),
+            emergency_close: field!(emergency_close),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,5 +342,65 @@ mod tests {
         assert_eq!(size_of::<SysIOVec>(), 16);
         assert_eq!(size_of::<SysInfo>(), 56);
         assert_eq!(size_of::<DrvMonitor>(), 32);
+    }
+
+    /// A 3.1 driver's entry is 168 bytes; whatever follows it is not ours
+    /// (here: a non-null garbage word where 3.2 has `emergency_close`).
+    /// The view of exactly the declared size copies the 3.1 fields and
+    /// leaves `emergency_close` out; under Miri any read past the 168-byte
+    /// buffer would be reported.
+    #[test]
+    fn view_reads_only_the_declared_entry() {
+        let mut full: DrvEntry = EntryView {
+            base: [0u8; 0].as_ptr(),
+            len: 0,
+        }
+        .to_entry();
+        unsafe extern "C" fn stop_select(_: DrvEvent, _: *mut c_void) {}
+        unsafe extern "C" fn stop(_: DrvData) {}
+        full.stop = Some(stop);
+        full.stop_select = Some(stop_select);
+        full.extended_marker = EXTENDED_MARKER;
+        full.major_version = 3;
+        full.minor_version = 1;
+        full.driver_flags = 1;
+        let declared = declared_entry_size(EXTENDED_MARKER, 3, 1);
+        assert_eq!(declared, 168);
+        // SAFETY: DrvEntry is plain data; its bytes are copied to a buffer
+        // of exactly the declared size (a boxed slice: nothing after it).
+        let bytes: Box<[u8]> = unsafe {
+            std::slice::from_raw_parts((&full as *const DrvEntry).cast::<u8>(), declared)
+        }
+        .into();
+        // SAFETY: the buffer holds `declared` readable bytes.
+        let view = unsafe { EntryView::new(bytes.as_ptr(), bytes.len()) };
+        assert_eq!(view.marker(), EXTENDED_MARKER);
+        assert_eq!(view.version(), (3, 1));
+        let copy = view.to_entry();
+        assert_eq!(copy.stop.map(|f| f as usize), full.stop.map(|f| f as usize));
+        assert!(copy.stop_select.is_some());
+        assert!(copy.emergency_close.is_none());
+        assert_eq!(copy.driver_flags, 1);
+        assert!(copy.init.is_none() && copy.driver_name.is_null());
+    }
+
+    /// Marker-less and short entries: nothing past the view is read, the
+    /// version reads as 0.0 and the declared sizes follow the ABI table.
+    #[test]
+    fn short_views_default_the_missing_fields() {
+        let words = [usize::MAX; 12]; // 96 bytes, a pre-R7B entry
+                                      // SAFETY: 96 readable bytes.
+        let view = unsafe { EntryView::new(words.as_ptr().cast(), 96) };
+        assert_eq!(view.marker(), 0);
+        assert_eq!(view.version(), (0, 0));
+        let copy = view.to_entry();
+        assert!(copy.outputv.is_some());
+        assert!(copy.ready_async.is_none() && copy.call.is_none());
+        assert_eq!(declared_entry_size(0, 3, 3), 128);
+        assert_eq!(declared_entry_size(EXTENDED_MARKER, 1, 2), 160);
+        assert_eq!(declared_entry_size(EXTENDED_MARKER, 1, 3), 168);
+        assert_eq!(declared_entry_size(EXTENDED_MARKER, 2, 3), 168);
+        assert_eq!(declared_entry_size(EXTENDED_MARKER, 3, 2), 176);
+        assert_eq!(declared_entry_size(EXTENDED_MARKER, 3, 3), 176);
     }
 }

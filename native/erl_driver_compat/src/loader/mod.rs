@@ -1,10 +1,24 @@
 //! Loads a driver `.so` privately and binds its `erl_driver` imports to our
 //! implementation (DESIGN.md "Binding a driver's calls").
 //!
-//! Steps: parse the ELF file, classify every undefined symbol, copy the file
-//! to a private path (so `erl_ddll` and we never share one object), `dlopen`
-//! it lazily and locally, then rewrite each slot that holds an API symbol's
-//! address to point at our function, lifting RELRO protection while writing.
+//! Steps: [`open`] parses the ELF file, refuses imports only the VM provides,
+//! copies the file to a private path (so `erl_ddll` and we never share one
+//! object) and `dlopen`s it lazily and locally. The caller (`driver`) then
+//! calls `driver_init`, reads the interface version the entry declares, and
+//! [`BoundLibrary::bind`] rewrites each slot that holds an API symbol's
+//! address to point at our function for that version's
+//! [`AbiVariant`], lifting RELRO protection while writing.
+//!
+//! Because binding follows `driver_init`, an API function called from
+//! `driver_init` itself is not ours yet: it reaches the BEAM's own export of
+//! that name (or crashes on a NULL weak import when the BEAM exports none).
+//! Drivers normally only return their entry from `driver_init`; `init` and
+//! every later callback run bound.
+//!
+//! An import that is not an `erl_driver` API name is left to the dynamic
+//! linker when any loaded shared library provides it (libc's `stderr`,
+//! `environ`, libm, ...), even when the BEAM exports it too; only symbols
+//! that nothing but the VM defines are refused.
 
 pub mod elf;
 
@@ -12,7 +26,7 @@ use std::ffi::{c_void, CStr, CString};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::api;
+use crate::binding::{self, AbiVariant};
 use elf::{DriverImage, ElfError, SlotKind};
 
 /// Why a driver could not be loaded. Each maps to an Erlang error term.
@@ -34,7 +48,8 @@ pub enum LoadError {
     Bind(String),
 }
 
-/// A driver object opened and bound to our API.
+/// A driver object opened privately; its API imports are ours once
+/// [`BoundLibrary::bind`] has run.
 #[derive(Debug)]
 pub struct BoundLibrary {
     handle: *mut c_void,
@@ -42,6 +57,9 @@ pub struct BoundLibrary {
     pub private_path: PathBuf,
     /// Number of slots redirected to our functions.
     pub patched_slots: usize,
+    image: DriverImage,
+    /// Load bias of the object.
+    base: usize,
 }
 
 // SAFETY: the handle is only an opaque token for dlsym/dlclose, which are
@@ -57,6 +75,20 @@ impl BoundLibrary {
         // SAFETY: handle is a live dlopen handle (closed only in Drop).
         let ptr = unsafe { libc::dlsym(self.handle, cname.as_ptr()) };
         (!ptr.is_null()).then_some(ptr)
+    }
+
+    /// Binds every API import to our functions for drivers of `variant`.
+    /// Fails, binding nothing, when any API import has no implementation
+    /// for that variant.
+    pub fn bind(&mut self, variant: AbiVariant) -> Result<(), LoadError> {
+        let missing = unsupported_api(&self.image, variant);
+        if !missing.is_empty() {
+            return Err(LoadError::Unsupported(missing));
+        }
+        // SAFETY: the slots come from the object's own relocation tables
+        // and lie inside its image mapped at `base` (kept by `handle`).
+        self.patched_slots = unsafe { bind_slots(&self.image, self.base, variant)? };
+        Ok(())
     }
 }
 
@@ -78,20 +110,12 @@ const IGNORED_IMPORTS: &[&str] = &[
     "_Jv_RegisterClasses",
 ];
 
-/// Finds the API functions (and BEAM internals) `image` needs that we lack.
-pub fn unsupported_imports(image: &DriverImage) -> Vec<String> {
+/// The erl_driver API functions `image` imports that we lack for `variant`.
+pub fn unsupported_api(image: &DriverImage, variant: AbiVariant) -> Vec<String> {
     let mut missing: Vec<String> = image
         .undefined
         .iter()
-        .filter(|(name, weak)| {
-            if IGNORED_IMPORTS.contains(&name.as_str()) {
-                return false;
-            }
-            if api::is_api_name(name) {
-                return api::lookup(name).is_none();
-            }
-            !weak && provided_by_beam_only(name)
-        })
+        .filter(|(name, _)| binding::is_api_name(name) && binding::lookup(name, variant).is_none())
         .map(|(name, _)| name.clone())
         .collect();
     missing.sort();
@@ -99,10 +123,44 @@ pub fn unsupported_imports(image: &DriverImage) -> Vec<String> {
     missing
 }
 
+/// The imports of `image` that are not API functions and that only the VM
+/// (the main program) defines: BEAM internals a private driver object must
+/// not call. See [`refused_as_vm_only`] for the rule.
+pub fn vm_only_imports(image: &DriverImage) -> Vec<String> {
+    let mut refused: Vec<String> = image
+        .undefined
+        .iter()
+        .filter(|(name, weak)| {
+            refused_as_vm_only(name, *weak, provided_by_main, provided_by_library)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    refused.sort();
+    refused.dedup();
+    refused
+}
+
+/// Whether a non-API import is refused: a strong import that the main
+/// program provides and no loaded shared library does. A symbol a library
+/// provides too (libc's `stderr`, `stdout`, `environ`, which beam.smp also
+/// exports through copy relocations) is the library's, whoever wins the
+/// lookup; an API name is never refused here (see [`unsupported_api`]).
+fn refused_as_vm_only(
+    name: &str,
+    weak: bool,
+    by_main: impl Fn(&str) -> bool,
+    by_library: impl Fn(&str) -> bool,
+) -> bool {
+    !weak
+        && !IGNORED_IMPORTS.contains(&name)
+        && !binding::is_api_name(name)
+        && by_main(name)
+        && !by_library(name)
+}
+
 /// True when `name` resolves in the global scope to the main program (the
-/// BEAM) rather than to a shared library: such a symbol is a VM internal
-/// that a private driver object must not call.
-fn provided_by_beam_only(name: &str) -> bool {
+/// BEAM) rather than to a shared library.
+fn provided_by_main(name: &str) -> bool {
     let Ok(cname) = CString::new(name) else {
         return false;
     };
@@ -118,6 +176,61 @@ fn provided_by_beam_only(name: &str) -> bool {
         }
         main_program_base() == Some(info.dli_fbase as usize)
     }
+}
+
+/// True when a loaded shared object other than the main program defines
+/// `name` (each object is asked with `dlopen(RTLD_NOLOAD)` + `dlsym`, and
+/// the definition found must not lie in the main program).
+fn provided_by_library(name: &str) -> bool {
+    let Ok(cname) = CString::new(name) else {
+        return false;
+    };
+    let main = main_program_base();
+    loaded_objects().iter().any(|object| {
+        // SAFETY: RTLD_NOLOAD only returns a handle to an object that is
+        // already loaded (adding a reference, dropped below); dlsym and
+        // dladdr read linker state.
+        unsafe {
+            let handle = libc::dlopen(object.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD);
+            if handle.is_null() {
+                return false;
+            }
+            let addr = libc::dlsym(handle, cname.as_ptr());
+            let mut info: libc::Dl_info = std::mem::zeroed();
+            let found = !addr.is_null()
+                && libc::dladdr(addr, &mut info) != 0
+                && Some(info.dli_fbase as usize) != main;
+            libc::dlclose(handle);
+            found
+        }
+    })
+}
+
+/// File names of the loaded shared objects, main program excluded (it is
+/// the first object and has an empty name).
+fn loaded_objects() -> Vec<CString> {
+    unsafe extern "C" fn collect(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut c_void,
+    ) -> libc::c_int {
+        // SAFETY: `data` is the Vec passed below; `info` is valid during the
+        // callback and dlpi_name is NULL or NUL-terminated.
+        unsafe {
+            let names = &mut *data.cast::<Vec<CString>>();
+            let name = (*info).dlpi_name;
+            if !name.is_null() && *name != 0 {
+                names.push(CStr::from_ptr(name).to_owned());
+            }
+        }
+        0
+    }
+    let mut names: Vec<CString> = Vec::new();
+    // SAFETY: the callback only appends to `names`, which outlives the call.
+    unsafe {
+        libc::dl_iterate_phdr(Some(collect), (&mut names as *mut Vec<CString>).cast());
+    }
+    names
 }
 
 /// Load address of the main program (beam.smp inside the VM).
@@ -195,7 +308,7 @@ fn private_copy(data: &[u8], image: &DriverImage, name: &str) -> Result<PathBuf,
     let _ = std::fs::remove_file(&target);
     let mut copy = data.to_vec();
     for (symbol, offset) in &image.undefined_info_offsets {
-        if api::is_api_name(symbol) {
+        if binding::is_api_name(symbol) {
             if let Some(info) = copy.get_mut(*offset) {
                 *info = (object::elf::STB_WEAK << 4) | (*info & 0xf);
             }
@@ -210,7 +323,9 @@ fn private_copy(data: &[u8], image: &DriverImage, name: &str) -> Result<PathBuf,
 pub struct Inspection {
     /// The erl_driver API functions the driver imports, sorted.
     pub api_imports: Vec<String>,
-    /// The imports we cannot provide (see [`unsupported_imports`]).
+    /// The imports we cannot provide: API functions we lack for 2.0+
+    /// drivers ([`unsupported_api`]) and VM-only symbols
+    /// ([`vm_only_imports`]).
     pub unsupported: Vec<String>,
     /// The file defines `driver_init`.
     pub has_driver_init: bool,
@@ -228,19 +343,25 @@ pub fn inspect(path: &Path) -> Result<Inspection, LoadError> {
         .undefined
         .iter()
         .map(|(name, _)| name.clone())
-        .filter(|name| api::is_api_name(name))
+        .filter(|name| binding::is_api_name(name))
         .collect();
     api_imports.sort();
     api_imports.dedup();
+    // Without loading, the declared version is unknown: report for 2.0+.
+    let mut unsupported = unsupported_api(&image, AbiVariant::SizeT);
+    unsupported.extend(vm_only_imports(&image));
+    unsupported.sort();
     Ok(Inspection {
-        unsupported: unsupported_imports(&image),
+        unsupported,
         has_driver_init: image.defined.iter().any(|s| s == "driver_init"),
         api_imports,
     })
 }
 
-/// Opens the driver file at `path` and binds its API imports to us.
-pub fn load(path: &Path, name: &str) -> Result<BoundLibrary, LoadError> {
+/// Opens a private copy of the driver file at `path`, unbound: the caller
+/// calls `driver_init`, then [`BoundLibrary::bind`] with the variant of the
+/// version the entry declares.
+pub fn open(path: &Path, name: &str) -> Result<BoundLibrary, LoadError> {
     let data = std::fs::read(path).map_err(|e| LoadError::NotFound(e.to_string()))?;
     let image = elf::parse(&data).map_err(|e| match e {
         ElfError::NotElf => LoadError::NotElf("not an ELF file".into()),
@@ -249,9 +370,9 @@ pub fn load(path: &Path, name: &str) -> Result<BoundLibrary, LoadError> {
     if !image.defined.iter().any(|s| s == "driver_init") {
         return Err(LoadError::NoDriverInit);
     }
-    let missing = unsupported_imports(&image);
-    if !missing.is_empty() {
-        return Err(LoadError::Unsupported(missing));
+    let refused = vm_only_imports(&image);
+    if !refused.is_empty() {
+        return Err(LoadError::Unsupported(refused));
     }
     let copy = private_copy(&data, &image, name)?;
     let cpath = CString::new(copy.as_os_str().as_encoded_bytes())
@@ -268,14 +389,50 @@ pub fn load(path: &Path, name: &str) -> Result<BoundLibrary, LoadError> {
         handle,
         private_path: copy,
         patched_slots: 0,
+        image,
+        base: 0,
     };
     // SAFETY: `handle` is live (owned by `lib`).
-    let base = unsafe { link_map_base(lib.handle) }
+    lib.base = unsafe { link_map_base(lib.handle) }
         .ok_or_else(|| LoadError::Bind("no link map for the driver".into()))?;
-    // SAFETY: the slots come from the object's own relocation tables and lie
-    // inside its mapped image at `base`.
-    lib.patched_slots = unsafe { bind_slots(&image, base)? };
     Ok(lib)
+}
+
+/// True when every byte of `start..start+len` lies in a readable mapping of
+/// this process (`/proc/self/maps`, adjacent mappings joined). Used before
+/// reading a driver's entry, which may end right at the end of a mapping.
+pub fn readable(start: usize, len: usize) -> bool {
+    let Some(end) = start.checked_add(len) else {
+        return false;
+    };
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return false;
+    };
+    let mut covered = start;
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let Some((lo, hi)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+        else {
+            continue;
+        };
+        // Lines are sorted by address.
+        if lo <= covered && covered < hi {
+            if !perms.starts_with('r') {
+                return false;
+            }
+            covered = hi;
+            if covered >= end {
+                return true;
+            }
+        }
+    }
+    covered >= end
 }
 
 fn dl_error() -> String {
@@ -291,15 +448,20 @@ fn dl_error() -> String {
 }
 
 /// Rewrites every slot of `image` (loaded at `base`) that refers to an API
-/// symbol. Returns how many slots were written.
+/// symbol with our function for `variant`. Returns how many slots were
+/// written.
 ///
 /// # Safety
 /// `image` must describe the object mapped at `base`.
-unsafe fn bind_slots(image: &DriverImage, base: usize) -> Result<usize, LoadError> {
+unsafe fn bind_slots(
+    image: &DriverImage,
+    base: usize,
+    variant: AbiVariant,
+) -> Result<usize, LoadError> {
     let page = page_size();
     let mut written = 0;
     for slot in &image.slots {
-        let Some(target) = api::lookup(&slot.symbol) else {
+        let Some(target) = binding::lookup(&slot.symbol, variant) else {
             continue;
         };
         let value = match slot.kind {
@@ -387,6 +549,14 @@ mod tests {
         so
     }
 
+    /// `open` + `bind` for a 2.0+ driver, as `driver::load` does after
+    /// `driver_init`.
+    fn load(path: &Path, name: &str) -> Result<BoundLibrary, LoadError> {
+        let mut lib = open(path, name)?;
+        lib.bind(AbiVariant::SizeT)?;
+        Ok(lib)
+    }
+
     fn call(lib: &BoundLibrary, name: &str) -> i32 {
         let f = lib.symbol(name).unwrap();
         // SAFETY: the test object defines these as `int f(void)`.
@@ -442,6 +612,25 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// Binding is chosen by the declared version: no `int`-variant (pre-2.0)
+    /// functions exist yet, so such a driver's API imports are all
+    /// unsupported and nothing is patched; the same object binds as 2.0+.
+    #[test]
+    fn binds_by_abi_variant() {
+        let dir = temp_dir("variant");
+        let so = build(&dir, "variant_drv", &[]);
+        let mut lib = open(&so, "variant_drv").unwrap();
+        assert_eq!(
+            lib.bind(AbiVariant::Int).unwrap_err(),
+            LoadError::Unsupported(vec!["driver_output".into()])
+        );
+        assert_eq!(lib.patched_slots, 0);
+        lib.bind(AbiVariant::SizeT).unwrap();
+        assert!(lib.patched_slots >= 1);
+        assert_eq!(call(&lib, "call_direct"), -1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn reports_missing_and_non_elf_files() {
         let dir = temp_dir("bad");
@@ -453,5 +642,118 @@ mod tests {
         std::fs::write(&text, "not a shared object").unwrap();
         assert!(matches!(load(&text, "text"), Err(LoadError::NotElf(_))));
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// The A1 rule: a non-API import that the main program exports is
+    /// refused only when no shared library provides it too; weak imports,
+    /// API names and the ignored start-up symbols never are.
+    #[test]
+    fn only_symbols_nothing_but_the_vm_provides_are_refused() {
+        let main = |n: &str| matches!(n, "stderr" | "environ" | "erts_internal" | "driver_output");
+        let lib = |n: &str| matches!(n, "stderr" | "environ" | "malloc");
+        assert!(!refused_as_vm_only("stderr", false, main, lib));
+        assert!(!refused_as_vm_only("environ", false, main, lib));
+        assert!(!refused_as_vm_only("malloc", false, main, lib));
+        assert!(!refused_as_vm_only("nobody_has_it", false, main, lib));
+        assert!(refused_as_vm_only("erts_internal", false, main, lib));
+        assert!(!refused_as_vm_only("erts_internal", true, main, lib));
+        assert!(!refused_as_vm_only("driver_output", false, main, lib));
+        assert!(!refused_as_vm_only(
+            "__gmon_start__",
+            false,
+            |_| true,
+            |_| false
+        ));
+    }
+
+    /// libc's data symbols are found in a loaded library (libc), whatever
+    /// the main program exports; a made-up name is not.
+    #[test]
+    fn libc_data_symbols_are_provided_by_a_library() {
+        for name in [
+            "stderr",
+            "stdout",
+            "stdin",
+            "environ",
+            "__errno_location",
+            "cos",
+        ] {
+            if name == "cos"
+                && !loaded_objects()
+                    .iter()
+                    .any(|o| o.to_string_lossy().contains("libm"))
+            {
+                continue;
+            }
+            assert!(provided_by_library(name), "{name}");
+        }
+        assert!(!provided_by_library("edc_no_such_symbol_anywhere"));
+    }
+
+    /// A driver using `stderr`, `stdout` and `environ` opens and binds.
+    #[test]
+    fn drivers_using_libc_data_symbols_load() {
+        let dir = temp_dir("libc");
+        let src = dir.join("libc_drv.c");
+        std::fs::write(
+            &src,
+            r#"
+            #include <stdio.h>
+            #include <errno.h>
+            extern char **environ;
+            typedef void *ErlDrvPort;
+            extern int driver_output(ErlDrvPort, char *, unsigned long);
+            int call_direct(void) {
+                fprintf(stderr, "%d", errno); fflush(stdout);
+                return environ ? driver_output((ErlDrvPort)0x1, "x", 1) : 0;
+            }
+            void *driver_init(void) { return 0; }
+            "#,
+        )
+        .unwrap();
+        let so = dir.join("libc_drv.so");
+        let status = std::process::Command::new("cc")
+            .args(["-shared", "-fPIC", "-O1", "-o"])
+            .arg(&so)
+            .arg(&src)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let data = std::fs::read(&so).unwrap();
+        let image = elf::parse(&data).unwrap();
+        assert!(image.undefined.iter().any(|(n, _)| n == "stderr"));
+        assert_eq!(vm_only_imports(&image), Vec::<String>::new());
+        let lib = load(&so, "libc_drv").unwrap();
+        assert_eq!(call(&lib, "call_direct"), -1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// `readable` accepts a live buffer and refuses a range running into an
+    /// unmapped page.
+    #[test]
+    fn readable_stops_at_the_end_of_a_mapping() {
+        let page = page_size();
+        // SAFETY: a fresh anonymous mapping of two pages; the second is
+        // unmapped again, so the first ends right before a hole.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                2 * page,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert_ne!(p, libc::MAP_FAILED);
+            assert_eq!(libc::munmap(p.cast::<u8>().add(page).cast(), page), 0);
+            let end = p as usize + page;
+            assert!(readable(end - 168, 168));
+            assert!(!readable(end - 168, 176));
+            assert!(!readable(end, 1));
+            libc::munmap(p, page);
+        }
+        let buf = [0u8; 64];
+        assert!(readable(buf.as_ptr() as usize, buf.len()));
+        assert!(!readable(usize::MAX - 4, 8));
     }
 }
