@@ -13,6 +13,7 @@ pub mod memory;
 pub mod output;
 pub mod port;
 pub mod system;
+pub mod timer;
 
 use crate::abi::DrvPort;
 use crate::context::{self, CallbackCtx};
@@ -262,6 +263,13 @@ api_table! {
     "erl_drv_putenv" => system::erl_drv_putenv,
     "erl_drv_consume_timeslice" => system::erl_drv_consume_timeslice,
     "null_func" => system::null_func,
+    "driver_set_timer" => timer::driver_set_timer,
+    "driver_cancel_timer" => timer::driver_cancel_timer,
+    "driver_read_timer" => timer::driver_read_timer,
+    "driver_get_now" => timer::driver_get_now,
+    "erl_drv_monotonic_time" => timer::erl_drv_monotonic_time,
+    "erl_drv_time_offset" => timer::erl_drv_time_offset,
+    "erl_drv_convert_time_unit" => timer::erl_drv_convert_time_unit,
 }
 
 /// The atom name for an errno value, as `erl_errno_id` gives it.

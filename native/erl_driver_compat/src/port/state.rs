@@ -31,6 +31,7 @@ use parking_lot::Mutex;
 use rustler::LocalPid;
 
 use crate::abi::DrvData;
+use crate::timer::PortTimer;
 
 /// Options of `open_port` that change how the port behaves.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -92,6 +93,7 @@ pub struct PortState {
     line_buf: RefCell<Vec<u8>>,
     bytes_in: Cell<u64>,
     bytes_out: Cell<u64>,
+    timer: PortTimer,
 }
 
 impl PortState {
@@ -108,6 +110,7 @@ impl PortState {
             line_buf: RefCell::new(Vec::new()),
             bytes_in: Cell::new(0),
             bytes_out: Cell::new(0),
+            timer: PortTimer::default(),
         }
     }
 
@@ -175,6 +178,11 @@ impl PortState {
     /// `(bytes_in, bytes_out)`.
     pub fn byte_counts(&self) -> (u64, u64) {
         (self.bytes_in.get(), self.bytes_out.get())
+    }
+
+    /// The port's timer (`driver_set_timer` & co, see [`crate::timer`]).
+    pub fn timer(&self) -> &PortTimer {
+        &self.timer
     }
 
     /// Runs `f` on the partial-line buffer (line mode). `f` must not call
