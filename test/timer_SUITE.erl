@@ -26,6 +26,7 @@
          end_per_suite/1]).
 -export([fires/1,
          set_in_start/1,
+         set_from_other_process/1,
          cancel/1,
          replace_with_later/1,
          replace_with_earlier/1,
@@ -43,6 +44,8 @@
          time_offset/1,
          convert_time_unit/1]).
 -export([timers_100k/1]).
+
+-compile({nowarn_deprecated_function, [{erlang, now, 0}]}).
 
 -define(DRV, "lc_timer_drv").
 
@@ -70,6 +73,7 @@ all() ->
 groups() ->
     [{timer, [], [fires,
                   set_in_start,
+                  set_from_other_process,
                   cancel,
                   replace_with_later,
                   replace_with_earlier,
@@ -156,6 +160,20 @@ set_in_start(_Config) ->
                             until_timeout_of(sentinel(B, 150))
                     end,
                     [{{port, 1}, {timeout, 1}}, {{port, 2}, {timeout, 1}}]).
+
+%% A timer set by another process (which exits at once) fires for the
+%% port: its output reaches the connected process.
+set_from_other_process(_Config) ->
+    edc_diff:expect("set from another process",
+                    fun(B) ->
+                            P = open(B),
+                            Self = self(),
+                            {Pid, MRef} = spawn_monitor(fun() -> Self ! {set, set(B, P, 10)} end),
+                            receive {'DOWN', MRef, process, Pid, normal} -> ok end,
+                            R = receive {set, Ret} -> Ret end,
+                            {R, until_timeout_of(sentinel(B, 150))}
+                    end,
+                    {0, [{{port, 1}, {timeout, 1}}, {{port, 2}, {timeout, 1}}]}).
 
 %% A cancelled timer never fires; cancelling without a timer is fine.
 cancel(_Config) ->
@@ -321,21 +339,25 @@ many_ports_in_order(_Config) ->
 %% Time measurement
 %%--------------------------------------------------------------------
 
-%% driver_get_now: an erlang:now/0 timestamp (Erlang system time),
-%% increasing from call to call.
+%% driver_get_now: an erlang:now/0 timestamp, unique and increasing
+%% together with erlang:now/0 (strictly between the values it gives before
+%% and after).
 get_now(_Config) ->
     edc_diff:expect("driver_get_now",
                     fun(B) ->
                             P = open(B),
-                            Before = erlang:system_time(microsecond),
+                            Before = now_us(erlang:now()),
                             {0, M1, S1, U1} = ctl(B, P, ?OP_GET_NOW, ""),
                             {0, M2, S2, U2} = ctl(B, P, ?OP_GET_NOW, ""),
-                            After = erlang:system_time(microsecond),
-                            T1 = (M1 * 1000000 + S1) * 1000000 + U1,
-                            T2 = (M2 * 1000000 + S2) * 1000000 + U2,
-                            {T1 < T2, Before =< T1, T2 =< After, U1 < 1000000, S1 < 1000000}
+                            After = now_us(erlang:now()),
+                            T1 = now_us({M1, S1, U1}),
+                            T2 = now_us({M2, S2, U2}),
+                            {Before < T1, T1 < T2, T2 < After, U1 < 1000000, S1 < 1000000}
                     end,
                     {true, true, true, true, true}).
+
+now_us({Mega, Sec, Micro}) ->
+    (Mega * 1000000 + Sec) * 1000000 + Micro.
 
 %% erl_drv_monotonic_time(U) lies between erlang:monotonic_time(U) before
 %% and after; a bad unit gives ERL_DRV_TIME_ERROR.
