@@ -33,7 +33,16 @@
 //! *earlier* one (each such replacement leaves the replaced VM timer
 //! pending until its time; it then finds a newer generation and is
 //! dropped). The VM cancels every timer addressed to a process when the
-//! process exits, so a closed port leaves none behind.
+//! process exits, so a closed port leaves none behind. (Measured: a VM
+//! timer costs about 280 bytes; 100,000 ports with a one-hour timer take
+//! 28 MB for them, pushing all of them later five times adds nothing,
+//! replacing all of them by earlier ones adds 28 MB until the replaced
+//! ones expire.)
+//!
+//! The VM timer is started by the Erlang side after the NIF returned; a
+//! caller killed in between leaves the port counting on a VM timer that
+//! does not exist, and its timer does not fire (as an `exit_port` action
+//! is lost the same way).
 //!
 //! A VM timer is started for at most [`MAX_VM_TIMER_MS`] (the VM refuses
 //! much longer ones); a longer timer re-arms when that one fires.

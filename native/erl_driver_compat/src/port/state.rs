@@ -12,7 +12,8 @@
 //! one thread.
 //!
 //! So nothing here is ever borrowed mutably across a call into driver code:
-//! every field is a [`Cell`] (copied in and out) or, for the line buffer, a
+//! every field is a [`Cell`] (copied in and out), a struct of cells (the
+//! timer, [`crate::timer::PortTimer`]) or, for the line buffer, a
 //! [`RefCell`] borrowed only inside functions that never call the driver.
 //! Many `&PortState` may exist at once.
 //!
