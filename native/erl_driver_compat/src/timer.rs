@@ -55,6 +55,8 @@
 //! * A time of 2^63 ms or more (negative as the VM's signed 64-bit time)
 //!   fires at once.
 //! * A timer set while the port is closing (from `stop`) never fires.
+//! * A driver without a `timeout` callback may set a timer (0 is
+//!   returned, it reads back, it expires without a call).
 //!
 //! # The clock
 //!

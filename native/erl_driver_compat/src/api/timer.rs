@@ -9,15 +9,13 @@ use crate::port::state::Status;
 use crate::timer::{self, TIME_ERROR};
 
 /// `int driver_set_timer(ErlDrvPort port, unsigned long time)`: replaces
-/// the port's timer; `timeout` runs in `time` ms. -1 when the driver has
-/// no `timeout` callback. From `stop` (the port is closing) it returns 0
-/// and the timer never fires, as natively.
+/// the port's timer; `timeout` runs in `time` ms. From `stop` (the port is
+/// closing) it returns 0 and the timer never fires, as natively. A driver
+/// without a `timeout` callback gets 0 too and its timer expires without
+/// a call: so does OTP 25 (the manual's -1 is from older releases).
 pub(crate) extern "C" fn driver_set_timer(port: DrvPort, time: c_ulong) -> c_int {
     guard(-1, || {
         with_port(port, "driver_set_timer", |ctx, p, st| {
-            if p.driver.entry().timeout.is_none() {
-                return -1;
-            }
             if st.status() != Status::Open {
                 return 0;
             }
