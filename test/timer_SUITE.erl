@@ -37,6 +37,7 @@
          set_then_port_close/1,
          set_in_stop/1,
          set_then_failure/1,
+         timer_after_failure/1,
          order_across_ports/1,
          many_ports_in_order/1]).
 -export([get_now/1,
@@ -62,6 +63,7 @@
 -define(OP_SET_FAIL, 11).
 -define(OP_READ_IN_TMO, 12).
 -define(OP_NOT_EARLY, 13).
+-define(OP_FAIL_THEN, 14).
 
 -define(TIME_ERROR, -9223372036854775808).
 -define(UNITS, [second, millisecond, microsecond, nanosecond]).
@@ -84,6 +86,7 @@ groups() ->
                   set_then_port_close,
                   set_in_stop,
                   set_then_failure,
+                  timer_after_failure,
                   order_across_ports,
                   many_ports_in_order]},
      {time, [], [get_now,
@@ -312,6 +315,18 @@ set_then_failure(_Config) ->
                             {R, until_timeout_of(sentinel(B, 150))}
                     end,
                     {ok, [{'EXIT', {port, 1}, failed}, {{port, 2}, {timeout, 1}}]}).
+
+%% After driver_failure in the same callback the timer functions fail
+%% (-1) and no timer fires.
+timer_after_failure(_Config) ->
+    edc_diff:expect("timer functions after driver_failure",
+                    fun(B) ->
+                            process_flag(trap_exit, true),
+                            P = open(B),
+                            R = (catch ctl(B, P, ?OP_FAIL_THEN, "")),
+                            {R, until_timeout_of(sentinel(B, 150))}
+                    end,
+                    {{-1, -1, -1}, [{'EXIT', {port, 1}, failed}, {{port, 2}, {timeout, 1}}]}).
 
 %% Ports fire in the order of their times, whatever the order they were
 %% set in.

@@ -28,6 +28,8 @@
  *  13          timeouts report whether at least the set time passed
  *              since the last driver_set_timer (erl_drv_monotonic_time)
  *                                                     -> "ok"
+ *  14          driver_failure_atom(port, "failed"), then the timer
+ *              functions on the failed port  -> "{SetRet,CancelRet,ReadRet}"
  *
  * timeout: outputs "{timeout,Seq}" (Seq counts this port's timeouts from 1),
  * "{timeout,Seq,{Ret,Left}}" with op 12, "{timeout,Seq,NotEarly}" with op 13.
@@ -86,6 +88,7 @@ DRIVER_INIT(lc_timer_drv) { return &timer_entry; }
 #define OP_SET_FAIL     11
 #define OP_READ_IN_TMO  12
 #define OP_NOT_EARLY    13
+#define OP_FAIL_THEN    14
 
 typedef struct {
     ErlDrvPort port;
@@ -185,6 +188,7 @@ static ErlDrvSSizeT timer_control(ErlDrvData handle, unsigned int op,
     unsigned long left = 12345;
     ErlDrvTime t;
     ErlDrvNowData now;
+    ErlDrvPort port;
     long long v;
     int from, to, unit, ret;
 
@@ -252,6 +256,13 @@ static ErlDrvSSizeT timer_control(ErlDrvData handle, unsigned int op,
     case OP_NOT_EARLY:
         d->check_not_early = 1;
         snprintf(out, sizeof(out), "ok");
+        break;
+    case OP_FAIL_THEN:
+        port = d->port;         /* d is freed by stop, inside the failure */
+        driver_failure_atom(port, "failed");
+        ret = driver_set_timer(port, 10);
+        snprintf(out, sizeof(out), "{%d,%d,%d}", ret, driver_cancel_timer(port),
+                 driver_read_timer(port, &left));
         break;
     default:
         return -1;
