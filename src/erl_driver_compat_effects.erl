@@ -8,12 +8,16 @@
 %% {'$edc', Value, Messages, LogLines, Actions}
 %% Action = {exit_port, PortPid, Reason, Unlink :: pid() | false, Late}
 %%        | {deliver, Late}
+%%        | {start_timer, PortPid, Ms, Gen}
 %% Late   = [{To :: pid(), Message}]
 %% '''
 %%
 %% `Late' are messages the driver's `stop' emitted: natively they reach
 %% their receivers after the port's exit signals, so the port process sends
 %% them after signalling its links (see erl_driver_compat_port).
+%% `start_timer' starts the VM timer behind the port's driver timer: the
+%% port process hands `{timeout, _, {'$edc_timeout', Gen}}' back to the
+%% NIF, which ignores generations that are no longer current (`timer.rs').
 %%
 %% A NIF result without effects is the plain value. Effects are carried
 %% out in order: messages (sent to the calling process, in emission
@@ -32,7 +36,8 @@
               late/0]).
 
 -type action() :: {exit_port, pid(), term(), pid() | false, late()}
-                | {deliver, late()}.
+                | {deliver, late()}
+                | {start_timer, pid(), non_neg_integer(), non_neg_integer()}.
 %% Work for the Erlang side.
 -type late() :: [{pid(), term()}].
 %% Messages from `stop', sent after the port's exit signals.
@@ -84,4 +89,9 @@ perform_one({exit_port, Port, Reason, Unlink, Late}) ->
 %% Carried out by a port process that is terminating by itself, once it
 %% has signalled its links.
 perform_one({deliver, Late}) ->
-    lists:foreach(fun({To, Msg}) -> To ! Msg end, Late).
+    lists:foreach(fun({To, Msg}) -> To ! Msg end, Late);
+%% Started by whoever ran the callback: no extra hop through the port
+%% process. The VM cancels it if the port process exits first.
+perform_one({start_timer, Port, Ms, Gen}) ->
+    _ = erlang:start_timer(Ms, Port, {'$edc_timeout', Gen}),
+    ok.

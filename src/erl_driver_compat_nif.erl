@@ -24,6 +24,7 @@
          msg_connect/3,
          msg_exit/3,
          msg_bad/1,
+         msg_timeout/2,
          command3/3,
          binary_refc/1,
          check_driver/1]).
@@ -85,6 +86,8 @@ msg_connect(_Res, _From, _New) -> ?NIF_STUB.
 msg_exit(_Res, _From, _Normal) -> ?NIF_STUB.
 -spec msg_bad(reference()) -> term().
 msg_bad(_Res) -> ?NIF_STUB.
+-spec msg_timeout(reference(), non_neg_integer()) -> term().
+msg_timeout(_Res, _Gen) -> ?NIF_STUB.
 -spec command3(pid(), iodata(), boolean()) -> term().
 command3(_Port, _Data, _Force) -> ?NIF_STUB.
 -spec check_driver(string()) -> tuple().

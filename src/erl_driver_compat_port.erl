@@ -5,9 +5,10 @@
 %% `port_control' and `port_call' run in the caller (a NIF call); this
 %% process handles what reaches a port as messages and signals:
 %% `{Owner, {command, Data}}', `{Owner, close}', `{Owner, {connect, Pid}}',
-%% exit signals from linked processes (it traps exits), and the internal
-%% `{'$edc_exit', Reason, Unlink, Late}' that ends it when the port
-%% terminates (see erl_driver_compat_effects).
+%% exit signals from linked processes (it traps exits), the VM timers of
+%% the driver's timer (`{timeout, _, {'$edc_timeout', Gen}}'), and the
+%% internal `{'$edc_exit', Reason, Unlink, Late}' that ends it when the
+%% port terminates (see erl_driver_compat_effects).
 -module(erl_driver_compat_port).
 
 -export([spawn_for/1,
@@ -70,6 +71,10 @@ loop(Res) ->
             %% Effects of a callback run without a wrapper (see
             %% erl_driver_compat_effects).
             erl_driver_compat_effects:perform(Actions),
+            loop(Res);
+        {timeout, _Ref, {'$edc_timeout', Gen}} ->
+            %% The driver's timer; stale generations are ignored by the NIF.
+            _ = result(erl_driver_compat_nif:msg_timeout(Res, Gen)),
             loop(Res);
         {From, {command, Data}} when is_pid(From) ->
             case result(erl_driver_compat_nif:msg_command(Res, From, Data)) of

@@ -18,6 +18,7 @@ rustler::atoms! {
     edc_actions = "$edc_actions",
     exit_port,
     deliver,
+    start_timer,
     undefined,
     enoent,
     not_elf,

@@ -221,6 +221,13 @@ api_table! {
         "erl_drv_putenv" => api::system::erl_drv_putenv,
         "erl_drv_consume_timeslice" => api::system::erl_drv_consume_timeslice,
         "null_func" => api::system::null_func,
+        "driver_set_timer" => api::timer::driver_set_timer,
+        "driver_cancel_timer" => api::timer::driver_cancel_timer,
+        "driver_read_timer" => api::timer::driver_read_timer,
+        "driver_get_now" => api::timer::driver_get_now,
+        "erl_drv_monotonic_time" => api::timer::erl_drv_monotonic_time,
+        "erl_drv_time_offset" => api::timer::erl_drv_time_offset,
+        "erl_drv_convert_time_unit" => api::timer::erl_drv_convert_time_unit,
     }
     int {}
 }

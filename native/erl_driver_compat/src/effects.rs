@@ -3,8 +3,8 @@
 //! A callback run inside a NIF call (the common case) cannot do everything
 //! itself: messages for the calling process are cheaper sent by the Erlang
 //! wrapper with `!` than with `enif_send` (DESIGN.md, "What the hot path
-//! costs"), and some work needs a BIF (ending the port process, and in the
-//! coming issues starting a timer, linking, ...). So a callback records
+//! costs"), and some work needs a BIF (ending the port process, starting
+//! a timer, and in the coming issues linking, ...). So a callback records
 //! [`Effects`]; the NIF hands them to Erlang with its result, and
 //! `erl_driver_compat_effects` (src/) carries them out, in this order:
 //! messages, log lines, actions.
@@ -15,12 +15,15 @@
 //! {'$edc', Value, Messages, LogLines, Actions}
 //! Action = {exit_port, PortPid, Reason, Unlink :: pid() | false, Late}
 //!        | {deliver, Late}
+//!        | {start_timer, PortPid, Ms, Gen}
 //! Late   = [{To :: pid(), Message}]
 //! ```
 //!
 //! `Late` are the messages a port's `stop` emitted: natively they reach
 //! their receivers after the port's exit signals, so the port process
-//! sends them once it has signalled its links.
+//! sends them once it has signalled its links. `start_timer` starts the
+//! VM timer of the port's timer (see [`crate::timer`]):
+//! `erlang:start_timer(Ms, PortPid, {'$edc_timeout', Gen})`.
 //!
 //! When no Erlang wrapper runs after the callback (a resource `down`
 //! callback, a driver thread), the same actions are sent to the port
@@ -51,14 +54,24 @@ pub enum Action {
     /// The calling port process terminates by itself: these messages from
     /// `stop` go out after it has signalled its links.
     Deliver(Vec<(LocalPid, RawTerm)>),
+    /// Start the VM timer that wakes the port process up for its timer:
+    /// `erlang:start_timer(ms, port, {'$edc_timeout', generation})`.
+    StartTimer {
+        /// The port process.
+        port: LocalPid,
+        /// Milliseconds until it fires.
+        ms: u64,
+        /// The generation the port process hands back to `msg_timeout`.
+        generation: u64,
+    },
 }
 
 impl Action {
     /// The process that carries the action out when no wrapper does
-    /// (only port exits happen in detached runs).
+    /// (`Deliver` never happens in detached runs).
     fn port(&self) -> Option<&LocalPid> {
         match self {
-            Action::ExitPort { port, .. } => Some(port),
+            Action::ExitPort { port, .. } | Action::StartTimer { port, .. } => Some(port),
             Action::Deliver(_) => None,
         }
     }
@@ -94,6 +107,11 @@ impl Action {
                     .encode(env)
             }
             Action::Deliver(msgs) => (atoms::deliver(), late(msgs)).encode(env),
+            Action::StartTimer {
+                port,
+                ms,
+                generation,
+            } => (atoms::start_timer(), port, ms, generation).encode(env),
         }
     }
 }

@@ -14,6 +14,7 @@
 //!   ABI variant → our function), [`driver`] (loaded drivers);
 //! * [`port`] (pseudo-ports: state, registry, callbacks), [`context`] (the
 //!   running callback) and [`effects`] (what a callback hands back);
+//!   [`timer`] (the port timer on the VM's timers, and the VM's clock);
 //! * [`api`]: the `extern "C"` functions a driver calls;
 //! * [`nif`]: the entry points the Erlang modules call.
 //!
@@ -43,5 +44,6 @@ pub mod reply;
 pub mod terms;
 #[cfg(test)]
 mod test_stubs;
+pub mod timer;
 
 rustler::init!("erl_driver_compat_nif");

@@ -1,6 +1,7 @@
 //! NIFs the port process calls for what reaches a port as a message or a
 //! signal: `{From, {command, Data}}`, `{From, close}`, `{From, {connect,
-//! New}}`, anything else (`badsig`), and exit signals.
+//! New}}`, anything else (`badsig`), exit signals, and the VM timers of
+//! the port's timer.
 
 use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 
@@ -120,4 +121,21 @@ fn msg_exit<'a>(
         effects: ran.effects,
     };
     finish(env, ran, |exit| exit.encode(env))
+}
+
+/// `{timeout, _, {'$edc_timeout', Gen}}`: a VM timer of the port's timer
+/// fired. Runs the driver's `timeout` when `Gen` is the port's armed
+/// generation and the timer has expired (see [`crate::timer`]); ignored
+/// for a closed port. Returns `ok`.
+#[rustler::nif]
+fn msg_timeout<'a>(
+    env: Env<'a>,
+    res: ResourceArc<PortResource>,
+    generation: u64,
+) -> NifResult<Term<'a>> {
+    let ran = res.port.run(env, |ctx| {
+        crate::timer::on_timeout(ctx, generation);
+        Ok(atoms::ok().encode(env))
+    });
+    finish_msg(env, ran)
 }

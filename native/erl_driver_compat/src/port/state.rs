@@ -12,7 +12,8 @@
 //! one thread.
 //!
 //! So nothing here is ever borrowed mutably across a call into driver code:
-//! every field is a [`Cell`] (copied in and out) or, for the line buffer, a
+//! every field is a [`Cell`] (copied in and out), a struct of cells (the
+//! timer, [`crate::timer::PortTimer`]) or, for the line buffer, a
 //! [`RefCell`] borrowed only inside functions that never call the driver.
 //! Many `&PortState` may exist at once.
 //!
@@ -31,6 +32,7 @@ use parking_lot::Mutex;
 use rustler::LocalPid;
 
 use crate::abi::DrvData;
+use crate::timer::PortTimer;
 
 /// Options of `open_port` that change how the port behaves.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -92,6 +94,7 @@ pub struct PortState {
     line_buf: RefCell<Vec<u8>>,
     bytes_in: Cell<u64>,
     bytes_out: Cell<u64>,
+    timer: PortTimer,
 }
 
 impl PortState {
@@ -108,6 +111,7 @@ impl PortState {
             line_buf: RefCell::new(Vec::new()),
             bytes_in: Cell::new(0),
             bytes_out: Cell::new(0),
+            timer: PortTimer::default(),
         }
     }
 
@@ -175,6 +179,11 @@ impl PortState {
     /// `(bytes_in, bytes_out)`.
     pub fn byte_counts(&self) -> (u64, u64) {
         (self.bytes_in.get(), self.bytes_out.get())
+    }
+
+    /// The port's timer (`driver_set_timer` & co, see [`crate::timer`]).
+    pub fn timer(&self) -> &PortTimer {
+        &self.timer
     }
 
     /// Runs `f` on the partial-line buffer (line mode). `f` must not call
