@@ -8,7 +8,8 @@
 //! * [`abi`]: C layouts of `erl_driver.h`; [`ffi`]: every raw `enif_*`
 //!   call, as small `unsafe fn`s;
 //! * [`terms`], [`binary`], [`iodata`]: safe term builders, driver
-//!   binaries, port data on its way in;
+//!   binaries, port data on its way in; [`term_spec`]: term
+//!   specifications (`driver_output_term`) checked and built;
 //! * [`loader`] (ELF binding), [`driver`] (loaded drivers);
 //! * [`port`] (pseudo-ports: state, registry, callbacks), [`context`] (the
 //!   running callback) and [`effects`] (what a callback hands back);
@@ -36,6 +37,7 @@ pub mod loader;
 pub mod nif;
 pub mod port;
 pub mod reply;
+pub mod term_spec;
 pub mod terms;
 #[cfg(test)]
 mod test_stubs;
