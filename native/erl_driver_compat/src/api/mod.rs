@@ -13,6 +13,7 @@ pub mod memory;
 pub mod output;
 pub mod port;
 pub mod system;
+pub mod term;
 
 use crate::abi::DrvPort;
 use crate::context::{self, CallbackCtx};
@@ -262,6 +263,10 @@ api_table! {
     "erl_drv_putenv" => system::erl_drv_putenv,
     "erl_drv_consume_timeslice" => system::erl_drv_consume_timeslice,
     "null_func" => system::null_func,
+    "driver_output_term" => term::driver_output_term,
+    "driver_send_term" => term::driver_send_term,
+    "erl_drv_output_term" => term::erl_drv_output_term,
+    "erl_drv_send_term" => term::erl_drv_send_term,
 }
 
 /// The atom name for an errno value, as `erl_errno_id` gives it.
