@@ -22,8 +22,10 @@
          catalogue_errors/1,
          serialized_spec_roundtrip/1,
          null_and_negative_lengths/1,
-         port_must_be_a_port/1]).
+         port_must_be_a_port/1,
+         native_crashes_are_errors/1]).
 -export([dead_receiver/1,
+         port_as_receiver/1,
          other_receiver/1,
          closed_port/1,
          order_with_other_output/1,
@@ -82,8 +84,10 @@ groups() ->
                   catalogue_errors,
                   serialized_spec_roundtrip,
                   null_and_negative_lengths,
-                  port_must_be_a_port]},
+                  port_must_be_a_port,
+                  native_crashes_are_errors]},
      {delivery, [], [dead_receiver,
+                     port_as_receiver,
                      other_receiver,
                      closed_port,
                      order_with_other_output,
@@ -273,6 +277,23 @@ port_must_be_a_port(_Config) ->
                               end),
                     same_for_each_func([{-1, []}, {-1, []}, {1, [{port, 1}]}])).
 
+%% Specifications a native runtime trusts and may crash on are -1 here
+%% (compat only: they cannot run natively): NULL INT64/UINT64/FLOAT
+%% pointers, a pointer that is not a driver binary, counts and lengths
+%% beyond a C int.
+native_crashes_are_errors(_Config) ->
+    Specs = [[{t, ?INT64}, {w, 0}],
+             [{t, ?UINT64}, {w, 0}],
+             [{t, ?FLOAT}, {w, 0}],
+             [{t, ?BINARY}, fake, {w, 0}, {w, 0}],
+             [{t, ?NIL}, {t, ?TUPLE}, {w, (1 bsl 32) + 1}],
+             [{t, ?NIL}, {t, ?LIST}, {w, (1 bsl 32) + 1}],
+             [{t, ?STRING}, {str, <<"abc">>}, {w, (1 bsl 32) + 3}]],
+    Expected = same_for_each_func(lists:duplicate(length(Specs), {-1, []})),
+    Expected = edc_diff:run(compat, each_func(fun(B, P, F) ->
+                                                      [spec(B, P, F, S) || S <- Specs]
+                                              end)).
+
 %%--------------------------------------------------------------------
 %% Delivery
 %%--------------------------------------------------------------------
@@ -295,6 +316,17 @@ dead_receiver(_Config) ->
                              || F <- [?SEND, ?DRV_SEND]]
                     end,
                     lists:duplicate(2, [{0, []}, {0, []}, {0, []}, {-1, []}, {-1, []}])).
+
+%% A port (driver_mk_port's value) is not a receiver: 0, nothing sent.
+port_as_receiver(_Config) ->
+    edc_diff:expect("port as receiver",
+                    fun(B) ->
+                            P = open(B),
+                            "ok" = control(B, P, ?OP_REMEMBER_PORT, [4]),
+                            [spec(B, P, {F, 6, 0, 0}, [{t, ?NIL}], mailbox)
+                             || F <- [?SEND, ?DRV_SEND]]
+                    end,
+                    [{0, []}, {0, []}]).
 
 %% driver_send_term/erl_drv_send_term to a live process other than the
 %% caller.

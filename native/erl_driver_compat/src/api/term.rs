@@ -74,10 +74,14 @@ enum To {
     Word(TermData),
 }
 
-/// The local pid `word` is, in `env`.
+/// The process `word` names, in `env`: a local pid that is not a
+/// pseudo-port's (natively a port is not a receiver: 0).
 fn receiver(env: Env, word: TermData) -> Option<LocalPid> {
     // SAFETY: env is live; any word may be tested.
-    unsafe { ffi::local_pid(env.as_c_arg(), ffi::from_raw(word)) }.map(LocalPid::from_c_arg)
+    let pid = unsafe { ffi::local_pid(env.as_c_arg(), ffi::from_raw(word)) }?;
+    port_by_term(word)
+        .is_none()
+        .then(|| LocalPid::from_c_arg(pid))
 }
 
 /// The env of the NIF call or callback running `ctx` (for `enif_send`).
