@@ -26,6 +26,7 @@
          native_crashes_are_errors/1]).
 -export([dead_receiver/1,
          port_as_receiver/1,
+         atom_as_receiver/1,
          other_receiver/1,
          closed_port/1,
          order_with_other_output/1,
@@ -49,6 +50,7 @@
 -define(OP_LAST, 7).
 -define(OP_FAIL_THEN, 8).
 -define(OP_ON_STOP, 9).
+-define(OP_REMEMBER_ATOM, 10).
 
 %% Func: which of the four functions the driver calls.
 -define(OUTPUT, 0).      % driver_output_term
@@ -88,6 +90,7 @@ groups() ->
                   native_crashes_are_errors]},
      {delivery, [], [dead_receiver,
                      port_as_receiver,
+                     atom_as_receiver,
                      other_receiver,
                      closed_port,
                      order_with_other_output,
@@ -327,6 +330,17 @@ port_as_receiver(_Config) ->
                              || F <- [?SEND, ?DRV_SEND]]
                     end,
                     [{0, []}, {0, []}]).
+
+%% Nor is an atom: 0 after a valid specification, -1 after a malformed one.
+atom_as_receiver(_Config) ->
+    edc_diff:expect("atom as receiver",
+                    fun(B) ->
+                            P = open(B),
+                            "ok" = control(B, P, ?OP_REMEMBER_ATOM, [5 | "someatom"]),
+                            [spec(B, P, {F, 7, 0, 0}, S, mailbox)
+                             || F <- [?SEND, ?DRV_SEND], S <- [[{t, ?NIL}], [{t, ?ATOM}]]]
+                    end,
+                    [{0, []}, {-1, []}, {0, []}, {-1, []}]).
 
 %% driver_send_term/erl_drv_send_term to a live process other than the
 %% caller.

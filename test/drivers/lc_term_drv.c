@@ -27,6 +27,8 @@
  *       term {after_failure} with Func; replies its return code.
  *   OP_ON_STOP (9): <<Func>>: stop sends {stopping} with Func (the return
  *       code is kept for OP_LAST).
+ *   OP_REMEMBER_ATOM (10): <<Slot, Name/binary>>: stores
+ *       driver_mk_atom(Name) in a slot (a receiver that is not a pid).
  *
  * Func: 0 driver_output_term, 1 driver_send_term (to the caller),
  *       2 erl_drv_output_term, 3 erl_drv_send_term (to the caller).
@@ -81,6 +83,7 @@ DRIVER_INIT(lc_term_drv) { return &term_entry; }
 #define OP_LAST            7
 #define OP_FAIL_THEN       8
 #define OP_ON_STOP         9
+#define OP_REMEMBER_ATOM   10
 
 #define MAX_THREADS 16
 #define NSLOTS 8
@@ -709,6 +712,15 @@ static ErlDrvSSizeT term_control(ErlDrvData handle, unsigned int cmd, char *buf,
         slots[p[0]] = cmd == OP_REMEMBER_CALLER ? driver_caller(d->port)
                                                 : driver_mk_port(d->port);
         return reply("ok", rbuf, rlen);
+    case OP_REMEMBER_ATOM: {
+        char name[256];
+        if (len < 1 || p[0] >= NSLOTS || len - 1 >= sizeof(name))
+            return reply("badarg", rbuf, rlen);
+        memcpy(name, p + 1, len - 1);
+        name[len - 1] = 0;
+        slots[p[0]] = driver_mk_atom(name);
+        return reply("ok", rbuf, rlen);
+    }
     case OP_THREADS:
         return op_threads(d, buf, len, rbuf, rlen);
     case OP_JOIN:
