@@ -556,8 +556,9 @@ threads_after_connect(_Config) ->
 %%--------------------------------------------------------------------
 
 %% Random terms of every type written as specifications, run with a
-%% random function natively and through us: same return code, same
-%% messages. A third of them are made invalid in ways that are safe to run
+%% random function (and, for the send forms, a receiver that is the
+%% caller, dead or an atom) natively and through us: same return code,
+%% same messages. A third of them are made invalid in ways that are safe to run
 %% natively (a runtime reads arguments as pointers only after checking the
 %% tag): truncated, a wrong count, an unknown tag, a trailing term, a
 %% NULL string, a binary out of bounds, bad external data, a word of the
@@ -568,9 +569,14 @@ generated_specs(_Config) ->
             {skip, "PropEr (erlang-proper) is not installed"};
         _ ->
             Prop = proper:forall(
-                     {proper_types:oneof(?FUNCS), spec_case()},
-                     fun({F, {Kind, Items}}) ->
-                             Scenario = fun(B) -> spec(B, open(B), F, Items) end,
+                     {proper_types:oneof(?FUNCS), proper_types:oneof([caller, dead, atom]),
+                      spec_case()},
+                     fun({F, Recv, {Kind, Items}}) ->
+                             Scenario = fun(B) ->
+                                                P = open(B),
+                                                spec(B, P, {F, receiver(B, P, Recv), 0, 0},
+                                                     Items, mailbox)
+                                        end,
                              Native = edc_diff:run(native, Scenario),
                              Compat = edc_diff:run(compat, Scenario),
                              Native =:= Compat orelse
@@ -581,6 +587,15 @@ generated_specs(_Config) ->
             Log = fun(Format, Args) -> ct:log(Format, Args) end,
             true = proper:quickcheck(Prop, [{numtests, 300}, {on_output, Log}, noshrink])
     end.
+
+%% The receiver byte of the wire header for Recv (set up on P).
+receiver(_B, _P, caller) -> 0;
+receiver(B, P, dead) ->
+    ok = dead_in_slot(B, P, 0),
+    2;
+receiver(B, P, atom) ->
+    "ok" = control(B, P, ?OP_REMEMBER_ATOM, [5 | "someatom"]),
+    7.
 
 spec_case() ->
     proper_types:frequency(
