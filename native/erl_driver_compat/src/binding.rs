@@ -228,6 +228,10 @@ api_table! {
         "erl_drv_monotonic_time" => api::timer::erl_drv_monotonic_time,
         "erl_drv_time_offset" => api::timer::erl_drv_time_offset,
         "erl_drv_convert_time_unit" => api::timer::erl_drv_convert_time_unit,
+        "driver_output_term" => api::term::driver_output_term,
+        "driver_send_term" => api::term::driver_send_term,
+        "erl_drv_output_term" => api::term::erl_drv_output_term,
+        "erl_drv_send_term" => api::term::erl_drv_send_term,
     }
     int {}
 }

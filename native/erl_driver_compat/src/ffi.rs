@@ -206,3 +206,52 @@ pub fn from_raw(bits: usize) -> RawTerm {
     // SAFETY: ErlNifTerm is a repr(transparent) wrapper of a machine word.
     unsafe { std::mem::transmute::<usize, RawTerm>(bits) }
 }
+
+/// `enif_binary_to_term` without options (new atoms may be created, as
+/// the runtime's `ERL_DRV_EXT2TERM` does): the term and the number of
+/// bytes read, or `None` when `data` does not start with a valid term.
+///
+/// # Safety
+/// `env` is a live env.
+pub unsafe fn binary_to_term(env: RawEnv, data: &[u8]) -> Option<(RawTerm, usize)> {
+    let mut term = ErlNifTerm::default();
+    // SAFETY: data is readable for its length; term is a local.
+    let read = unsafe { sys::enif_binary_to_term(env, data.as_ptr(), data.len(), &mut term, 0) };
+    (read > 0).then_some((term, read))
+}
+
+/// True when `term` is an atom. Only the term's tag is looked at, so any
+/// word may be passed.
+///
+/// # Safety
+/// `env` is a live env.
+pub unsafe fn is_atom(env: RawEnv, term: RawTerm) -> bool {
+    // SAFETY: per the contract; enif_is_atom only tests the tag bits.
+    unsafe { sys::enif_is_atom(env, term) != 0 }
+}
+
+/// The local pid `term` is, if it is one. Only the term's tag is looked
+/// at, so any word may be passed.
+///
+/// # Safety
+/// `env` is a live env.
+pub unsafe fn local_pid(env: RawEnv, term: RawTerm) -> Option<ErlNifPid> {
+    let mut pid = std::mem::MaybeUninit::<ErlNifPid>::uninit();
+    // SAFETY: per the contract; the out-parameter is written on success.
+    if unsafe { sys::enif_get_local_pid(env, term, pid.as_mut_ptr()) } != 0 {
+        // SAFETY: written by enif_get_local_pid.
+        Some(unsafe { pid.assume_init() })
+    } else {
+        None
+    }
+}
+
+/// The `ErlNifPid` holding `term`, without checking that it is a pid.
+///
+/// # Safety
+/// `term` is a local pid term, or the result is only compared or used as
+/// a key (never passed to the VM).
+pub unsafe fn pid_from_term(term: RawTerm) -> ErlNifPid {
+    // SAFETY: ErlNifPid is a repr(C) struct of one ERL_NIF_TERM.
+    unsafe { std::mem::transmute::<RawTerm, ErlNifPid>(term) }
+}

@@ -9,7 +9,8 @@
 //!   call, as small `unsafe fn`s; [`binary_kind`]: the one reader of the
 //!   VM's term layout (heap, off-heap or sub-binary);
 //! * [`terms`], [`binary`], [`iodata`]: safe term builders, driver
-//!   binaries, port data on its way in;
+//!   binaries, port data on its way in; [`term_spec`]: term
+//!   specifications (`driver_output_term`) checked and built;
 //! * [`loader`] (ELF binding through the [`binding`] table: API name →
 //!   ABI variant → our function), [`driver`] (loaded drivers);
 //! * [`port`] (pseudo-ports: state, registry, callbacks), [`context`] (the
@@ -41,6 +42,7 @@ pub mod loader;
 pub mod nif;
 pub mod port;
 pub mod reply;
+pub mod term_spec;
 pub mod terms;
 #[cfg(test)]
 mod test_stubs;

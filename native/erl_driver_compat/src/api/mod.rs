@@ -14,6 +14,7 @@ pub mod memory;
 pub mod output;
 pub mod port;
 pub mod system;
+pub mod term;
 pub mod timer;
 
 use crate::abi::DrvPort;

@@ -27,6 +27,7 @@
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::os::raw::c_int;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use rustler::LocalPid;
@@ -89,6 +90,9 @@ pub struct PortState {
     status: Cell<Status>,
     data: Cell<DrvData>,
     connected: Cell<LocalPid>,
+    /// `connected` as a pid term, readable without the port's lock (see
+    /// [`super::Port::connected_any_thread`]); written only by `set_connected`.
+    connected_word: AtomicUsize,
     options: Cell<PortOptions>,
     control_flags: Cell<c_int>,
     line_buf: RefCell<Vec<u8>>,
@@ -106,6 +110,7 @@ impl PortState {
             status: Cell::new(Status::Open),
             data: Cell::new(std::ptr::null_mut()),
             connected: Cell::new(owner),
+            connected_word: AtomicUsize::new(crate::terms::pid_term(&owner)),
             options: Cell::new(PortOptions::default()),
             control_flags: Cell::new(0),
             line_buf: RefCell::new(Vec::new()),
@@ -149,6 +154,8 @@ impl PortState {
     /// Makes `pid` the connected process.
     pub fn set_connected(&self, pid: LocalPid) {
         self.connected.set(pid);
+        self.connected_word
+            .store(crate::terms::pid_term(&pid), Ordering::Release);
     }
 
     /// Options given to `open_port`.
@@ -190,6 +197,17 @@ impl PortState {
     /// driver code (it cannot: it gets only the buffer).
     pub fn with_line_buf<R>(&self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
         f(&mut self.line_buf.borrow_mut())
+    }
+}
+
+impl super::Port {
+    /// The connected process, from any thread and without the port's lock
+    /// (`erl_drv_output_term` from a driver thread). Only the atomic copy
+    /// is read: the cells of the state stay reserved to the lock holder.
+    pub fn connected_any_thread(&self) -> LocalPid {
+        let word = self.state.connected_word.load(Ordering::Acquire);
+        // SAFETY: the word was made from a LocalPid by set_connected/new.
+        LocalPid::from_c_arg(unsafe { crate::ffi::pid_from_term(crate::ffi::from_raw(word)) })
     }
 }
 

@@ -1,0 +1,618 @@
+//! Term specifications: the `ErlDrvTermData` arrays of
+//! `driver_output_term` and friends (`ERL_DRV_NIL` ... `ERL_DRV_MAP`),
+//! turned into terms with `enif_make_*` (no external-format detour).
+//!
+//! Work is split as the runtime splits it, because the order of the checks
+//! decides the return code a driver sees (`io.c`, `driver_deliver_term`):
+//!
+//! 1. [`parse`]: the array is read once, with bounds checks against its
+//!    length, into [`Op`]s; tags, argument counts, the stack depth, atoms,
+//!    pids, ports, binaries and pointers are checked. Pure Rust: the words
+//!    that must be atoms, pids or ports are classified by a [`Words`]
+//!    implementation, so the unit tests need no VM.
+//! 2. [`decode_ext`]: every `ERL_DRV_EXT2TERM` is decoded (the runtime's
+//!    `erts_binary2term_prepare`); bad data is an error like (1).
+//! 3. The caller checks the receiver: a dead one gives 0 *before* building,
+//!    so errors only the building finds are not reported then.
+//! 4. [`build`]: the term, with an explicit stack (no recursion on driver
+//!    data); a float that is not finite or a map with a repeated key fails
+//!    here, as natively.
+
+use std::os::raw::c_int;
+
+use rustler::{Encoder, Env, Term};
+
+use crate::abi::{DrvBinary, TermData};
+use crate::binary::DriverBinary;
+use crate::terms;
+
+/// `ERL_DRV_NIL`.
+pub const ERL_DRV_NIL: TermData = 1;
+/// `ERL_DRV_ATOM`.
+pub const ERL_DRV_ATOM: TermData = 2;
+/// `ERL_DRV_INT`.
+pub const ERL_DRV_INT: TermData = 3;
+/// `ERL_DRV_PORT`.
+pub const ERL_DRV_PORT: TermData = 4;
+/// `ERL_DRV_BINARY`.
+pub const ERL_DRV_BINARY: TermData = 5;
+/// `ERL_DRV_STRING`.
+pub const ERL_DRV_STRING: TermData = 6;
+/// `ERL_DRV_TUPLE`.
+pub const ERL_DRV_TUPLE: TermData = 7;
+/// `ERL_DRV_LIST`.
+pub const ERL_DRV_LIST: TermData = 8;
+/// `ERL_DRV_STRING_CONS`.
+pub const ERL_DRV_STRING_CONS: TermData = 9;
+/// `ERL_DRV_PID`.
+pub const ERL_DRV_PID: TermData = 10;
+/// `ERL_DRV_FLOAT`.
+pub const ERL_DRV_FLOAT: TermData = 11;
+/// `ERL_DRV_EXT2TERM`.
+pub const ERL_DRV_EXT2TERM: TermData = 12;
+/// `ERL_DRV_UINT`.
+pub const ERL_DRV_UINT: TermData = 13;
+/// `ERL_DRV_BUF2BINARY`.
+pub const ERL_DRV_BUF2BINARY: TermData = 14;
+/// `ERL_DRV_INT64`.
+pub const ERL_DRV_INT64: TermData = 15;
+/// `ERL_DRV_UINT64`.
+pub const ERL_DRV_UINT64: TermData = 16;
+/// `ERL_DRV_MAP`.
+pub const ERL_DRV_MAP: TermData = 17;
+
+/// Binaries up to this size are copied into the message (heap binaries in
+/// the runtime); larger `ERL_DRV_BINARY`s share the driver binary.
+const ONHEAP_BIN_LIMIT: usize = 64;
+
+/// Counts and lengths are C `int`s in the runtime: a word above this is
+/// rejected (natively it would be truncated, or exhaust memory).
+const MAX_COUNT: usize = i32::MAX as usize;
+
+/// One element of a checked specification.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Op {
+    /// `[]`.
+    Nil,
+    /// An atom term.
+    Atom(TermData),
+    /// `ERL_DRV_INT`.
+    Int(isize),
+    /// `ERL_DRV_UINT`.
+    Uint(usize),
+    /// `ERL_DRV_INT64` (the value it points at).
+    Int64(i64),
+    /// `ERL_DRV_UINT64` (the value it points at).
+    Uint64(u64),
+    /// A port: the pid term of a pseudo-port.
+    Port(TermData),
+    /// A local pid term.
+    Pid(TermData),
+    /// `len` bytes at `offset` of a driver binary.
+    Binary(DriverBinary, usize, usize),
+    /// A copy of `len` bytes at a pointer (NULL when `len` is 0).
+    Buf2Binary(*const u8, usize),
+    /// The list of `len` bytes at a pointer.
+    String(*const u8, usize),
+    /// `len` bytes at a pointer consed onto the term below.
+    StringCons(*const u8, usize),
+    /// A tuple of the `n` terms below.
+    Tuple(usize),
+    /// A list of the `n` terms below, the last one being the tail.
+    List(usize),
+    /// `ERL_DRV_FLOAT` (the value it points at).
+    Float(f64),
+    /// External-format data of `len` bytes at a pointer.
+    Ext(*const u8, usize),
+    /// A map of the `n` key/value pairs below.
+    Map(usize),
+}
+
+/// Why a specification is rejected (the driver sees -1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpecError {
+    /// The tag at `at` lacks arguments before the end of the array.
+    Short {
+        /// Index of the tag.
+        at: usize,
+    },
+    /// The word at `at` is not a tag.
+    UnknownTag {
+        /// Index of the word.
+        at: usize,
+    },
+    /// An argument at `at` is invalid (count, length, pointer, atom, ...).
+    BadArgument {
+        /// Index of the tag.
+        at: usize,
+    },
+    /// The tag at `at` takes more terms than there are.
+    Underflow {
+        /// Index of the tag.
+        at: usize,
+    },
+    /// The array does not describe exactly one term (or is empty).
+    NotOneTerm,
+    /// `ERL_DRV_EXT2TERM` data that does not decode.
+    BadExternal,
+    /// A float that is not finite.
+    NotFinite,
+    /// A map with a repeated key.
+    DuplicateKey,
+}
+
+/// What the words of a specification that name terms are.
+pub trait Words {
+    /// True when `word` is an atom term.
+    fn is_atom(&self, word: TermData) -> bool;
+    /// True when `word` is a local pid term.
+    fn is_pid(&self, word: TermData) -> bool;
+    /// True when `word` names a port (the pid of an open pseudo-port).
+    fn is_port(&self, word: TermData) -> bool;
+}
+
+/// Reads and checks the specification of `len` words at `data`.
+///
+/// # Safety
+/// When `len > 0`, `data` points at `len` readable words. The pointers the
+/// specification carries are valid as the manual requires (strings and
+/// buffers readable for their length; `ERL_DRV_INT64`, `ERL_DRV_UINT64`
+/// and `ERL_DRV_FLOAT` point at their value; binaries are driver binaries
+/// or at least readable for the header before them). NULL pointers are
+/// detected and rejected.
+pub unsafe fn parse(
+    data: *const TermData,
+    len: c_int,
+    words: &impl Words,
+) -> Result<Vec<Op>, SpecError> {
+    if len <= 0 || data.is_null() {
+        return Err(SpecError::NotOneTerm);
+    }
+    // SAFETY: data holds len words (the function's contract).
+    let spec = unsafe { std::slice::from_raw_parts(data, len as usize) };
+    // SAFETY: the pointers in it are as the contract says.
+    unsafe { parse_words(spec, words) }
+}
+
+/// [`parse`] on a slice.
+///
+/// # Safety
+/// As for [`parse`], for the pointers the words carry.
+pub unsafe fn parse_words(spec: &[TermData], words: &impl Words) -> Result<Vec<Op>, SpecError> {
+    let mut ops = Vec::with_capacity(spec.len() / 2 + 1);
+    let mut depth: usize = 0;
+    let mut i = 0;
+    while i < spec.len() {
+        let at = i;
+        let tag = spec[i];
+        let nargs = match tag {
+            ERL_DRV_NIL => 0,
+            ERL_DRV_BINARY => 3,
+            ERL_DRV_STRING | ERL_DRV_STRING_CONS | ERL_DRV_EXT2TERM | ERL_DRV_BUF2BINARY => 2,
+            ERL_DRV_ATOM..=ERL_DRV_MAP => 1,
+            _ => return Err(SpecError::UnknownTag { at }),
+        };
+        let Some(args) = spec.get(i + 1..i + 1 + nargs) else {
+            return Err(SpecError::Short { at });
+        };
+        i += 1 + nargs;
+        let bad = SpecError::BadArgument { at };
+        // Terms taken off the stack; the op leaves one (STRING_CONS puts
+        // back the one it takes).
+        let (op, take) = match tag {
+            ERL_DRV_NIL => (Op::Nil, 0),
+            ERL_DRV_ATOM if words.is_atom(args[0]) => (Op::Atom(args[0]), 0),
+            ERL_DRV_PORT if words.is_port(args[0]) => (Op::Port(args[0]), 0),
+            ERL_DRV_PID if words.is_pid(args[0]) => (Op::Pid(args[0]), 0),
+            ERL_DRV_ATOM | ERL_DRV_PORT | ERL_DRV_PID => return Err(bad),
+            ERL_DRV_INT => (Op::Int(args[0] as isize), 0),
+            ERL_DRV_UINT => (Op::Uint(args[0]), 0),
+            // SAFETY: a non-NULL pointer points at the value (contract).
+            ERL_DRV_INT64 => (
+                Op::Int64(unsafe { read(args[0] as *const i64) }.ok_or(bad)?),
+                0,
+            ),
+            // SAFETY: as above.
+            ERL_DRV_UINT64 => (
+                Op::Uint64(unsafe { read(args[0] as *const u64) }.ok_or(bad)?),
+                0,
+            ),
+            // SAFETY: as above.
+            ERL_DRV_FLOAT => (
+                Op::Float(unsafe { read(args[0] as *const f64) }.ok_or(bad)?),
+                0,
+            ),
+            ERL_DRV_BINARY => {
+                // SAFETY: binaries are driver binaries, or readable before
+                // the pointer (contract); NULL and foreign ones are detected.
+                let bin = unsafe { DriverBinary::from_raw(args[0] as *mut DrvBinary) }
+                    .map_err(|_| bad)?;
+                let (len, offset) = (args[1], args[2]);
+                if len.checked_add(offset).is_none_or(|end| end > bin.size()) {
+                    return Err(bad);
+                }
+                (Op::Binary(bin, offset, len), 0)
+            }
+            ERL_DRV_BUF2BINARY => {
+                let (ptr, len) = (args[0] as *const u8, args[1]);
+                if (ptr.is_null() && len > 0) || len > isize::MAX as usize {
+                    return Err(bad);
+                }
+                (Op::Buf2Binary(ptr, len), 0)
+            }
+            ERL_DRV_STRING | ERL_DRV_STRING_CONS => {
+                // Natively a NULL string is an error even when empty.
+                let (ptr, len) = (args[0] as *const u8, args[1]);
+                if ptr.is_null() || len > MAX_COUNT {
+                    return Err(bad);
+                }
+                if tag == ERL_DRV_STRING {
+                    (Op::String(ptr, len), 0)
+                } else {
+                    (Op::StringCons(ptr, len), 1)
+                }
+            }
+            ERL_DRV_EXT2TERM => {
+                let (ptr, len) = (args[0] as *const u8, args[1]);
+                if ptr.is_null() || len == 0 || len > MAX_COUNT {
+                    return Err(bad);
+                }
+                (Op::Ext(ptr, len), 0)
+            }
+            ERL_DRV_TUPLE | ERL_DRV_LIST | ERL_DRV_MAP => {
+                let n = args[0];
+                if n > MAX_COUNT || (tag == ERL_DRV_LIST && n == 0) {
+                    return Err(bad);
+                }
+                match tag {
+                    ERL_DRV_TUPLE => (Op::Tuple(n), n),
+                    ERL_DRV_LIST => (Op::List(n), n),
+                    _ => (Op::Map(n), 2 * n),
+                }
+            }
+            _ => return Err(SpecError::UnknownTag { at }),
+        };
+        depth = depth.checked_sub(take).ok_or(SpecError::Underflow { at })? + 1;
+        ops.push(op);
+    }
+    if depth != 1 {
+        return Err(SpecError::NotOneTerm);
+    }
+    Ok(ops)
+}
+
+/// The value at `ptr`, or `None` for NULL.
+///
+/// # Safety
+/// A non-NULL `ptr` points at a readable `T` (alignment not required).
+unsafe fn read<T: Copy>(ptr: *const T) -> Option<T> {
+    // SAFETY: per the contract.
+    (!ptr.is_null()).then(|| unsafe { ptr.read_unaligned() })
+}
+
+/// The bytes at `ptr`.
+///
+/// # Safety
+/// `ptr` is readable for `len` bytes, or `len` is 0.
+unsafe fn bytes<'b>(ptr: *const u8, len: usize) -> &'b [u8] {
+    if len == 0 || ptr.is_null() {
+        &[]
+    } else {
+        // SAFETY: per the contract.
+        unsafe { std::slice::from_raw_parts(ptr, len) }
+    }
+}
+
+/// Decodes every `ERL_DRV_EXT2TERM` of `ops` into `env`, in order.
+///
+/// # Safety
+/// `ops` come from [`parse`] in this call into the API (the data they
+/// point at is still the driver's).
+pub unsafe fn decode_ext<'a>(env: Env<'a>, ops: &[Op]) -> Result<Vec<Term<'a>>, SpecError> {
+    let mut terms = Vec::new();
+    for op in ops {
+        if let Op::Ext(ptr, len) = *op {
+            // SAFETY: parse checked the pointer; the driver passes len bytes.
+            let data = unsafe { bytes(ptr, len) };
+            // SAFETY: env is live for 'a.
+            let (term, _read) = unsafe { crate::ffi::binary_to_term(env.as_c_arg(), data) }
+                .ok_or(SpecError::BadExternal)?;
+            // SAFETY: the term was made in env. (Bytes after a complete
+            // term are ignored, as natively.)
+            terms.push(unsafe { Term::new(env, term) });
+        }
+    }
+    Ok(terms)
+}
+
+/// Builds the term `ops` describe in `env`; `ext` are the terms
+/// [`decode_ext`] made of the `ERL_DRV_EXT2TERM`s.
+///
+/// # Safety
+/// As for [`decode_ext`]; `ops` passed [`parse`] with words that name
+/// terms valid in every env (atoms, local pids).
+pub unsafe fn build<'a>(
+    env: Env<'a>,
+    ops: &[Op],
+    ext: Vec<Term<'a>>,
+) -> Result<Term<'a>, SpecError> {
+    let mut ext = ext.into_iter();
+    let mut stack: Vec<Term<'a>> = Vec::new();
+    // parse checked every count against the depth: pops cannot fail.
+    let pop = |stack: &mut Vec<Term<'a>>, n: usize| stack.split_off(stack.len() - n);
+    for op in ops {
+        let term = match *op {
+            Op::Nil => terms::byte_list(env, &[], None),
+            // SAFETY: parse checked these are immediates (atoms, pids).
+            Op::Atom(w) | Op::Port(w) | Op::Pid(w) => unsafe { terms::raw(env, w) },
+            Op::Int(v) => (v as i64).encode(env),
+            Op::Uint(v) => (v as u64).encode(env),
+            Op::Int64(v) => v.encode(env),
+            Op::Uint64(v) => v.encode(env),
+            Op::Float(v) if v.is_finite() => v.encode(env),
+            Op::Float(_) => return Err(SpecError::NotFinite),
+            Op::Binary(bin, offset, len) if len > ONHEAP_BIN_LIMIT => bin.to_term(env, offset, len),
+            Op::Binary(bin, offset, len) => {
+                // SAFETY: parse checked offset + len against the size.
+                let data = unsafe { bytes(bin.data().add(offset), len) };
+                terms::binary_copy(env, data)
+            }
+            // SAFETY: parse checked the pointer; the driver passes len bytes.
+            Op::Buf2Binary(ptr, len) => terms::binary_copy(env, unsafe { bytes(ptr, len) }),
+            // SAFETY: as above.
+            Op::String(ptr, len) => terms::byte_list(env, unsafe { bytes(ptr, len) }, None),
+            Op::StringCons(ptr, len) => {
+                let tail = pop(&mut stack, 1)[0];
+                // SAFETY: as above.
+                terms::byte_list(env, unsafe { bytes(ptr, len) }, Some(tail))
+            }
+            Op::Tuple(n) => rustler::types::tuple::make_tuple(env, &pop(&mut stack, n)),
+            Op::List(n) => {
+                let mut items = pop(&mut stack, n);
+                let mut list = items
+                    .pop()
+                    .unwrap_or_else(|| terms::byte_list(env, &[], None));
+                for head in items.into_iter().rev() {
+                    list = terms::list_cell(env, head, list);
+                }
+                list
+            }
+            Op::Ext(..) => ext.next().ok_or(SpecError::BadExternal)?,
+            Op::Map(n) => {
+                let flat = pop(&mut stack, 2 * n);
+                let keys: Vec<Term<'a>> = flat.iter().step_by(2).copied().collect();
+                let values: Vec<Term<'a>> = flat.iter().skip(1).step_by(2).copied().collect();
+                Term::map_from_term_arrays(env, &keys, &values)
+                    .map_err(|_| SpecError::DuplicateKey)?
+            }
+        };
+        stack.push(term);
+    }
+    stack.pop().ok_or(SpecError::NotOneTerm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Atoms are words ending in 0xB, pids in 0x3 (as the runtime tags
+    /// them); port 0x103 is a pid that is also an open port.
+    struct Fake;
+    const ATOM: usize = 0x40B;
+    const PID: usize = 0x203;
+    const PORT: usize = 0x103;
+
+    impl Words for Fake {
+        fn is_atom(&self, w: TermData) -> bool {
+            w & 0x3F == 0x0B
+        }
+        fn is_pid(&self, w: TermData) -> bool {
+            w & 0xF == 0x3
+        }
+        fn is_port(&self, w: TermData) -> bool {
+            w == PORT
+        }
+    }
+
+    fn check(spec: &[TermData]) -> Result<Vec<Op>, SpecError> {
+        // SAFETY: the tests pass valid pointers or NULL.
+        unsafe { parse_words(spec, &Fake) }
+    }
+
+    fn err(spec: &[TermData]) -> SpecError {
+        check(spec).expect_err("must be rejected")
+    }
+
+    #[test]
+    fn empty_and_null_specs_are_not_one_term() {
+        assert_eq!(err(&[]), SpecError::NotOneTerm);
+        // SAFETY: NULL with any length is rejected before reading.
+        let null = unsafe { parse(std::ptr::null(), 3, &Fake) };
+        assert_eq!(null, Err(SpecError::NotOneTerm));
+        let one = [ERL_DRV_NIL];
+        // SAFETY: a negative length is rejected before reading.
+        let negative = unsafe { parse(one.as_ptr(), -1, &Fake) };
+        assert_eq!(negative, Err(SpecError::NotOneTerm));
+        // SAFETY: one readable word.
+        let nil = unsafe { parse(one.as_ptr(), 1, &Fake) };
+        assert_eq!(nil, Ok(vec![Op::Nil]));
+    }
+
+    #[test]
+    fn every_scalar_tag_takes_its_arguments() {
+        let i = -5i64;
+        let u = u64::MAX;
+        let f = 2.5f64;
+        let s = b"abc";
+        let spec = [
+            ERL_DRV_NIL,
+            ERL_DRV_ATOM,
+            ATOM,
+            ERL_DRV_INT,
+            -1isize as usize,
+            ERL_DRV_UINT,
+            usize::MAX,
+            ERL_DRV_INT64,
+            &i as *const i64 as usize,
+            ERL_DRV_UINT64,
+            &u as *const u64 as usize,
+            ERL_DRV_PORT,
+            PORT,
+            ERL_DRV_PID,
+            PID,
+            ERL_DRV_FLOAT,
+            &f as *const f64 as usize,
+            ERL_DRV_STRING,
+            s.as_ptr() as usize,
+            3,
+            ERL_DRV_STRING_CONS,
+            s.as_ptr() as usize,
+            2,
+            ERL_DRV_BUF2BINARY,
+            0,
+            0,
+            ERL_DRV_EXT2TERM,
+            s.as_ptr() as usize,
+            3,
+            ERL_DRV_TUPLE,
+            12,
+        ];
+        let ops = check(&spec).expect("valid");
+        assert_eq!(ops.len(), 14);
+        assert_eq!(ops[2], Op::Int(-1));
+        assert_eq!(ops[4], Op::Int64(-5));
+        assert_eq!(ops[5], Op::Uint64(u64::MAX));
+        assert_eq!(ops[8], Op::Float(2.5));
+        assert_eq!(ops[13], Op::Tuple(12));
+    }
+
+    #[test]
+    fn unknown_tags_and_short_arrays() {
+        assert_eq!(err(&[0]), SpecError::UnknownTag { at: 0 });
+        assert_eq!(err(&[ERL_DRV_NIL, 18]), SpecError::UnknownTag { at: 1 });
+        assert_eq!(err(&[ERL_DRV_ATOM]), SpecError::Short { at: 0 });
+        assert_eq!(
+            err(&[ERL_DRV_NIL, ERL_DRV_BINARY, 1, 2]),
+            SpecError::Short { at: 1 }
+        );
+        assert_eq!(err(&[ERL_DRV_STRING, 1]), SpecError::Short { at: 0 });
+    }
+
+    #[test]
+    fn counts_must_balance() {
+        assert_eq!(err(&[ERL_DRV_NIL, ERL_DRV_NIL]), SpecError::NotOneTerm);
+        assert_eq!(
+            err(&[ERL_DRV_NIL, ERL_DRV_TUPLE, 2]),
+            SpecError::Underflow { at: 1 }
+        );
+        assert_eq!(
+            err(&[ERL_DRV_NIL, ERL_DRV_LIST, 0]),
+            SpecError::BadArgument { at: 1 }
+        );
+        assert_eq!(
+            err(&[ERL_DRV_NIL, ERL_DRV_NIL, ERL_DRV_NIL, ERL_DRV_MAP, 2]),
+            SpecError::Underflow { at: 3 }
+        );
+        let s = b"x";
+        assert_eq!(
+            err(&[ERL_DRV_STRING_CONS, s.as_ptr() as usize, 1]),
+            SpecError::Underflow { at: 0 }
+        );
+        // Counts are C ints: negative or huge words are rejected.
+        assert_eq!(
+            err(&[ERL_DRV_NIL, ERL_DRV_TUPLE, usize::MAX]),
+            SpecError::BadArgument { at: 1 }
+        );
+        assert_eq!(
+            err(&[ERL_DRV_NIL, ERL_DRV_LIST, 1 << 31]),
+            SpecError::BadArgument { at: 1 }
+        );
+        // The empty tuple and map take nothing; a one-element list is its tail.
+        assert!(check(&[ERL_DRV_TUPLE, 0]).is_ok());
+        assert!(check(&[ERL_DRV_MAP, 0]).is_ok());
+        assert!(check(&[ERL_DRV_NIL, ERL_DRV_LIST, 1]).is_ok());
+        assert!(check(&[ERL_DRV_NIL, ERL_DRV_NIL, ERL_DRV_MAP, 1]).is_ok());
+    }
+
+    #[test]
+    fn named_terms_must_be_what_the_tag_says() {
+        assert_eq!(err(&[ERL_DRV_ATOM, PID]), SpecError::BadArgument { at: 0 });
+        assert_eq!(err(&[ERL_DRV_PID, ATOM]), SpecError::BadArgument { at: 0 });
+        // A pid that is not a port's is not a port.
+        assert_eq!(err(&[ERL_DRV_PORT, PID]), SpecError::BadArgument { at: 0 });
+    }
+
+    #[test]
+    fn pointers_and_lengths() {
+        let s = b"abc";
+        let p = s.as_ptr() as usize;
+        assert_eq!(
+            err(&[ERL_DRV_STRING, 0, 3]),
+            SpecError::BadArgument { at: 0 }
+        );
+        // Natively a NULL string is rejected even when empty.
+        assert_eq!(
+            err(&[ERL_DRV_STRING, 0, 0]),
+            SpecError::BadArgument { at: 0 }
+        );
+        assert_eq!(
+            err(&[ERL_DRV_STRING, p, usize::MAX]),
+            SpecError::BadArgument { at: 0 }
+        );
+        assert_eq!(
+            err(&[ERL_DRV_BUF2BINARY, 0, 5]),
+            SpecError::BadArgument { at: 0 }
+        );
+        assert!(check(&[ERL_DRV_BUF2BINARY, 0, 0]).is_ok());
+        assert_eq!(
+            err(&[ERL_DRV_EXT2TERM, p, 0]),
+            SpecError::BadArgument { at: 0 }
+        );
+        assert_eq!(
+            err(&[ERL_DRV_EXT2TERM, 0, 3]),
+            SpecError::BadArgument { at: 0 }
+        );
+        for tag in [ERL_DRV_INT64, ERL_DRV_UINT64, ERL_DRV_FLOAT] {
+            assert_eq!(err(&[tag, 0]), SpecError::BadArgument { at: 0 });
+        }
+    }
+
+    #[test]
+    fn binaries_must_be_driver_binaries_and_in_bounds() {
+        let bin = DriverBinary::alloc(100).expect("alloc");
+        let b = bin.as_ptr() as usize;
+        assert_eq!(
+            check(&[ERL_DRV_BINARY, b, 60, 40]),
+            Ok(vec![Op::Binary(bin, 40, 60)])
+        );
+        assert_eq!(
+            err(&[ERL_DRV_BINARY, b, 61, 40]),
+            SpecError::BadArgument { at: 0 }
+        );
+        assert_eq!(
+            err(&[ERL_DRV_BINARY, b, usize::MAX, 2]),
+            SpecError::BadArgument { at: 0 }
+        );
+        assert_eq!(
+            err(&[ERL_DRV_BINARY, 0, 0, 0]),
+            SpecError::BadArgument { at: 0 }
+        );
+        // A pointer into ordinary memory is not a driver binary.
+        let plain = vec![0u64; 1024];
+        let inside = plain.as_ptr() as usize + 4096;
+        assert_eq!(
+            err(&[ERL_DRV_BINARY, inside, 0, 0]),
+            SpecError::BadArgument { at: 0 }
+        );
+        bin.release();
+    }
+
+    #[test]
+    fn deep_nesting_is_iterative() {
+        let mut spec = vec![ERL_DRV_NIL];
+        for _ in 0..200_000 {
+            spec.extend_from_slice(&[ERL_DRV_TUPLE, 1]);
+        }
+        assert_eq!(check(&spec).map(|ops| ops.len()), Ok(200_001));
+    }
+}
