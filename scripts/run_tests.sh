@@ -74,6 +74,21 @@ parse_eunit() { counts_from junit --eunit "$EUNIT_REPORTS"/*.xml; }
 parse_ct() { counts_from junit --ct "$CT_REPORT"; }
 parse_exunit() { counts_from exunit "$EDC_EXUNIT_REPORT"; }
 
+# libtest's "test result: ok. N passed; M failed; K ignored" lines (cargo
+# miri has no report format of its own), summed.
+parse_libtest() {
+    local line found=0
+    while IFS= read -r line; do
+        if [[ $line =~ ([0-9]+)\ passed\;\ ([0-9]+)\ failed\;\ ([0-9]+)\ ignored ]]; then
+            passed=$((passed + BASH_REMATCH[1]))
+            failed=$((failed + BASH_REMATCH[2]))
+            skipped=$((skipped + BASH_REMATCH[3]))
+            found=1
+        fi
+    done < <(grep -E '^test result: ' "$1")
+    ((found)) || count_one "$1" "$2"
+}
+
 # test/header/check.sh ends with its own "N passed, M failed" line.
 parse_passed_failed() {
     local line
@@ -87,6 +102,17 @@ parse_passed_failed() {
 }
 
 # --- running a step ------------------------------------------------------------
+
+# skip_step NAME WHY: a step that cannot run on this machine, shown and
+# counted as one skipped test.
+skip_step() {
+    step_no=$((step_no + 1))
+    echo "==> [$step_no] $1"
+    echo "    SKIP: $2"
+    echo
+    total_skipped=$((total_skipped + 1))
+    rows+=("$(printf '%-4s  %-40s %6d %6d %7d %5ds  %s' SKIP "$1" 0 0 1 0 "$2")")
+}
 
 # step NAME PARSER COMMAND...
 step() {
@@ -149,6 +175,16 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     # Without cargo-nextest there is no report: the exit status decides.
     step "cargo test (no cargo-nextest: one test)" count_one cargo test --release
+fi
+# The unsafe core under Miri (fake drivers re-entering the API, driver
+# binaries, entry views, the binding table, timers), where a nightly
+# toolchain with Miri is installed; the tests that need a C compiler or a
+# VM are left out by the filters.
+if cargo +nightly miri --version >/dev/null 2>&1; then
+    step "cargo miri (unsafe core)" parse_libtest \
+        cargo +nightly miri test -p erl_driver_compat --lib -- port:: binary:: abi:: binding:: timer::
+else
+    skip_step "cargo miri (unsafe core)" "no nightly toolchain with Miri here"
 fi
 step "make nif test-drivers" count_one make --no-print-directory nif test-drivers
 step "header check (test/header/check.sh)" parse_passed_failed bash test/header/check.sh

@@ -74,8 +74,9 @@ pub struct Driver {
     pub path: PathBuf,
     /// Our copy of the driver's entry (fields its version lacks are None).
     entry: DrvEntry,
-    /// Keeps the object mapped while the driver lives.
-    _lib: BoundLibrary,
+    /// Keeps the object mapped while the driver lives (`None` only for the
+    /// in-process stand-in drivers of the unit tests).
+    _lib: Option<BoundLibrary>,
     /// The driver-level lock (used by every port unless the driver asked
     /// for port-level locking).
     pub lock: Arc<Mutex<()>>,
@@ -340,7 +341,7 @@ fn load_new(path: &Path, name: &str, canonical: PathBuf) -> Result<Arc<Driver>, 
         name: name.to_owned(),
         path: canonical,
         entry,
-        _lib: lib,
+        _lib: Some(lib),
         lock: Arc::new(Mutex::new(())),
         port_locking: flags & abi::FLAG_USE_PORT_LOCKING != 0,
         flags,
@@ -422,6 +423,24 @@ pub fn unload(env: Env, name: &str, user: &LocalPid) -> Result<(), DriverError> 
     }
     release_if_unused(&driver, env.as_c_arg());
     Ok(())
+}
+
+#[cfg(test)]
+impl Driver {
+    /// A driver whose callbacks are functions of the test binary itself
+    /// (no object is loaded): for unit tests of the port machinery.
+    pub(crate) fn for_test(name: &str, entry: DrvEntry) -> Arc<Driver> {
+        Arc::new(Driver {
+            name: name.to_owned(),
+            path: PathBuf::from(name),
+            entry,
+            _lib: None,
+            lock: Arc::new(Mutex::new(())),
+            port_locking: entry.driver_flags & abi::FLAG_USE_PORT_LOCKING != 0,
+            flags: entry.driver_flags,
+            state: Mutex::new(Usage::default()),
+        })
+    }
 }
 
 #[cfg(test)]

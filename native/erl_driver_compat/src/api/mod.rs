@@ -33,7 +33,8 @@ pub fn guard<R>(default: R, f: impl FnOnce() -> R) -> R {
 /// logging, and failing the calling port when the handle is wrong) when
 /// the handle is not usable here. A port that is closing (its `stop` is
 /// running) is usable; a closed one is not, silently, as natively output
-/// after `driver_failure` in the same callback is dropped.
+/// after `driver_failure` in the same callback is dropped (also for the
+/// stale handle of another port that has closed).
 pub fn with_port<R>(
     handle: DrvPort,
     func: &'static str,
@@ -51,6 +52,10 @@ pub fn with_port<R>(
             if let Some(st) = ctx.state_of(&other) {
                 return usable(st).then(|| f(ctx, &other, st));
             }
+        }
+        // A port that has closed: the function's error return, as natively.
+        if crate::port::is_closed_handle(handle) {
+            return None;
         }
         misuse(
             ctx,

@@ -26,7 +26,7 @@ use crate::effects::Effects;
 use state::{Held, PortState};
 
 pub use callbacks::{terminate, CALL_BUF, CONTROL_BUF};
-pub use registry::{all, kill_ports_of, lookup, lookup_handle};
+pub use registry::{all, is_closed_handle, kill_ports_of, lookup, lookup_handle};
 
 /// The reason a port terminates with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,6 +109,12 @@ pub struct Ran<T> {
     pub value: Result<T, PortError>,
     /// Messages for the caller, log lines, actions.
     pub effects: Effects,
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        registry::forget(self);
+    }
 }
 
 impl Port {

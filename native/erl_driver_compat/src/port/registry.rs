@@ -46,6 +46,10 @@ type WordMap<V> = HashMap<usize, V, std::hash::BuildHasherDefault<WordHasher>>;
 struct Registry {
     by_pid: [RwLock<WordMap<Arc<Port>>>; SHARDS],
     handles: RwLock<WordMap<Arc<Port>>>,
+    /// Handles of ports that closed but whose memory is still ours: a
+    /// driver using such a stale handle gets the error return of the
+    /// function, as natively for a dead port, instead of a misuse report.
+    closed: RwLock<WordMap<()>>,
 }
 
 fn registry() -> &'static Registry {
@@ -53,6 +57,7 @@ fn registry() -> &'static Registry {
     REGISTRY.get_or_init(|| Registry {
         by_pid: std::array::from_fn(|_| RwLock::new(WordMap::default())),
         handles: RwLock::new(WordMap::default()),
+        closed: RwLock::new(WordMap::default()),
     })
 }
 
@@ -104,7 +109,18 @@ pub(super) fn register(port: &Arc<Port>) {
         .insert(port.handle() as usize, port.clone());
 }
 
+/// True when `handle` is a port that has closed (and not yet been freed).
+pub fn is_closed_handle(handle: DrvPort) -> bool {
+    registry().closed.read().contains_key(&(handle as usize))
+}
+
+/// The port's memory is being freed: its handle means nothing any more.
+pub(super) fn forget(port: &Port) {
+    registry().closed.write().remove(&(port.handle() as usize));
+}
+
 pub(super) fn unregister(port: &Port) {
+    registry().closed.write().insert(port.handle() as usize, ());
     registry().handles.write().remove(&(port.handle() as usize));
     registry().by_pid[shard(port.pid_term)]
         .write()
