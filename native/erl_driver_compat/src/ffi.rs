@@ -255,3 +255,29 @@ pub unsafe fn pid_from_term(term: RawTerm) -> ErlNifPid {
     // SAFETY: ErlNifPid is a repr(C) struct of one ERL_NIF_TERM.
     unsafe { std::mem::transmute::<RawTerm, ErlNifPid>(term) }
 }
+
+/// Looks up a function the BEAM exports (by its C name).
+pub fn vm_symbol(name: &std::ffi::CStr) -> Option<usize> {
+    // SAFETY: dlsym only reads the global symbol tables; `name` is a
+    // NUL-terminated string that outlives the call.
+    let ptr = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    (!ptr.is_null()).then_some(ptr as usize)
+}
+
+/// `vm_fn!(getter, c"name", fn type)` defines `getter() -> Option<fn type>`:
+/// the running BEAM's own export of that function, looked up once. Used
+/// where our result must be exactly the VM's (system info, errno names,
+/// the environment, clocks).
+macro_rules! vm_fn {
+    ($getter:ident, $name:literal, $ty:ty) => {
+        fn $getter() -> Option<$ty> {
+            static SLOT: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+            SLOT.get_or_init(|| $crate::ffi::vm_symbol($name))
+                // SAFETY: the BEAM exports this name with exactly this C
+                // type (it is declared so in erl_driver.h), and exported
+                // functions stay mapped for the life of the VM.
+                .map(|p| unsafe { std::mem::transmute::<usize, $ty>(p) })
+        }
+    };
+}
+pub(crate) use vm_fn;

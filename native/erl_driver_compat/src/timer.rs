@@ -68,7 +68,7 @@
 //! values are exactly the native ones.
 
 use std::cell::Cell;
-use std::ffi::{c_void, CStr};
+
 use std::os::raw::c_int;
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -76,6 +76,7 @@ use std::time::Instant;
 use crate::abi::NowData;
 use crate::context::CallbackCtx;
 use crate::effects::Action;
+use crate::ffi::vm_fn;
 
 /// `ERL_DRV_TIME_ERROR`.
 pub const TIME_ERROR: i64 = i64::MIN;
@@ -232,25 +233,6 @@ pub fn on_timeout(ctx: &CallbackCtx, generation: u64) {
 }
 
 // --- the VM's clock ----------------------------------------------------------
-
-/// Looks up a function the BEAM exports.
-fn vm_symbol(name: &CStr) -> Option<*mut c_void> {
-    // SAFETY: dlsym on the global scope with a NUL-terminated name.
-    let ptr = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
-    (!ptr.is_null()).then_some(ptr)
-}
-
-macro_rules! vm_fn {
-    ($getter:ident, $name:literal, $ty:ty) => {
-        fn $getter() -> Option<$ty> {
-            static SLOT: OnceLock<Option<usize>> = OnceLock::new();
-            SLOT.get_or_init(|| vm_symbol($name).map(|p| p as usize))
-                // SAFETY: the BEAM's export of this name has this C type
-                // (erl_driver.h).
-                .map(|p| unsafe { std::mem::transmute::<usize, $ty>(p) })
-        }
-    };
-}
 
 vm_fn!(
     vm_monotonic_time,

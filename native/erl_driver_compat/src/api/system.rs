@@ -6,32 +6,14 @@
 //! it: the result is then exactly the native one (the VM keeps its own copy
 //! of the environment, which libc's `getenv` would not see).
 
-use std::ffi::{c_void, CStr, CString};
+use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_int};
 use std::sync::OnceLock;
 
 use super::guard;
 use crate::abi::{self, SysInfo};
 use crate::context;
-
-/// Looks up a function the BEAM exports.
-fn vm_symbol(name: &CStr) -> Option<*mut c_void> {
-    // SAFETY: dlsym on the global scope with a NUL-terminated name.
-    let ptr = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
-    (!ptr.is_null()).then_some(ptr)
-}
-
-macro_rules! vm_fn {
-    ($getter:ident, $name:literal, $ty:ty) => {
-        fn $getter() -> Option<$ty> {
-            static SLOT: OnceLock<Option<usize>> = OnceLock::new();
-            SLOT.get_or_init(|| vm_symbol($name).map(|p| p as usize))
-                // SAFETY: the BEAM's export of this name has this C type
-                // (erl_driver.h).
-                .map(|p| unsafe { std::mem::transmute::<usize, $ty>(p) })
-        }
-    };
-}
+use crate::ffi::vm_fn;
 
 vm_fn!(
     vm_system_info,
