@@ -68,7 +68,6 @@
 //! values are exactly the native ones.
 
 use std::cell::Cell;
-
 use std::os::raw::c_int;
 use std::sync::OnceLock;
 use std::time::Instant;
