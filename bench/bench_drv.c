@@ -2,8 +2,11 @@
  * bench_drv: the smallest useful work for each way into a driver, so that
  * a benchmark measures the path, not the driver.
  *
- *   port_control/3  echoes the data; binary mode (PORT_CONTROL_FLAG_BINARY),
- *                   so the reply is a binary
+ *   port_control/3  op 1: echoes the data; binary mode
+ *                   (PORT_CONTROL_FLAG_BINARY), so the reply is a binary
+ *                   op 2: sends {term, Port, 42} with erl_drv_output_term
+ *                   op 3: driver_set_timer(0); `timeout` sends "t" with
+ *                   driver_output
  *   port_command/2  echoes the data with driver_output
  *   port_call/3     echoes the term (the external format bytes unchanged)
  *
@@ -19,6 +22,7 @@ typedef struct {
 static ErlDrvData bench_start(ErlDrvPort port, char *command);
 static void bench_stop(ErlDrvData handle);
 static void bench_output(ErlDrvData handle, char *buf, ErlDrvSizeT len);
+static void bench_timeout(ErlDrvData handle);
 static ErlDrvSSizeT bench_control(ErlDrvData handle, unsigned int command,
                                   char *buf, ErlDrvSizeT len,
                                   char **rbuf, ErlDrvSizeT rlen);
@@ -38,7 +42,7 @@ static ErlDrvEntry bench_entry = {
     NULL,                       /* finish */
     NULL,                       /* handle */
     bench_control,
-    NULL,                       /* timeout */
+    bench_timeout,
     NULL,                       /* outputv */
     NULL,                       /* ready_async */
     NULL,                       /* flush */
@@ -83,12 +87,31 @@ static void bench_output(ErlDrvData handle, char *buf, ErlDrvSizeT len)
     driver_output(d->port, buf, len);
 }
 
+static void bench_timeout(ErlDrvData handle)
+{
+    bench_data *d = (bench_data *)handle;
+
+    driver_output(d->port, "t", 1);
+}
+
 static ErlDrvSSizeT bench_control(ErlDrvData handle, unsigned int command,
                                   char *buf, ErlDrvSizeT len,
                                   char **rbuf, ErlDrvSizeT rlen)
 {
-    (void)handle;
-    (void)command;
+    bench_data *d = (bench_data *)handle;
+
+    if (command == 2) {
+        ErlDrvTermData spec[] = {
+            ERL_DRV_ATOM, driver_mk_atom("term"),
+            ERL_DRV_PORT, driver_mk_port(d->port),
+            ERL_DRV_INT, 42,
+            ERL_DRV_TUPLE, 3
+        };
+        return erl_drv_output_term(driver_mk_port(d->port), spec,
+                                   sizeof(spec) / sizeof(spec[0])) == 1 ? 0 : -1;
+    }
+    if (command == 3)
+        return driver_set_timer(d->port, 0) == 0 ? 0 : -1;
     if (len > rlen) {
         /* binary mode: a reply that does not fit is a driver binary */
         ErlDrvBinary *bin = driver_alloc_binary(len);

@@ -25,7 +25,7 @@
 -define(BENCH_TIMEOUT_MS, 120000).
 
 -type kind() :: native | compat.
--type bench_case() :: control | command | call | other_sender.
+-type bench_case() :: control | command | call | term | timer | other_sender.
 
 %%====================================================================
 %% Entry point
@@ -61,7 +61,7 @@ run(Dir) ->
     Ports = #{native => erlang:open_port({spawn, ?DRV}, [binary]),
               compat => erl_driver_compat:open_port({spawn, ?DRV}, [binary])},
     sanity(Ports),
-    Cases = [control, command, call, other_sender],
+    Cases = [control, command, call, term, timer, other_sender],
     header(),
     Ns = maps:from_list([{C, calibrate(C, Ports)} || C <- Cases]),
     %% Warm-up round (JIT, caches, allocators), not counted.
@@ -80,8 +80,10 @@ sanity(Ports) ->
               Ctl = control(Kind, P, ?PAYLOAD),
               Cmd = command_rt(Kind, P, ?PAYLOAD),
               Call = call(Kind, P, ?CALL_TERM),
-              Want = {?PAYLOAD, ?PAYLOAD, ?CALL_TERM},
-              case {Ctl, Cmd, Call} of
+              Term = run_case(term, Kind, P, 1),
+              Timer = run_case(timer, Kind, P, 1),
+              Want = {?PAYLOAD, ?PAYLOAD, ?CALL_TERM, ok, ok},
+              case {Ctl, Cmd, Call, Term, Timer} of
                   Want -> ok;
                   Got -> erlang:error({unexpected_replies, Kind, Got, Want})
               end
@@ -133,6 +135,10 @@ run_case(command, native, P, N) -> native_command(P, ?PAYLOAD, N);
 run_case(command, compat, P, N) -> compat_command(P, ?PAYLOAD, N);
 run_case(call, native, P, N) -> native_call(P, ?CALL_TERM, N);
 run_case(call, compat, P, N) -> compat_call(P, ?CALL_TERM, N);
+run_case(term, native, P, N) -> native_term(P, N);
+run_case(term, compat, P, N) -> compat_term(P, N);
+run_case(timer, native, P, N) -> native_timer(P, N);
+run_case(timer, compat, P, N) -> compat_timer(P, N);
 run_case(other_sender, Kind, P, N) -> other_sender(Kind, P, ?PAYLOAD, N).
 
 %%====================================================================
@@ -171,6 +177,30 @@ compat_call(_P, _T, 0) -> ok;
 compat_call(P, T, N) ->
     _ = erl_driver_compat:port_call(P, 1, T),
     compat_call(P, T, N - 1).
+
+native_term(_P, 0) -> ok;
+native_term(P, N) ->
+    _ = erlang:port_control(P, 2, <<>>),
+    receive {term, P, 42} -> ok end,
+    native_term(P, N - 1).
+
+compat_term(_P, 0) -> ok;
+compat_term(P, N) ->
+    _ = erl_driver_compat:port_control(P, 2, <<>>),
+    receive {term, P, 42} -> ok end,
+    compat_term(P, N - 1).
+
+native_timer(_P, 0) -> ok;
+native_timer(P, N) ->
+    _ = erlang:port_control(P, 3, <<>>),
+    receive {P, {data, _}} -> ok end,
+    native_timer(P, N - 1).
+
+compat_timer(_P, 0) -> ok;
+compat_timer(P, N) ->
+    _ = erl_driver_compat:port_control(P, 3, <<>>),
+    receive {P, {data, _}} -> ok end,
+    compat_timer(P, N - 1).
 
 %% Another process sends N commands; the owner (we) receives the N
 %% replies. Natively the reply goes straight to the owner's queue; through
@@ -220,6 +250,8 @@ flush() ->
 label(control) -> "port_control, 8-byte echo (binary mode)";
 label(command) -> "port_command + receive {Port,{data,_}}";
 label(call) -> "port_call, small term {ok,42}";
+label(term) -> "erl_drv_output_term {term,Port,42} round trip";
+label(timer) -> "driver_set_timer(0) -> timeout -> output";
 label(other_sender) -> "port_command by another process (*)".
 
 table(Cases, Ns, Rounds) ->

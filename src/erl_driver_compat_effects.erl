@@ -91,7 +91,13 @@ perform_one({exit_port, Port, Reason, Unlink, Late}) ->
 perform_one({deliver, Late}) ->
     lists:foreach(fun({To, Msg}) -> To ! Msg end, Late);
 %% Started by whoever ran the callback: no extra hop through the port
-%% process. The VM cancels it if the port process exits first.
+%% process. The VM cancels it if the port process exits first. A timer of
+%% 0 ms is the message itself: the VM's timer wheel would wait for its
+%% next tick (about a millisecond), natively the timeout runs as soon as
+%% the port is scheduled.
+perform_one({start_timer, Port, 0, Gen}) ->
+    Port ! {timeout, undefined, {'$edc_timeout', Gen}},
+    ok;
 perform_one({start_timer, Port, Ms, Gen}) ->
     _ = erlang:start_timer(Ms, Port, {'$edc_timeout', Gen}),
     ok.
