@@ -178,11 +178,13 @@ exit_value_read_by_join(_Config) ->
 %% erl_drv_thread_opts_create gives suggested_stack_size -1; a thread
 %% created with 16 kilo-words gets a stack of at least 16 * 1024 words,
 %% smaller than the default one (NULL options, or default options). The
-%% sizes themselves (set by the VM's thread library and the system's
-%% default stack size) are equal natively and through compat.
+%% sizes themselves are only logged: glibc may hand a new thread a cached
+%% stack up to four times the size asked for, so exact sizes depend on
+%% the threads that ended before (measured equal here: 139264 bytes with
+%% 16 kilo-words, 8388608 by default, natively and through compat).
 opts_stack_size(_Config) ->
-    Raw = edc_diff:compare("stack sizes", scenario(?OP_OPTS, "16")),
-    ct:log("stack sizes: ~p", [Raw]),
+    ct:log("stack sizes: native ~p, compat ~p",
+           [edc_diff:run(K, scenario(?OP_OPTS, "16")) || K <- [native, compat]]),
     Word = erlang:system_info(wordsize),
     edc_diff:expect("stack size honoured",
                     fun(B) ->
