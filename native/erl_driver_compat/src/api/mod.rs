@@ -13,8 +13,10 @@ pub mod failure;
 pub mod memory;
 pub mod output;
 pub mod port;
+pub mod sync;
 pub mod system;
 pub mod term;
+pub mod thread;
 pub mod timer;
 
 use crate::abi::DrvPort;

@@ -3,11 +3,12 @@
 //! must guarantee. Nothing above this module calls `rustler::sys` directly
 //! (rustler's own safe API is used where it has one).
 //!
-//! rustler 0.39 declares every `enif_*` function this crate needs, so
-//! nothing is declared here by hand; a function rustler lacks (e.g. for
-//! `enif_select_x` or the thread primitives of the coming issues) is
-//! declared in this module, in an `extern "C"` block, and wrapped the same
-//! way.
+//! rustler 0.39 declares most `enif_*` functions this crate needs; those
+//! it lacks are declared here, in `extern` blocks, and wrapped the same
+//! way: the thread primitives in [`thread`].
+
+mod thread;
+pub use thread::*;
 
 use std::ffi::c_void;
 use std::os::raw::c_int;
