@@ -232,6 +232,9 @@ api_table! {
         "driver_send_term" => api::term::driver_send_term,
         "erl_drv_output_term" => api::term::erl_drv_output_term,
         "erl_drv_send_term" => api::term::erl_drv_send_term,
+        "driver_async" => api::async_job::driver_async,
+        "driver_async_port_key" => api::async_job::driver_async_port_key,
+        "driver_async_cancel" => api::async_job::driver_async_cancel,
     }
     int {}
 }
@@ -253,7 +256,7 @@ mod tests {
             assert!(is_api_name(name), "{name}");
             assert!(lookup(name, AbiVariant::SizeT).is_some());
         }
-        assert!(lookup("driver_async_cancel", AbiVariant::SizeT).is_none());
+        assert!(lookup("driver_attach", AbiVariant::SizeT).is_none());
         assert!(!is_api_name("malloc"));
     }
 
