@@ -29,7 +29,9 @@
          port_key/1,
          async_threads/1,
          null_port/1,
-         cancel/1]).
+         cancel/1,
+         async_threads_setting/1]).
+-export([in_peer/0]).
 
 -define(DRV, "lc_async_drv").
 
@@ -57,7 +59,8 @@ groups() ->
                          port_key,
                          async_threads]},
      {compat_only, [], [null_port,
-                        cancel]}].
+                        cancel,
+                        async_threads_setting]}].
 
 init_per_suite(Config) ->
     [{holder, edc_diff:start_holder([?DRV])} | Config].
@@ -189,6 +192,28 @@ async_threads(_Config) ->
 %%--------------------------------------------------------------------
 %% Compat only
 %%--------------------------------------------------------------------
+
+%% The application environment setting async_threads sizes the pool (in a
+%% peer VM whose +A is 1, the setting made before the library loads):
+%% driver_system_info reports it and keys are spread over its threads.
+async_threads_setting(_Config) ->
+    {ok, Peer, _} = peer:start_link(#{connection => standard_io,
+                                      args => ["-pa" | code:get_path()]}),
+    try
+        {1, 3, {true, true, 2}, {done, 5, 1}} = peer:call(Peer, ?MODULE, in_peer, [], 30000)
+    after
+        peer:stop(Peer)
+    end.
+
+%% @private Runs in the peer VM of async_threads_setting/1.
+-spec in_peer() -> tuple().
+in_peer() ->
+    ok = application:load(erl_driver_compat),
+    ok = application:set_env(erl_driver_compat, async_threads, 3),
+    ok = edc_diff:load(?DRV),
+    B = edc_diff:backend(compat),
+    P = open(B),
+    {threads(), ctl(B, P, ?OP_THREADS, ""), ctl(B, P, ?OP_SUBMIT, "5 1"), data(P)}.
 
 %% driver_async with a NULL port returns -1 and neither runs nor frees
 %% the job (the seed runtimes' behaviour; OTP 25 crashes).

@@ -286,3 +286,22 @@ pub(crate) extern "C" fn driver_async_cancel(id: c_uint) -> c_int {
         None => 0,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::SysInfo;
+
+    #[test]
+    fn system_info_reports_the_configured_pool() {
+        assert!(!configure(0));
+        assert!(!configure(MAX_THREADS + 1));
+        assert!(configure(5));
+        assert_eq!(pool_size(), 5);
+        let mut info = std::mem::MaybeUninit::<SysInfo>::zeroed();
+        super::super::system::driver_system_info(info.as_mut_ptr(), std::mem::size_of::<SysInfo>());
+        // SAFETY: zeroed, then filled: integers and pointers only.
+        let info = unsafe { info.assume_init() };
+        assert_eq!(info.async_threads, 5);
+    }
+}
