@@ -80,8 +80,12 @@ pub(crate) extern "C" fn driver_system_info(sip: *mut SysInfo, size: usize) {
             // SAFETY: as above; only the prefix of `size` bytes is written.
             None => unsafe { fill_system_info(sip, size) },
         }
+        // The VM writes async_threads together with scheduler_threads
+        // (the fields 1.1 added), only when the size covers both.
         let field = std::mem::offset_of!(SysInfo, async_threads);
-        if size >= field + std::mem::size_of::<c_int>() {
+        let group_end =
+            std::mem::offset_of!(SysInfo, scheduler_threads) + std::mem::size_of::<c_int>();
+        if size >= group_end {
             let threads = c_int::try_from(super::async_job::pool_size()).unwrap_or(c_int::MAX);
             let at = sip.cast::<u8>().wrapping_add(field).cast::<c_int>();
             // SAFETY: sip points at `size` writable bytes, which cover the
