@@ -26,6 +26,7 @@
          keys_in_order_on_one_thread/1,
          close_with_pending_jobs/1,
          close_while_jobs_finish/1,
+         many_ports_close_half/1,
          port_key/1,
          async_threads/1,
          null_port/1,
@@ -56,6 +57,7 @@ groups() ->
                          keys_in_order_on_one_thread,
                          close_with_pending_jobs,
                          close_while_jobs_finish,
+                         many_ports_close_half,
                          port_key,
                          async_threads]},
      {compat_only, [], [null_port,
@@ -169,6 +171,28 @@ close_while_jobs_finish(_Config) ->
                             {Ready + Freed, Invoked, length(Outputs) =:= Ready}
                     end,
                     {N, N, true}).
+
+%% Ten ports with jobs on different keys, every other one closed at once:
+%% every job ends once; the open ports get all their results, in order.
+many_ports_close_half(_Config) ->
+    Jobs = 30,
+    Ports = 10,
+    edc_diff:expect("many ports, half closed",
+                    fun(B) ->
+                            W = open(B),
+                            ok = ctl(B, W, ?OP_RESET, ""),
+                            Ps = [{I, open(B)} || I <- lists:seq(1, Ports)],
+                            Arg = fun(I) -> io_lib:format("~b ~b", [I rem 8, Jobs]) end,
+                            _ = [{true, true, _} = ctl(B, P, ?OP_SUBMIT, Arg(I)) || {I, P} <- Ps],
+                            _ = [true = edc_diff:call(B, port_close, [P])
+                                 || {I, P} <- Ps, I rem 2 =:= 1],
+                            {counts, Ready, Freed, Invoked} = counts(B, W, Ports * Jobs),
+                            Open = [[data(P) || _ <- lists:seq(1, Jobs)]
+                                    || {I, P} <- Ps, I rem 2 =:= 0],
+                            {Ready + Freed, Invoked,
+                             [[S || {done, _, S} <- Done] =:= lists:seq(1, Jobs) || Done <- Open]}
+                    end,
+                    {Ports * Jobs, Ports * Jobs, lists:duplicate(Ports div 2, true)}).
 
 %% driver_async_port_key: the same key for one port, another for another
 %% port.
