@@ -25,6 +25,8 @@
          msg_exit/3,
          msg_bad/1,
          msg_timeout/2,
+         msg_async/2,
+         set_async_threads/1,
          command3/3,
          binary_refc/1,
          check_driver/1]).
@@ -35,7 +37,32 @@
 
 -spec init() -> ok | {error, term()}.
 init() ->
-    erlang:load_nif(filename:join(priv_dir(), ?LIB), 0).
+    case erlang:load_nif(filename:join(priv_dir(), ?LIB), 0) of
+        ok ->
+            %% Before any driver_async: the pool starts at the first one.
+            _ = set_async_threads(async_threads()),
+            ok;
+        Error ->
+            Error
+    end.
+
+%% The size of the driver_async thread pool: the application environment
+%% setting `async_threads' (1..1024), or for `default' (and when the
+%% application is not loaded) the VM's own, `+A'.
+-spec async_threads() -> pos_integer().
+async_threads() ->
+    case application:get_env(erl_driver_compat, async_threads) of
+        {ok, N} when is_integer(N), N >= 1, N =< 1024 ->
+            N;
+        {ok, default} ->
+            erlang:system_info(thread_pool_size);
+        undefined ->
+            erlang:system_info(thread_pool_size);
+        {ok, Bad} ->
+            logger:warning("erl_driver_compat: async_threads must be an integer "
+                           "in 1..1024 or default, not ~p; using +A", [Bad]),
+            erlang:system_info(thread_pool_size)
+    end.
 
 -spec priv_dir() -> file:filename().
 priv_dir() ->
@@ -88,6 +115,10 @@ msg_exit(_Res, _From, _Normal) -> ?NIF_STUB.
 msg_bad(_Res) -> ?NIF_STUB.
 -spec msg_timeout(reference(), non_neg_integer()) -> term().
 msg_timeout(_Res, _Gen) -> ?NIF_STUB.
+-spec msg_async(reference(), non_neg_integer()) -> term().
+msg_async(_Res, _Id) -> ?NIF_STUB.
+-spec set_async_threads(pos_integer()) -> boolean().
+set_async_threads(_Threads) -> ?NIF_STUB.
 -spec command3(pid(), iodata(), boolean()) -> term().
 command3(_Port, _Data, _Force) -> ?NIF_STUB.
 -spec check_driver(string()) -> tuple().

@@ -6,7 +6,8 @@
 %% process handles what reaches a port as messages and signals:
 %% `{Owner, {command, Data}}', `{Owner, close}', `{Owner, {connect, Pid}}',
 %% exit signals from linked processes (it traps exits), the VM timers of
-%% the driver's timer (`{timeout, _, {'$edc_timeout', Gen}}'), and the
+%% the driver's timer (`{timeout, _, {'$edc_timeout', Gen}}'), finished
+%% driver_async jobs (`{'$edc_async', Id}'), and the
 %% internal `{'$edc_exit', Reason, Unlink, Late}' that ends it when the
 %% port terminates (see erl_driver_compat_effects).
 -module(erl_driver_compat_port).
@@ -75,6 +76,10 @@ loop(Res) ->
         {timeout, _Ref, {'$edc_timeout', Gen}} ->
             %% The driver's timer; stale generations are ignored by the NIF.
             _ = result(erl_driver_compat_nif:msg_timeout(Res, Gen)),
+            loop(Res);
+        {'$edc_async', Id} ->
+            %% A driver_async job finished: ready_async runs in the NIF.
+            _ = result(erl_driver_compat_nif:msg_async(Res, Id)),
             loop(Res);
         {From, {command, Data}} when is_pid(From) ->
             case result(erl_driver_compat_nif:msg_command(Res, From, Data)) of

@@ -16,6 +16,7 @@ rustler::atoms! {
     edc_exit = "$edc_exit",
     edc_error = "$edc_error",
     edc_actions = "$edc_actions",
+    edc_async = "$edc_async",
     exit_port,
     deliver,
     start_timer,

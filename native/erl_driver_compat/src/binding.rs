@@ -265,6 +265,9 @@ api_table! {
         "erl_drv_tsd_key_destroy" => api::sync::erl_drv_tsd_key_destroy,
         "erl_drv_tsd_set" => api::sync::erl_drv_tsd_set,
         "erl_drv_tsd_get" => api::sync::erl_drv_tsd_get,
+        "driver_async" => api::async_job::driver_async,
+        "driver_async_port_key" => api::async_job::driver_async_port_key,
+        "driver_async_cancel" => api::async_job::driver_async_cancel,
     }
     int {}
 }
@@ -286,7 +289,7 @@ mod tests {
             assert!(is_api_name(name), "{name}");
             assert!(lookup(name, AbiVariant::SizeT).is_some());
         }
-        assert!(lookup("driver_async_cancel", AbiVariant::SizeT).is_none());
+        assert!(lookup("driver_attach", AbiVariant::SizeT).is_none());
         assert!(!is_api_name("malloc"));
     }
 

@@ -29,6 +29,7 @@
 
 pub mod abi;
 pub mod api;
+pub mod async_pool;
 mod atoms;
 pub mod binary;
 pub mod binary_kind;

@@ -8,6 +8,7 @@
 //! callback this is a thread-local read; a handle that is not a live port is
 //! reported and fails the calling port instead of crashing the VM.
 
+pub mod async_job;
 pub mod binary;
 pub mod failure;
 pub mod memory;

@@ -39,7 +39,10 @@ vm_fn!(
 /// Size of the 1.0 `ErlDrvSysInfo`; the runtime refuses smaller ones.
 const SYS_INFO_MIN: usize = 32;
 
-/// `void driver_system_info(ErlDrvSysInfo *sip, size_t si_size)`
+/// `void driver_system_info(ErlDrvSysInfo *sip, size_t si_size)`: the
+/// VM's own answer, except `async_threads`, which is the size of our pool
+/// (the one `driver_async` uses; by default the VM's `+A`, see
+/// [`super::async_job`]).
 pub(crate) extern "C" fn driver_system_info(sip: *mut SysInfo, size: usize) {
     guard((), || {
         if sip.is_null() || size < SYS_INFO_MIN {
@@ -59,7 +62,34 @@ pub(crate) extern "C" fn driver_system_info(sip: *mut SysInfo, size: usize) {
             // SAFETY: as above; only the prefix of `size` bytes is written.
             None => unsafe { fill_system_info(sip, size) },
         }
+        // The VM writes async_threads together with scheduler_threads
+        // (the fields 1.1 added), only when the size covers both.
+        let field = std::mem::offset_of!(SysInfo, async_threads);
+        let group_end =
+            std::mem::offset_of!(SysInfo, scheduler_threads) + std::mem::size_of::<c_int>();
+        if size >= group_end {
+            let threads = c_int::try_from(super::async_job::pool_size()).unwrap_or(c_int::MAX);
+            let at = sip.cast::<u8>().wrapping_add(field).cast::<c_int>();
+            // SAFETY: sip points at `size` writable bytes, which cover the
+            // field; written unaligned, as the driver's buffer may be.
+            unsafe { std::ptr::write_unaligned(at, threads) };
+        }
     })
+}
+
+/// The VM's async thread pool size (`+A`, `erlang:system_info(
+/// thread_pool_size)`), from its `driver_system_info`; 1 outside a BEAM.
+pub fn vm_async_threads() -> usize {
+    let Some(f) = vm_system_info() else {
+        return 1;
+    };
+    let mut info = std::mem::MaybeUninit::<SysInfo>::zeroed();
+    // SAFETY: info is a writable, zeroed ErlDrvSysInfo of the full size.
+    unsafe { f(info.as_mut_ptr(), std::mem::size_of::<SysInfo>()) };
+    // SAFETY: zeroed, then filled by the VM: every field is initialised
+    // (integers and pointers, for which zero is valid).
+    let info = unsafe { info.assume_init() };
+    usize::try_from(info.async_threads).unwrap_or(1)
 }
 
 /// Fills `sip` outside a BEAM (unit tests).

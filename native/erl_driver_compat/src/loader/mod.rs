@@ -529,8 +529,8 @@ mod tests {
         int call_table(void) { return table[0]((ErlDrvPort)0x1, "x", 1); }
         void *driver_init(void) { return 0; }
         #ifdef UNSUPPORTED
-        extern long driver_async(void);
-        long use_async(void) { return driver_async(); }
+        extern long driver_attach(void);
+        long use_attach(void) { return driver_attach(); }
         #endif
     "#;
 
@@ -601,13 +601,13 @@ mod tests {
     #[test]
     fn refuses_unsupported_imports_by_name() {
         let dir = temp_dir("unsupported");
-        let so = build(&dir, "async_drv", &["-DUNSUPPORTED"]);
+        let so = build(&dir, "attach_drv", &["-DUNSUPPORTED"]);
         assert_eq!(
-            load(&so, "async_drv").unwrap_err(),
-            LoadError::Unsupported(vec!["driver_async".into()])
+            load(&so, "attach_drv").unwrap_err(),
+            LoadError::Unsupported(vec!["driver_attach".into()])
         );
         let report = inspect(&so).unwrap();
-        assert_eq!(report.api_imports, vec!["driver_async", "driver_output"]);
+        assert_eq!(report.api_imports, vec!["driver_attach", "driver_output"]);
         assert!(report.has_driver_init);
         let _ = std::fs::remove_dir_all(dir);
     }

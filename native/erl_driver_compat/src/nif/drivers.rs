@@ -119,3 +119,11 @@ fn binary_refc(bin: Binary) -> isize {
         })
         .unwrap_or(0)
 }
+
+/// `set_async_threads(N)`: the size of the async thread pool (the
+/// `async_threads` setting, read when the library loads); `false` once the
+/// pool has started or for a size outside 1..1024.
+#[rustler::nif]
+fn set_async_threads(threads: usize) -> bool {
+    crate::api::async_job::configure(threads)
+}

@@ -1,7 +1,7 @@
 //! NIFs the port process calls for what reaches a port as a message or a
 //! signal: `{From, {command, Data}}`, `{From, close}`, `{From, {connect,
-//! New}}`, anything else (`badsig`), exit signals, and the VM timers of
-//! the port's timer.
+//! New}}`, anything else (`badsig`), exit signals, the VM timers of
+//! the port's timer and finished async jobs.
 
 use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 
@@ -135,6 +135,19 @@ fn msg_timeout<'a>(
 ) -> NifResult<Term<'a>> {
     let ran = res.port.run(env, |ctx| {
         crate::timer::on_timeout(ctx, generation);
+        Ok(atoms::ok().encode(env))
+    });
+    finish_msg(env, ran)
+}
+
+/// `{'$edc_async', Id}`: the async job `Id` of the port finished. Runs the
+/// driver's `ready_async` (or `async_free`) under the port's lock (see
+/// [`crate::api::async_job`]); ignored for a closed port, whose close
+/// freed the job. Returns `ok`.
+#[rustler::nif]
+fn msg_async<'a>(env: Env<'a>, res: ResourceArc<PortResource>, id: u32) -> NifResult<Term<'a>> {
+    let ran = res.port.run(env, |ctx| {
+        crate::api::async_job::on_ready(ctx, id);
         Ok(atoms::ok().encode(env))
     });
     finish_msg(env, ran)

@@ -278,6 +278,7 @@ pub fn terminate(ctx: &CallbackCtx, port: &Port, reason: ExitReason, unlink: Opt
 fn mark_closed(ctx: &CallbackCtx, port: &Port, st: &PortState) {
     st.set_status(Status::Closed);
     unregister(port);
+    crate::api::async_job::port_closed(port);
     ctx.port_closed(&port.driver);
 }
 
