@@ -25,6 +25,7 @@
          msg_exit/3,
          msg_bad/1,
          msg_timeout/2,
+         msg_select/4,
          command3/3,
          binary_refc/1,
          check_driver/1]).
@@ -88,6 +89,8 @@ msg_exit(_Res, _From, _Normal) -> ?NIF_STUB.
 msg_bad(_Res) -> ?NIF_STUB.
 -spec msg_timeout(reference(), non_neg_integer()) -> term().
 msg_timeout(_Res, _Gen) -> ?NIF_STUB.
+-spec msg_select(reference(), reference(), non_neg_integer(), boolean()) -> term().
+msg_select(_Res, _Obj, _Seq, _Input) -> ?NIF_STUB.
 -spec command3(pid(), iodata(), boolean()) -> term().
 command3(_Port, _Data, _Force) -> ?NIF_STUB.
 -spec check_driver(string()) -> tuple().

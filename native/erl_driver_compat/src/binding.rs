@@ -232,6 +232,7 @@ api_table! {
         "driver_send_term" => api::term::driver_send_term,
         "erl_drv_output_term" => api::term::erl_drv_output_term,
         "erl_drv_send_term" => api::term::erl_drv_send_term,
+        "driver_select" => api::select::driver_select,
     }
     int {}
 }

@@ -13,6 +13,7 @@ pub mod failure;
 pub mod memory;
 pub mod output;
 pub mod port;
+pub mod select;
 pub mod system;
 pub mod term;
 pub mod timer;

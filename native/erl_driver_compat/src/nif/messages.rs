@@ -1,7 +1,7 @@
 //! NIFs the port process calls for what reaches a port as a message or a
 //! signal: `{From, {command, Data}}`, `{From, close}`, `{From, {connect,
-//! New}}`, anything else (`badsig`), exit signals, and the VM timers of
-//! the port's timer.
+//! New}}`, anything else (`badsig`), exit signals, the VM timers of the
+//! port's timer, and the poll set's readiness messages (`driver_select`).
 
 use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 
@@ -135,6 +135,33 @@ fn msg_timeout<'a>(
 ) -> NifResult<Term<'a>> {
     let ran = res.port.run(env, |ctx| {
         crate::timer::on_timeout(ctx, generation);
+        Ok(atoms::ok().encode(env))
+    });
+    finish_msg(env, ran)
+}
+
+/// `{select, Obj, Seq, ready_input | ready_output}`: the VM's poll set
+/// found a descriptor the driver selected ready (see [`crate::select`]).
+/// Runs `ready_input` (`input`) or `ready_output` when `Seq` is still the
+/// armed selection, and arms it again while the driver wants it. Returns
+/// `ok` (also for a stale selection or a closed port), or `{badsig,
+/// Connected}` when `Obj` is not a select object (a message that only
+/// looks like one).
+#[rustler::nif]
+fn msg_select<'a>(
+    env: Env<'a>,
+    res: ResourceArc<PortResource>,
+    obj: Term<'a>,
+    seq: u64,
+    input: bool,
+) -> NifResult<Term<'a>> {
+    // SAFETY: `obj` is an argument of this call, so it belongs to `env`.
+    let object = unsafe { crate::select::object_of(env.as_c_arg(), obj.as_c_arg()) };
+    let ran = res.port.run(env, |ctx| {
+        let Some(object) = object else {
+            return Ok((atoms::badsig(), ctx.state().connected()).encode(env));
+        };
+        crate::select::on_ready(ctx, object, seq, input);
         Ok(atoms::ok().encode(env))
     });
     finish_msg(env, ran)
