@@ -25,9 +25,11 @@
  *              ERL_DRV_READ|ERL_DRV_USE                 -> "PortNumber"
  *  10 "W"      close(W) without deselecting             -> "ok"
  *  11          "pending events": writes "x" to b, waits (poll, 2 s at
- *              most) until a is readable, then deselects a's ERL_DRV_READ
- *              and selects b for ERL_DRV_WRITE, all in this one callback
- *                                                       -> "Readable"
+ *              most) until a is readable and 20 ms more (for the VM's poll
+ *              thread to see the event: natively it schedules a
+ *              ready_input task, through enif_select it sends a message),
+ *              then deselects a's ERL_DRV_READ and selects b for
+ *              ERL_DRV_WRITE, all in this one callback  -> "Readable"
  *  12          how many times ready_input ran on this port -> "N"
  *
  * ready_input modes (op 5), each outputs one message to the owner:
@@ -516,6 +518,7 @@ static ErlDrvSSizeT sel_control(ErlDrvData handle, unsigned int op,
         pfd.events = POLLIN;
         pfd.revents = 0;
         n = poll(&pfd, 1, 2000);
+        usleep(20000);
         do_select(d, d->fd[0], ERL_DRV_READ, 0);
         do_select(d, d->fd[1], ERL_DRV_WRITE, 1);
         snprintf(out, sizeof(out), "%s", n == 1 ? "true" : "false");
