@@ -20,7 +20,9 @@
 -export([all/0,
          groups/0,
          init_per_suite/1,
-         end_per_suite/1]).
+         end_per_suite/1,
+         init_per_group/2,
+         end_per_group/2]).
 -export([ready_input/1,
          level_triggered/1,
          deselect_in_ready_input/1,
@@ -38,7 +40,8 @@
          stop_select_in_ready_input/1,
          close_with_deselect_in_stop/1,
          close_without_deselect/1,
-         failure_with_deselect_in_stop/1]).
+         failure_with_deselect_in_stop/1,
+         unload_with_deselect_in_stop/1]).
 
 -define(DRV, "lc_select_drv").
 
@@ -66,7 +69,9 @@
 
 all() ->
     [{group, events},
-     {group, stop_select}].
+     {group, stop_select},
+     %% Last: it drops the suite's hold on the driver.
+     {group, unload}].
 
 groups() ->
     [{events, [], [ready_input,
@@ -86,13 +91,43 @@ groups() ->
                         stop_select_in_ready_input,
                         close_with_deselect_in_stop,
                         close_without_deselect,
-                        failure_with_deselect_in_stop]}].
+                        failure_with_deselect_in_stop]},
+     {unload, [], [unload_with_deselect_in_stop]}].
 
 init_per_suite(Config) ->
     [{holder, edc_diff:start_holder([?DRV])} | Config].
 
 end_per_suite(Config) ->
     edc_diff:stop_holder(?config(holder, Config)).
+
+%% The unload group needs the driver unloaded: the holder's references go
+%% with it (asynchronously: no message tells when a compat driver is
+%% unloaded, so this polls, 5 s at most, as ddll_SUITE does).
+init_per_group(unload, Config) ->
+    Holder = ?config(holder, Config),
+    edc_diff:stop_holder(Holder),
+    edc_diff:until_down(Holder),
+    Unloaded = fun() ->
+                       {ok, N} = erl_ddll:loaded_drivers(),
+                       {ok, C} = erl_driver_compat:loaded_drivers(),
+                       not lists:member(?DRV, N ++ C)
+               end,
+    true = wait_until(Unloaded, 5000),
+    Config;
+init_per_group(_, Config) ->
+    Config.
+
+end_per_group(_, _Config) ->
+    ok.
+
+wait_until(Fun, Left) ->
+    case Fun() of
+        true -> true;
+        false when Left =< 0 -> false;
+        false ->
+            timer:sleep(20),
+            wait_until(Fun, Left - 20)
+    end.
 
 %%--------------------------------------------------------------------
 %% Helpers
@@ -457,3 +492,32 @@ monitor_port(#{kind := compat}, P) -> erlang:monitor(process, P).
 
 wait_closed(_B, _P, Ref) ->
     receive {'DOWN', Ref, _, _, _} -> closed after 10000 -> timeout end.
+
+%%--------------------------------------------------------------------
+%% Unload
+%%--------------------------------------------------------------------
+
+%% Unloading the driver kills its ports (driver_unloaded); their stop
+%% deselects with ERL_DRV_USE, so stop_select closes the TCP socket: the
+%% peer sees the connection closed.
+unload_with_deselect_in_stop(_Config) ->
+    edc_diff:expect("unload_with_deselect_in_stop",
+                    fun(#{load_driver := Load, unload_driver := Unload} = B) ->
+                            process_flag(trap_exit, true),
+                            ok = Load(edc_diff:private_dir(), ?DRV),
+                            {ok, LSock} = gen_tcp:listen(0, [binary, {active, false},
+                                                             {ip, loopback}]),
+                            {ok, PortNo} = inet:port(LSock),
+                            P = open(B, "ul"),
+                            ok = ctl(B, P, ?OP_TCP, integer_to_list(PortNo)),
+                            {ok, S} = gen_tcp:accept(LSock, 10000),
+                            Connected = next(P),
+                            stop_mode(B, P, 1),
+                            Unloaded = Unload(?DRV),
+                            Exit = next(P),
+                            Peer = gen_tcp:recv(S, 0, 10000),
+                            ok = gen_tcp:close(LSock),
+                            [Connected, Unloaded, Exit, Peer]
+                    end,
+                    [{connected, 0}, ok, {'EXIT', {port, 1}, driver_unloaded},
+                     {error, closed}]).
