@@ -30,6 +30,7 @@
          change_event_set_in_ready_input/1,
          change_event_set_while_pending/1,
          ready_output/1,
+         bad_descriptors/1,
          tcp_echo/1,
          udp_echo/1,
          bad_select_message/1]).
@@ -57,6 +58,7 @@
 -define(OP_CLOSE, 10).
 -define(OP_PENDING, 11).
 -define(OP_CALLS, 12).
+-define(OP_SELECT_RAW, 13).
 
 %% erl_driver.h
 -define(READ, 1).
@@ -81,6 +83,7 @@ groups() ->
                    change_event_set_in_ready_input,
                    change_event_set_while_pending,
                    ready_output,
+                   bad_descriptors,
                    tcp_echo,
                    udp_echo,
                    bad_select_message]},
@@ -303,6 +306,19 @@ ready_output(_Config) ->
                             [Sel, Out, next(P)]
                     end,
                     [0, {out, b}, {in, a, "n"}]).
+
+%% A negative descriptor, or one beyond what the VM can poll (its limit of
+%% open files): -1, for selecting and deselecting alike, and nothing
+%% selected (the second is also logged).
+bad_descriptors(_Config) ->
+    edc_diff:expect("bad_descriptors",
+                    fun(B) ->
+                            P = open(B, "bd"),
+                            Raw = fun(Args) -> ctl(B, P, ?OP_SELECT_RAW, Args) end,
+                            [Raw("-1 1 1"), Raw("-1 4 0"), Raw("1073741824 1 1"),
+                             Raw("1073741824 1 0"), ctl(B, P, ?OP_CALLS, "")]
+                    end,
+                    [-1, -1, -1, -1, 0]).
 
 %% A TCP client socket: connect completes (ready_output), then what the
 %% peer sends is echoed (ready_input); the peer's close reads as eof.

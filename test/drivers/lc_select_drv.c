@@ -31,6 +31,7 @@
  *              then deselects a's ERL_DRV_READ and selects b for
  *              ERL_DRV_WRITE, all in this one callback  -> "Readable"
  *  12          how many times ready_input ran on this port -> "N"
+ *  13 "F M O"  driver_select(port, F, M, O), F any number -> "Ret"
  *
  * ready_input modes (op 5), each outputs one message to the owner:
  *   0  read: "{in,Fd,\"Data\"}" ("{in,Fd,eof}" and deselect at end of
@@ -119,6 +120,7 @@ DRIVER_INIT(lc_select_drv) { return &sel_entry; }
 #define OP_CLOSE       10
 #define OP_PENDING     11
 #define OP_CALLS       12
+#define OP_SELECT_RAW  13
 
 #define TAG_LEN 32
 #define MAX_FDS 256
@@ -522,6 +524,11 @@ static ErlDrvSSizeT sel_control(ErlDrvData handle, unsigned int op,
         do_select(d, d->fd[0], ERL_DRV_READ, 0);
         do_select(d, d->fd[1], ERL_DRV_WRITE, 1);
         snprintf(out, sizeof(out), "%s", n == 1 ? "true" : "false");
+        return reply(rbuf, rlen, out);
+    case OP_SELECT_RAW:
+        if (sscanf(arg, "%d %d %d", &w, &mode, &on) != 3)
+            return -1;
+        snprintf(out, sizeof(out), "%d", do_select(d, w, mode, on));
         return reply(rbuf, rlen, out);
     case OP_CALLS:
         snprintf(out, sizeof(out), "%d", d->input_calls);

@@ -269,6 +269,10 @@ pub const SELECT_STOP: c_int = 4;
 /// `ERL_DRV_USE_NO_CALLBACK`).
 pub const SELECT_CANCEL: c_int = 8;
 
+/// `ERL_NIF_SELECT_INVALID_EVENT` (result bit): not a descriptor the VM
+/// can poll.
+pub const SELECT_INVALID_EVENT: c_int = 4;
+
 /// The `stop` callback of a resource type: `(env, obj, event,
 /// is_direct_call)`.
 pub type ResourceStop = unsafe extern "C" fn(RawEnv, *mut c_void, c_int, c_int);

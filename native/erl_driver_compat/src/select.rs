@@ -261,6 +261,20 @@ fn plan(known: Option<(c_int, bool)>, mode: c_int, on: bool) -> (Option<(c_int, 
 
 // --- driver_select -----------------------------------------------------------
 
+/// The descriptors the VM can poll: below its limit of open files, read
+/// once (the VM reads it at start: `sysconf(_SC_OPEN_MAX)`).
+fn max_fds() -> c_int {
+    static MAX: std::sync::OnceLock<c_int> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions.
+        let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) };
+        c_int::try_from(max)
+            .ok()
+            .filter(|&m| m > 0)
+            .unwrap_or(c_int::MAX)
+    })
+}
+
 /// Runs `f` with a raw env to call `enif_select` with: the callback's, or
 /// a scratch env on a thread without one (the VM reads no term of it: the
 /// receiver is given and the reference is an immediate).
@@ -300,6 +314,18 @@ pub fn driver_select(
     if fd < 0 {
         return -1;
     }
+    if fd >= max_fds() {
+        // As natively, for selecting and deselecting alike.
+        ctx.log(format!(
+            "driver_select({:p}, {fd}, {mode}, {}) by driver {} failed: fd={fd} is larger than \
+             the largest allowed fd={}",
+            port.handle(),
+            u8::from(on),
+            port.driver.name,
+            max_fds() - 1
+        ));
+        return -1;
+    }
     let known = sel.fds.borrow().get(&fd).map(|s| (s.wanted, s.used));
     let (next, plan) = plan(known, mode, on);
     if plan.stop_now {
@@ -324,7 +350,7 @@ pub fn driver_select(
             },
         );
     }
-    with_env(ctx, |env| {
+    with_env(ctx, |env| -> c_int {
         for m in MODES {
             if plan.cancel & m != 0 {
                 cancel(env, sel, fd, m);
@@ -335,7 +361,7 @@ pub fn driver_select(
             if let Some(selected) = removed {
                 stop(env, &selected.object, call_stop);
             }
-            return;
+            return 0;
         }
         if let Some((wanted, used)) = next {
             if let Some(s) = sel.fds.borrow_mut().get_mut(&fd) {
@@ -344,23 +370,36 @@ pub fn driver_select(
             }
         }
         for m in MODES {
-            if plan.arm & m != 0 {
-                arm(env, port, sel, fd, m);
+            if plan.arm & m != 0 && !arm(env, port, sel, fd, m) {
+                // Not a descriptor the VM can poll (beyond its limit):
+                // natively -1 and nothing selected.
+                let removed = sel.fds.borrow_mut().remove(&fd);
+                if let Some(selected) = removed {
+                    stop(env, &selected.object, false);
+                }
+                ctx.log(format!(
+                    "driver_select({:p}, {fd}, {mode}, 1) by driver {} failed: the VM cannot \
+                     poll fd={fd}",
+                    port.handle(),
+                    port.driver.name
+                ));
+                return -1;
             }
         }
-    });
-    0
+        0
+    })
 }
 
-/// Arms `mode` of `fd` with a new sequence number. When the VM refuses the
-/// descriptor (closed, not pollable), the port is told it is ready, as
-/// natively (the driver's read then reports the error).
-fn arm(env: RawEnv, port: &Port, sel: &PortSelect, fd: c_int, mode: c_int) {
+/// Arms `mode` of `fd` with a new sequence number; false when the VM
+/// cannot poll such a descriptor at all (larger than its limit). When the
+/// poll set refuses it (closed, not pollable), the port is told it is
+/// ready, as natively (the driver's read then reports the error).
+fn arm(env: RawEnv, port: &Port, sel: &PortSelect, fd: c_int, mode: c_int) -> bool {
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
     let object = {
         let mut fds = sel.fds.borrow_mut();
         let Some(s) = fds.get_mut(&fd) else {
-            return;
+            return true;
         };
         s.armed[mode_index(mode)] = Some(seq);
         s.object.raw()
@@ -378,9 +417,13 @@ fn arm(env: RawEnv, port: &Port, sel: &PortSelect, fd: c_int, mode: c_int) {
             ffi::small_uint(env, seq),
         )
     };
+    if rc < 0 && rc & ffi::SELECT_INVALID_EVENT != 0 {
+        return false;
+    }
     if rc < 0 {
         send_ready(port, object, seq, mode == DRV_READ);
     }
+    true
 }
 
 /// Sends the port process the message the VM would have sent.
