@@ -371,10 +371,12 @@ bad_select_message(_Config) ->
                             process_flag(trap_exit, true),
                             P = open(B, "bad"),
                             P ! {select, make_ref(), 1, ready_input},
-                            [receive {'EXIT', P, Why} -> Why after 10000 -> none end,
-                             edc_diff:call(B, port_info, [P]) =/= undefined]
+                            Why1 = receive {'EXIT', P, W1} -> W1 after 10000 -> none end,
+                            P ! {select, make_ref(), 1 bsl 70, ready_output},
+                            Why2 = receive {'EXIT', P, W2} -> W2 after 10000 -> none end,
+                            [Why1, Why2, edc_diff:call(B, port_info, [P]) =/= undefined]
                     end,
-                    [badsig, true]).
+                    [badsig, badsig, true]).
 
 %%--------------------------------------------------------------------
 %% stop_select

@@ -145,20 +145,21 @@ fn msg_timeout<'a>(
 /// Runs `ready_input` (`input`) or `ready_output` when `Seq` is still the
 /// armed selection, and arms it again while the driver wants it. Returns
 /// `ok` (also for a stale selection or a closed port), or `{badsig,
-/// Connected}` when `Obj` is not a select object (a message that only
-/// looks like one).
+/// Connected}` when `Obj` is not a select object or `Seq` not a 64-bit
+/// number (a message that only looks like one).
 #[rustler::nif]
 fn msg_select<'a>(
     env: Env<'a>,
     res: ResourceArc<PortResource>,
     obj: Term<'a>,
-    seq: u64,
+    seq: Term<'a>,
     input: bool,
 ) -> NifResult<Term<'a>> {
     // SAFETY: `obj` is an argument of this call, so it belongs to `env`.
     let object = unsafe { crate::select::object_of(env.as_c_arg(), obj.as_c_arg()) };
+    let seq = seq.decode::<u64>().ok();
     let ran = res.port.run(env, |ctx| {
-        let Some(object) = object else {
+        let (Some(object), Some(seq)) = (object, seq) else {
             return Ok((atoms::badsig(), ctx.state().connected()).encode(env));
         };
         crate::select::on_ready(ctx, object, seq, input);
