@@ -30,6 +30,7 @@
          change_event_set_in_ready_input/1,
          change_event_set_while_pending/1,
          ready_output/1,
+         ready_both_ways/1,
          bad_descriptors/1,
          tcp_echo/1,
          udp_echo/1,
@@ -83,6 +84,7 @@ groups() ->
                    change_event_set_in_ready_input,
                    change_event_set_while_pending,
                    ready_output,
+                   ready_both_ways,
                    bad_descriptors,
                    tcp_echo,
                    udp_echo,
@@ -306,6 +308,20 @@ ready_output(_Config) ->
                             [Sel, Out, next(P)]
                     end,
                     [0, {out, b}, {in, a, "n"}]).
+
+%% A descriptor ready both ways at once (a socketpair end with data to
+%% read, selected for input and output in one call): ready_output runs
+%% first, then ready_input.
+ready_both_ways(_Config) ->
+    edc_diff:expect("ready_both_ways",
+                    fun(B) ->
+                            P = open(B, "bw"),
+                            ok = ctl(B, P, ?OP_SOCKETPAIR, ""),
+                            1 = write(B, P, ?B, "x"),
+                            0 = select(B, P, ?A, ?READ bor ?WRITE, 1),
+                            [next(P), next(P)]
+                    end,
+                    [{out, a}, {in, a, "x"}]).
 
 %% A negative descriptor, or one beyond what the VM can poll (its limit of
 %% open files): -1, for selecting and deselecting alike, and nothing

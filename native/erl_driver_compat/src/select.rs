@@ -517,26 +517,73 @@ pub unsafe fn object_of(env: RawEnv, obj: RawTerm) -> Option<*const c_void> {
 /// `{select, Obj, Seq, ready_input | ready_output}` reached the port
 /// process of the context's (open) port: runs the callback if `Seq` is
 /// the armed one, then arms again what the driver still wants.
+///
+/// Natively a descriptor found ready both ways in one poll gets
+/// `ready_output` first, then `ready_input`; the VM sends an `enif_select`
+/// user the input message first. So before `ready_input`, a descriptor
+/// whose output is armed too is polled (without waiting): if it is
+/// writable, `ready_output` runs first (and the VM's output message, if
+/// any, becomes stale).
 pub fn on_ready(ctx: &CallbackCtx, object: *const c_void, seq: u64, input: bool) {
-    let port = ctx.port();
     let st = ctx.state();
-    let Some(sel) = port.select(st) else {
+    let Some(sel) = ctx.port().select(st) else {
         return;
     };
     let mode = if input { DRV_READ } else { DRV_WRITE };
     // SAFETY: the caller got the pointer from the message's term, which
     // keeps the object alive during this call.
     let fd = unsafe { (*object.cast::<SelectObject>()).fd };
-    {
-        let mut fds = sel.fds.borrow_mut();
-        let Some(s) = fds.get_mut(&fd) else {
-            return;
-        };
-        if s.object.raw() != object || s.armed[mode_index(mode)] != Some(seq) {
-            return;
-        }
-        s.armed[mode_index(mode)] = None;
+    let armed = |m: c_int| -> Option<u64> {
+        let fds = sel.fds.borrow();
+        let s = fds.get(&fd)?;
+        (s.object.raw() == object).then_some(s.armed[mode_index(m)])?
+    };
+    if armed(mode) != Some(seq) {
+        return;
     }
+    if input {
+        if let Some(out_seq) = armed(DRV_WRITE) {
+            if ready_now(fd, libc::POLLOUT) {
+                dispatch(ctx, sel, object, fd, DRV_WRITE, out_seq);
+                if !st.is_open() || armed(DRV_READ) != Some(seq) {
+                    return;
+                }
+            }
+        }
+    }
+    dispatch(ctx, sel, object, fd, mode, seq);
+}
+
+/// True when `fd` is ready for `events` now (`poll` without waiting).
+fn ready_now(fd: c_int, events: libc::c_short) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, timeout 0.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n == 1 && pfd.revents & events != 0
+}
+
+/// Runs the callback of `mode` for `fd`, armed with `seq` (checked by the
+/// caller), then arms `mode` again if the driver still wants it.
+fn dispatch(
+    ctx: &CallbackCtx,
+    sel: &PortSelect,
+    object: *const c_void,
+    fd: c_int,
+    mode: c_int,
+    seq: u64,
+) {
+    let port = ctx.port();
+    let st = ctx.state();
+    if let Some(s) = sel.fds.borrow_mut().get_mut(&fd) {
+        if s.armed[mode_index(mode)] == Some(seq) {
+            s.armed[mode_index(mode)] = None;
+        }
+    }
+    let input = mode == DRV_READ;
     let entry = port.driver.entry();
     let callback = if input {
         entry.ready_input
