@@ -31,6 +31,7 @@
          change_event_set_while_pending/1,
          ready_output/1,
          ready_both_ways/1,
+         stream/1,
          bad_descriptors/1,
          tcp_echo/1,
          udp_echo/1,
@@ -85,6 +86,7 @@ groups() ->
                    change_event_set_while_pending,
                    ready_output,
                    ready_both_ways,
+                   stream,
                    bad_descriptors,
                    tcp_echo,
                    udp_echo,
@@ -322,6 +324,28 @@ ready_both_ways(_Config) ->
                             [next(P), next(P)]
                     end,
                     [{out, a}, {in, a, "x"}]).
+
+%% 200 writes while ready_input runs: every byte arrives once, in order
+%% (how the bytes are cut into reads is the scheduler's business).
+stream(_Config) ->
+    Chunks = [io_lib:format("~3..0b", [N]) || N <- lists:seq(1, 200)],
+    Expected = lists:flatten(Chunks),
+    edc_diff:expect("stream",
+                    fun(B) ->
+                            P = pipe_port(B, "st"),
+                            0 = select(B, P, ?A, ?READ, 1),
+                            [3 = write(B, P, ?B, C) || C <- Chunks],
+                            collect(P, length(Expected), [])
+                    end,
+                    Expected).
+
+collect(_P, 0, Acc) ->
+    lists:append(lists:reverse(Acc));
+collect(P, Left, Acc) when Left > 0 ->
+    case next(P) of
+        {in, a, Data} -> collect(P, Left - length(Data), [Data | Acc]);
+        Other -> {unexpected, Other, lists:append(lists:reverse(Acc))}
+    end.
 
 %% A negative descriptor, or one beyond what the VM can poll (its limit of
 %% open files): -1, for selecting and deselecting alike, and nothing
