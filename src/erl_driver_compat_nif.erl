@@ -27,6 +27,7 @@
          msg_timeout/2,
          msg_async/2,
          set_async_threads/1,
+         msg_select/4,
          command3/3,
          binary_refc/1,
          check_driver/1]).
@@ -119,6 +120,8 @@ msg_timeout(_Res, _Gen) -> ?NIF_STUB.
 msg_async(_Res, _Id) -> ?NIF_STUB.
 -spec set_async_threads(pos_integer()) -> boolean().
 set_async_threads(_Threads) -> ?NIF_STUB.
+-spec msg_select(reference(), reference(), non_neg_integer(), boolean()) -> term().
+msg_select(_Res, _Obj, _Seq, _Input) -> ?NIF_STUB.
 -spec command3(pid(), iodata(), boolean()) -> term().
 command3(_Port, _Data, _Force) -> ?NIF_STUB.
 -spec check_driver(string()) -> tuple().

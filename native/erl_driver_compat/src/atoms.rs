@@ -42,4 +42,7 @@ rustler::atoms! {
     driver,
     port_level,
     driver_api_misuse,
+    select,
+    ready_input,
+    ready_output,
 }

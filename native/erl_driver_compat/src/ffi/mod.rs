@@ -5,7 +5,9 @@
 //!
 //! rustler 0.39 declares most `enif_*` functions this crate needs; those
 //! it lacks are declared here, in `extern` blocks, and wrapped the same
-//! way: the thread primitives in [`thread`].
+//! way: the thread primitives in [`thread`]. (rustler's resource types have
+//! no `stop` callback: the select resource type is opened here, with
+//! [`init_resource_type`].)
 
 mod thread;
 pub use thread::*;
@@ -282,3 +284,133 @@ macro_rules! vm_fn {
     };
 }
 pub(crate) use vm_fn;
+// --- enif_select and the resource type it needs ----------------------------
+
+/// `ERL_NIF_SELECT_READ` (mode bit; also `ERL_DRV_READ`).
+pub const SELECT_READ: c_int = 1;
+/// `ERL_NIF_SELECT_WRITE` (mode bit; also `ERL_DRV_WRITE`).
+pub const SELECT_WRITE: c_int = 2;
+/// `ERL_NIF_SELECT_STOP` (mode bit; also `ERL_DRV_USE`).
+pub const SELECT_STOP: c_int = 4;
+/// `ERL_NIF_SELECT_CANCEL` (mode bit; the extra bit of
+/// `ERL_DRV_USE_NO_CALLBACK`).
+pub const SELECT_CANCEL: c_int = 8;
+
+/// `ERL_NIF_SELECT_INVALID_EVENT` (result bit): not a descriptor the VM
+/// can poll.
+pub const SELECT_INVALID_EVENT: c_int = 4;
+
+/// The `stop` callback of a resource type: `(env, obj, event,
+/// is_direct_call)`.
+pub type ResourceStop = unsafe extern "C" fn(RawEnv, *mut c_void, c_int, c_int);
+/// The destructor of a resource type: `(env, obj)`.
+pub type ResourceDtor = unsafe extern "C" fn(RawEnv, *mut c_void);
+
+/// Opens (creates) the resource type `name` with a destructor and a
+/// `stop` callback; NULL on failure.
+///
+/// # Safety
+/// `env` is the env of the library's `load` callback (the only place a
+/// resource type may be created).
+pub unsafe fn init_resource_type(
+    env: RawEnv,
+    name: &std::ffi::CStr,
+    dtor: ResourceDtor,
+    stop: ResourceStop,
+) -> *const sys::ErlNifResourceType {
+    let init = sys::ErlNifResourceTypeInit {
+        dtor: dtor as *const sys::ErlNifResourceDtor,
+        stop: stop as *const sys::ErlNifResourceStop,
+        down: std::ptr::null(),
+        // dtor and stop: the VM reads this many leading members.
+        members: 2,
+        dyncall: std::ptr::null(),
+    };
+    let mut tried = sys::ErlNifResourceFlags::ERL_NIF_RT_CREATE;
+    // SAFETY: per the contract; the name is NUL-terminated, `init` and
+    // `tried` are locals the VM reads/writes during the call only.
+    unsafe {
+        sys::enif_init_resource_type(
+            env,
+            name.as_ptr(),
+            &init,
+            sys::ErlNifResourceFlags::ERL_NIF_RT_CREATE,
+            &mut tried,
+        )
+    }
+}
+
+/// `enif_alloc_resource`: a new object of `size` bytes (aligned for 8),
+/// holding one reference for the caller.
+///
+/// # Safety
+/// `rtype` is a resource type opened by this library.
+pub unsafe fn alloc_resource(rtype: *const sys::ErlNifResourceType, size: usize) -> *mut c_void {
+    // SAFETY: per the contract.
+    unsafe { sys::enif_alloc_resource(rtype, size) }
+}
+
+/// `enif_release_resource`: drops one reference.
+///
+/// # Safety
+/// `obj` is a resource object the caller holds a reference to.
+pub unsafe fn release_resource(obj: *const c_void) {
+    // SAFETY: per the contract.
+    unsafe { sys::enif_release_resource(obj) }
+}
+
+/// `enif_make_resource`: the term of `obj` in `env`.
+///
+/// # Safety
+/// `obj` is a live resource object; `env` a live env.
+pub unsafe fn make_resource(env: RawEnv, obj: *const c_void) -> RawTerm {
+    // SAFETY: per the contract.
+    unsafe { sys::enif_make_resource(env, obj) }
+}
+
+/// The object of resource type `rtype` that `term` is, if it is one.
+///
+/// # Safety
+/// `env` is a live env and `term` belongs to it; `rtype` is a resource
+/// type of this library.
+pub unsafe fn get_resource(
+    env: RawEnv,
+    term: RawTerm,
+    rtype: *const sys::ErlNifResourceType,
+) -> Option<*const c_void> {
+    let mut obj: *const c_void = std::ptr::null();
+    // SAFETY: per the contract; `obj` is a local out-parameter.
+    let ok = unsafe { sys::enif_get_resource(env, term, rtype, &mut obj) } != 0;
+    ok.then_some(obj)
+}
+
+/// A non-negative integer below 2^59: an immediate term, valid in every
+/// env (used as the `Ref` of `enif_select` messages).
+///
+/// # Safety
+/// `env` is a live env.
+pub unsafe fn small_uint(env: RawEnv, value: u64) -> RawTerm {
+    debug_assert!(value < 1 << 59);
+    // SAFETY: per the contract; a small value needs no heap.
+    unsafe { sys::enif_make_ulong(env, value as std::os::raw::c_ulong) }
+}
+
+/// `enif_select(env, fd, mode, obj, pid, reference)`: the VM's result
+/// bits (negative on failure).
+///
+/// # Safety
+/// `env` is a live env; `obj` a live object of a resource type with a
+/// `stop` callback; `reference` an immediate term; `pid` NULL or a local
+/// pid.
+pub unsafe fn select(
+    env: RawEnv,
+    fd: c_int,
+    mode: c_int,
+    obj: *const c_void,
+    pid: *const ErlNifPid,
+    reference: RawTerm,
+) -> c_int {
+    // SAFETY: per the contract (the VM does not write through `obj`'s
+    // pointer: it only takes references).
+    unsafe { sys::enif_select(env, fd, mode, obj as *mut c_void, pid, reference) }
+}

@@ -63,6 +63,7 @@ impl Port {
             number: PORT_NUMBERS.fetch_add(1, Ordering::Relaxed),
             lock,
             state: PortState::new(owner),
+            select: Default::default(),
         });
         // Registered before start so that the driver can use the handle in
         // calls from `start` made through the registry.
@@ -259,6 +260,8 @@ pub fn terminate(ctx: &CallbackCtx, port: &Port, reason: ExitReason, unlink: Opt
         // start returned; no borrow of port data is held across it.
         ctx.enter(|| unsafe { stop(data) });
     }
+    // What the driver left selected leaves the poll set (no stop_select).
+    crate::select::port_closed(ctx, port, st);
     mark_closed(ctx, port, st);
     let late = ctx.take_late();
     if reason != ExitReason::External {
@@ -325,6 +328,7 @@ mod tests {
             number: n as u64,
             lock: driver.lock.clone(),
             state: PortState::new(fake_pid(1000 + n)),
+            select: Default::default(),
         });
         register(&port);
         let handle = port.handle();
