@@ -152,8 +152,9 @@ pub unsafe fn classify(t: RawTerm, data: *const u8, size: usize) -> Option<BinKi
     // calling process's heap, which nothing else writes during the call;
     // every binary object (heap, refc, sub) starts with its header word.
     let header = unsafe { word(boxed, 0) };
-    // SAFETY: as for the header: every binary object has its byte size as
-    // second word.
+    // SAFETY: `boxed` is the word-aligned object of a binary term on the
+    // calling process's heap, unchanged during the call, and every binary
+    // object (heap, refc, sub) has its byte size as second word.
     if unsafe { word(boxed, 1) } != size {
         return None;
     }

@@ -260,8 +260,9 @@ pub(crate) extern "C" fn driver_output2(
             // (or be NULL with hlen 0); the driver does not write it while
             // it waits for this call, where the slice ends.
             let header = unsafe { bytes(hbuf, hlen) };
-            // SAFETY: likewise, buf holds len readable bytes (or is NULL
-            // with len 0), unwritten until this call returns.
+            // SAFETY: the manual requires buf to hold len readable bytes
+            // (or be NULL with len 0); the driver does not write it while
+            // it waits for this call, where the slice ends.
             let data = unsafe { bytes(buf, len) };
             deliver_stream(ctx, p, st, header, (!buf.is_null()).then_some(data));
             0
