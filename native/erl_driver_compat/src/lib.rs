@@ -26,6 +26,7 @@
 //! [`port::terminate`] (a driver ending its port from inside a callback).
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::multiple_unsafe_ops_per_block)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod abi;

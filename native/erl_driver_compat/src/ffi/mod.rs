@@ -57,7 +57,10 @@ pub unsafe fn free(ptr: *mut c_void) {
 /// a thread the VM does not manage; `msg` belongs to `msg_env`, or to
 /// `caller_env` when `msg_env` is NULL (the message is then copied).
 pub unsafe fn send(caller_env: RawEnv, to: &ErlNifPid, msg_env: RawEnv, msg: RawTerm) -> bool {
-    // SAFETY: per the contract.
+    // SAFETY: caller_env is the running call's env or NULL off the VM's
+    // threads, and msg belongs to msg_env (or to caller_env when msg_env
+    // is NULL), as enif_send requires (caller's contract); `to` is a live
+    // reference for the call.
     unsafe { sys::enif_send(caller_env, to, msg_env, msg) != 0 }
 }
 
@@ -72,7 +75,8 @@ pub fn pid_term(pid: &ErlNifPid) -> RawTerm {
 /// # Safety
 /// `env` is the process-bound env of the running NIF call.
 pub unsafe fn consume_timeslice(env: RawEnv, percent: c_int) -> c_int {
-    // SAFETY: per the contract.
+    // SAFETY: env is the process-bound env of the running NIF call
+    // (caller's contract), the only env enif_consume_timeslice accepts.
     unsafe { sys::enif_consume_timeslice(env, percent) }
 }
 
@@ -81,7 +85,8 @@ pub unsafe fn consume_timeslice(env: RawEnv, percent: c_int) -> c_int {
 /// # Safety
 /// Both terms belong to `env`, a live env.
 pub unsafe fn list_cell(env: RawEnv, head: RawTerm, tail: RawTerm) -> RawTerm {
-    // SAFETY: per the contract.
+    // SAFETY: env is live and head and tail are terms of it (caller's
+    // contract), so the new cell may refer to them.
     unsafe { sys::enif_make_list_cell(env, head, tail) }
 }
 
@@ -99,7 +104,8 @@ pub unsafe fn empty_list(env: RawEnv) -> RawTerm {
 /// # Safety
 /// `env` is a live env.
 pub unsafe fn int(env: RawEnv, value: c_int) -> RawTerm {
-    // SAFETY: per the contract.
+    // SAFETY: env is a live env (caller's contract); an int needs nothing
+    // else.
     unsafe { sys::enif_make_int(env, value) }
 }
 
@@ -155,12 +161,12 @@ pub enum IoTerm {
 /// # Safety
 /// `term` belongs to `env`, a live env.
 pub unsafe fn io_term(env: RawEnv, term: RawTerm) -> IoTerm {
-    // SAFETY: `term` belongs to `env`, a live env (the function's
-    // contract); so for every call below, whose out-parameters are locals.
+    // SAFETY: `term` belongs to `env`, a live env (caller's contract).
     if unsafe { sys::enif_is_binary(env, term) } != 0 {
         // SAFETY: an all-zero ErlNifBinary is a valid out-parameter.
         let mut bin: ErlNifBinary = unsafe { std::mem::zeroed() };
-        // SAFETY: see above.
+        // SAFETY: term is a binary of env, a live env (caller's contract);
+        // `bin` is a writable local out-parameter.
         if unsafe { sys::enif_inspect_binary(env, term, &mut bin) } == 0 {
             return IoTerm::Other;
         }
@@ -168,16 +174,18 @@ pub unsafe fn io_term(env: RawEnv, term: RawTerm) -> IoTerm {
     }
     let mut head = ErlNifTerm::default();
     let mut tail = ErlNifTerm::default();
-    // SAFETY: see above.
+    // SAFETY: term belongs to env, a live env (caller's contract); head
+    // and tail are writable local out-parameters.
     if unsafe { sys::enif_get_list_cell(env, term, &mut head, &mut tail) } != 0 {
         return IoTerm::Cons(head, tail);
     }
-    // SAFETY: see above.
+    // SAFETY: term belongs to env, a live env (caller's contract).
     if unsafe { sys::enif_is_empty_list(env, term) } != 0 {
         return IoTerm::Nil;
     }
     let mut value: c_int = 0;
-    // SAFETY: see above.
+    // SAFETY: term belongs to env, a live env (caller's contract); value
+    // is a writable local out-parameter.
     if unsafe { sys::enif_get_int(env, term, &mut value) } != 0 {
         return IoTerm::Int(value);
     }
@@ -229,7 +237,8 @@ pub unsafe fn binary_to_term(env: RawEnv, data: &[u8]) -> Option<(RawTerm, usize
 /// # Safety
 /// `env` is a live env.
 pub unsafe fn is_atom(env: RawEnv, term: RawTerm) -> bool {
-    // SAFETY: per the contract; enif_is_atom only tests the tag bits.
+    // SAFETY: env is a live env (caller's contract); enif_is_atom only
+    // tests the word's tag bits, so any word is accepted.
     unsafe { sys::enif_is_atom(env, term) != 0 }
 }
 
@@ -240,9 +249,11 @@ pub unsafe fn is_atom(env: RawEnv, term: RawTerm) -> bool {
 /// `env` is a live env.
 pub unsafe fn local_pid(env: RawEnv, term: RawTerm) -> Option<ErlNifPid> {
     let mut pid = std::mem::MaybeUninit::<ErlNifPid>::uninit();
-    // SAFETY: per the contract; the out-parameter is written on success.
+    // SAFETY: env is a live env (caller's contract); enif_get_local_pid
+    // only tests the word's tag bits and writes the out-parameter, a
+    // local, on success only.
     if unsafe { sys::enif_get_local_pid(env, term, pid.as_mut_ptr()) } != 0 {
-        // SAFETY: written by enif_get_local_pid.
+        // SAFETY: enif_get_local_pid returned true, so it wrote the pid.
         Some(unsafe { pid.assume_init() })
     } else {
         None

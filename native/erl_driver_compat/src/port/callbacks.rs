@@ -224,7 +224,11 @@ impl Port {
         let mut rbuf = default_ptr;
         let mut flags: c_uint = 0;
         let drv_data = ctx.state().data();
-        // SAFETY: as for control.
+        // SAFETY: call is the driver's `call` callback from its entry (its
+        // library stays loaded while a port uses it), called with its own
+        // drv_data under the port's lock; `arg` lives until it returns,
+        // rbuf points at CALL_BUF writable bytes and flags at a writable
+        // local.
         let n = unsafe {
             call(
                 drv_data,

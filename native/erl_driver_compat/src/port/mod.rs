@@ -104,7 +104,10 @@ pub struct Port {
 // `Port::select` with that `&PortState`; so at most one thread touches
 // them at a time. `DrvData` inside is an opaque pointer the driver owns.
 unsafe impl Send for Port {}
-// SAFETY: as above.
+// SAFETY: shared access to a Port reaches the non-thread-safe cells of
+// `state` only through `Port::state` with a `Held` proof that the current
+// thread holds `lock`, so no two threads use them at once; the other fields
+// are immutable after creation or thread-safe (Arc<Mutex>).
 unsafe impl Sync for Port {}
 
 /// The result of a callback run: the value and the effects to hand back.
