@@ -404,19 +404,12 @@ fn arm(env: RawEnv, port: &Port, sel: &PortSelect, fd: c_int, mode: c_int) -> bo
         s.armed[mode_index(mode)] = Some(seq);
         s.object.raw()
     };
+    // SAFETY: env is live (see env_of) for this call.
+    let reference = unsafe { ffi::small_uint(env, seq) };
     // SAFETY: env is live (see env_of); the object is ours and alive (the
     // entry holds a reference); the ref is an immediate; the pid is the
     // port process.
-    let rc = unsafe {
-        ffi::select(
-            env,
-            fd,
-            mode,
-            object,
-            port.pid.as_c_arg(),
-            ffi::small_uint(env, seq),
-        )
-    };
+    let rc = unsafe { ffi::select(env, fd, mode, object, port.pid.as_c_arg(), reference) };
     if rc < 0 && rc & ffi::SELECT_INVALID_EVENT != 0 {
         return false;
     }
@@ -431,16 +424,20 @@ fn send_ready(port: &Port, object: *const c_void, seq: u64, input: bool) {
     let owned = OwnedEnv::new();
     owned.run(|env| {
         let raw = env.as_c_arg();
-        // SAFETY: the object is alive (the caller's entry holds it); the
-        // terms are built in `env`.
-        let (obj, seq) = unsafe { (ffi::make_resource(raw, object), ffi::small_uint(raw, seq)) };
+        // SAFETY: the object is alive (the caller's entry holds a
+        // reference) and `raw` is the live env of `owned`.
+        let obj = unsafe { ffi::make_resource(raw, object) };
+        // SAFETY: `raw` is the live env of `owned`.
+        let seq = unsafe { ffi::small_uint(raw, seq) };
         let event = if input {
             atoms::ready_input()
         } else {
             atoms::ready_output()
         };
-        // SAFETY: the terms belong to `env`.
-        let (obj, seq) = unsafe { (Term::new(env, obj), Term::new(env, seq)) };
+        // SAFETY: `obj` was made in `env` just above.
+        let obj = unsafe { Term::new(env, obj) };
+        // SAFETY: `seq` was made in `env` just above.
+        let seq = unsafe { Term::new(env, seq) };
         let msg = (atoms::select(), obj, seq, event).encode(env);
         // SAFETY: the message is built in `owned` and handed over with it;
         // a NULL caller env is allowed from any thread.
@@ -469,7 +466,10 @@ fn cancel(env: RawEnv, sel: &PortSelect, fd: c_int, mode: c_int) {
         }
         s.object.raw()
     };
-    // SAFETY: as in `arm`; pid and ref are ignored by a cancel.
+    // SAFETY: env is the live env of the running call (see `arm`).
+    let reference = unsafe { ffi::small_uint(env, 0) };
+    // SAFETY: env is live; the object is ours and alive (the entry holds a
+    // reference); a cancel ignores the pid and the reference.
     unsafe {
         ffi::select(
             env,
@@ -477,7 +477,7 @@ fn cancel(env: RawEnv, sel: &PortSelect, fd: c_int, mode: c_int) {
             SELECT_CANCEL | mode,
             object,
             std::ptr::null(),
-            ffi::small_uint(env, 0),
+            reference,
         )
     };
 }
@@ -486,7 +486,10 @@ fn cancel(env: RawEnv, sel: &PortSelect, fd: c_int, mode: c_int) {
 /// called (by our `stop` callback, directly or later) when `call_stop`.
 fn stop(env: RawEnv, object: &ObjectRef, call_stop: bool) {
     object.get().call_stop.store(call_stop, Ordering::Release);
-    // SAFETY: as in `arm`; pid and ref are ignored by a stop.
+    // SAFETY: env is the live env of the running call (see `arm`).
+    let reference = unsafe { ffi::small_uint(env, 0) };
+    // SAFETY: env is live; `object` holds a reference to the resource, so
+    // it is alive; a stop ignores the pid and the reference.
     unsafe {
         ffi::select(
             env,
@@ -494,7 +497,7 @@ fn stop(env: RawEnv, object: &ObjectRef, call_stop: bool) {
             SELECT_STOP,
             object.raw(),
             std::ptr::null(),
-            ffi::small_uint(env, 0),
+            reference,
         )
     };
 }
