@@ -7,8 +7,8 @@
 //!
 //! * [`abi`]: C layouts of `erl_driver.h`; [`ffi`]: every raw `enif_*`
 //!   call, as small `unsafe fn`s;
-//! * [`terms`], [`binary`], [`iodata`]: safe term builders, driver
-//!   binaries, port data on its way in;
+//! * [`terms`], [`binary`], [`iodata`], [`queue`]: safe term builders,
+//!   driver binaries, port data on its way in, the port queue;
 //! * [`loader`] (ELF binding), [`driver`] (loaded drivers);
 //! * [`port`] (pseudo-ports: state, registry, callbacks), [`context`] (the
 //!   running callback) and [`effects`] (what a callback hands back);
@@ -35,6 +35,7 @@ pub mod iodata;
 pub mod loader;
 pub mod nif;
 pub mod port;
+pub mod queue;
 pub mod reply;
 pub mod terms;
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod failure;
 pub mod memory;
 pub mod output;
 pub mod port;
+pub mod queue;
 pub mod system;
 
 use crate::abi::DrvPort;
@@ -262,6 +263,22 @@ api_table! {
     "erl_drv_putenv" => system::erl_drv_putenv,
     "erl_drv_consume_timeslice" => system::erl_drv_consume_timeslice,
     "null_func" => system::null_func,
+    "driver_enq" => queue::driver_enq,
+    "driver_pushq" => queue::driver_pushq,
+    "driver_deq" => queue::driver_deq,
+    "driver_sizeq" => queue::driver_sizeq,
+    "driver_enq_bin" => queue::driver_enq_bin,
+    "driver_pushq_bin" => queue::driver_pushq_bin,
+    "driver_enqv" => queue::driver_enqv,
+    "driver_pushqv" => queue::driver_pushqv,
+    "driver_peekq" => queue::driver_peekq,
+    "driver_peekqv" => queue::driver_peekqv,
+    "driver_pdl_create" => queue::driver_pdl_create,
+    "driver_pdl_lock" => queue::driver_pdl_lock,
+    "driver_pdl_unlock" => queue::driver_pdl_unlock,
+    "driver_pdl_get_refc" => queue::driver_pdl_get_refc,
+    "driver_pdl_inc_refc" => queue::driver_pdl_inc_refc,
+    "driver_pdl_dec_refc" => queue::driver_pdl_dec_refc,
 }
 
 /// The atom name for an errno value, as `erl_errno_id` gives it.

@@ -11,7 +11,7 @@ use crate::atoms;
 use crate::context::Delivery;
 use crate::driver;
 use crate::port::state::PortOptions;
-use crate::port::{self, terminate, ExitReason, Port, Ran};
+use crate::port::{self, close as close_port, terminate, Closed, ExitReason, Port, Ran};
 use crate::terms;
 
 /// The resource the port process holds: it keeps the port alive and
@@ -30,7 +30,9 @@ impl Resource for PortResource {
         let delivery = Delivery::Detached {
             caller_env: env.as_c_arg(),
         };
-        let _ = self.port.run_with(delivery, |ctx| {
+        // A port waiting for its queue to empty ends too (natively it would
+        // ignore the kill; a process cannot).
+        let _ = self.port.inspect(delivery, |ctx| {
             terminate(ctx, ctx.port(), ExitReason::External, None);
             Ok(())
         });
@@ -109,7 +111,7 @@ fn control<'a>(env: Env<'a>, port: Term<'a>, op: Term<'a>, data: Term<'a>) -> Ni
     let port = lookup(port)?;
     let op = decode_op(op)?;
     let bytes = crate::iodata::flatten(data).ok_or(Error::BadArg)?;
-    let ran = port.run(env, |ctx| Port::control(ctx, env, op, bytes.as_slice()));
+    let ran = port.run_closing(env, |ctx| Port::control(ctx, env, op, bytes.as_slice()));
     finish(env, ran, |t| t)
 }
 
@@ -118,15 +120,22 @@ fn call<'a>(env: Env<'a>, port: Term<'a>, op: Term<'a>, arg: Term<'a>) -> NifRes
     let port = lookup(port)?;
     let op = decode_op(op)?;
     let ext = arg.to_binary();
-    let ran = port.run(env, |ctx| Port::call(ctx, env, op, ext.as_slice()));
+    let ran = port.run_closing(env, |ctx| Port::call(ctx, env, op, ext.as_slice()));
     finish(env, ran, |t| t)
 }
 
+/// `port_close/1`. A port whose queue is not empty stays, closing, until
+/// the queue empties; its process is told to signal its links now with
+/// `{'$edc_flushing', normal}`.
 #[rustler::nif]
 fn close<'a>(env: Env<'a>, port: Term<'a>) -> NifResult<Term<'a>> {
     let port = lookup(port)?;
     let ran = port.run(env, |ctx| {
-        terminate(ctx, ctx.port(), ExitReason::Normal, None);
+        if close_port(ctx, ctx.port(), ExitReason::Normal, false) == Closed::Flushing {
+            ctx.emit(&ctx.port().pid, |env| {
+                (atoms::edc_flushing(), atoms::normal()).encode(env)
+            });
+        }
         Ok(())
     });
     finish(env, ran, |()| true.encode(env))
@@ -153,7 +162,13 @@ fn info<'a>(env: Env<'a>, port: Term<'a>) -> NifResult<Term<'a>> {
     let Some(port) = port::lookup(&pid) else {
         return Ok(atoms::undefined().encode(env));
     };
-    let ran = port.run(env, |ctx| {
+    // A closing port (its queue flushing) still answers, and ends if its
+    // queue has emptied meanwhile, as natively. The caller takes only the
+    // tuple: what the port's end produces goes out directly.
+    let delivery = Delivery::Detached {
+        caller_env: env.as_c_arg(),
+    };
+    let ran = port.run_closing_with(delivery, |ctx| {
         let st = ctx.state();
         let (bytes_in, bytes_out) = st.byte_counts();
         Ok((
