@@ -566,7 +566,7 @@ drop_short_bits(T) -> T.
 %% of the NIF's driver_info/1).
 takes_outputv(Pid) ->
     case erl_driver_compat_nif:info(Pid) of
-        {Command, _, _, _, _, _, _} ->
+        #{name := Command} ->
             Driver = hd(binary:split(Command, <<" ">>)),
             case erl_driver_compat_nif:driver_info(Driver) of
                 {_, _, _, _, Outputv} -> Outputv =:= true;
@@ -649,11 +649,16 @@ port_close(Port) ->
         {native, P} -> erlang:port_close(P)
     end.
 
+%% Returns once the port's process has ended (its registered name is free,
+%% as natively), or at once when the port waits for its driver queue to
+%% empty (natively port_close/1 returns then too).
 close(Pid, Args) ->
     Ref = erlang:monitor(process, Pid),
     try result(erl_driver_compat_nif:close(Pid), Args) of
         true ->
-            receive {'DOWN', Ref, process, Pid, _} -> true end
+            receive {'DOWN', Ref, process, Pid, _} -> true end;
+        flushing ->
+            true
     after
         erlang:demonitor(Ref, [flush])
     end.
@@ -755,24 +760,22 @@ closed_info(_Port, Pid, Args) ->
         _ -> undefined
     end.
 
-info_item(_Port, name, {Name, _, _, _, _, _, _}) -> {name, port_name(Name)};
+info_item(_Port, name, #{name := Name}) -> {name, port_name(Name)};
 info_item(Port, links, _) -> {links, links(Port)};
-info_item(_Port, id, {_, Id, _, _, _, _, _}) -> {id, Id};
-info_item(_Port, connected, {_, _, C, _, _, _, _}) -> {connected, C};
-%% `input' counts what the port delivered to Erlang, `output' what Erlang
-%% wrote to the port.
-info_item(_Port, input, {_, _, _, _, Out, _, _}) -> {input, Out};
-info_item(_Port, output, {_, _, _, In, _, _, _}) -> {output, In};
+info_item(_Port, id, #{id := Id}) -> {id, Id};
+info_item(_Port, connected, #{connected := C}) -> {connected, C};
+info_item(_Port, input, #{input := In}) -> {input, In};
+info_item(_Port, output, #{output := Out}) -> {output, Out};
 info_item(_Port, os_pid, _) -> {os_pid, undefined};
 info_item(Port, memory, _) -> {memory, proc_info(Port, memory, 0)};
-info_item(_Port, queue_size, _) -> {queue_size, 0};
-info_item(_Port, locking, {_, _, _, _, _, driver, _}) -> {locking, driver_level};
-info_item(_Port, locking, {_, _, _, _, _, port_level, _}) -> {locking, port_level};
+info_item(_Port, queue_size, #{queue_size := Q}) -> {queue_size, Q};
+info_item(_Port, locking, #{locking := driver}) -> {locking, driver_level};
+info_item(_Port, locking, #{locking := port_level}) -> {locking, port_level};
 info_item(Port, monitors, _) -> {monitors, proc_info(Port, monitors, [])};
 info_item(Port, monitored_by, _) ->
     %% The NIF's own monitor on the port process (a resource) is not shown.
     {monitored_by, [P || P <- proc_info(Port, monitored_by, []), is_pid(P)]};
-info_item(_Port, parallelism, {_, _, _, _, _, _, P}) -> {parallelism, P};
+info_item(_Port, parallelism, #{parallelism := P}) -> {parallelism, P};
 info_item(Port, registered_name, _) ->
     case proc_info(Port, registered_name, []) of
         [] -> [];

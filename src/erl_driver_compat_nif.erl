@@ -94,11 +94,16 @@ command(_Port, _Data) -> ?NIF_STUB.
 control(_Port, _Op, _Data) -> ?NIF_STUB.
 -spec call(pid(), integer(), term()) -> term().
 call(_Port, _Op, _Arg) -> ?NIF_STUB.
--spec close(pid()) -> term().
+-spec close(pid()) -> true | flushing | tuple().
 close(_Port) -> ?NIF_STUB.
 -spec connect(pid(), pid()) -> term().
 connect(_Port, _Pid) -> ?NIF_STUB.
--spec info(pid()) -> undefined | tuple().
+-spec info(pid()) -> undefined | #{name := binary(), id := non_neg_integer(),
+                                   connected := pid(), input := non_neg_integer(),
+                                   output := non_neg_integer(),
+                                   locking := driver | port_level,
+                                   parallelism := boolean(),
+                                   queue_size := non_neg_integer()}.
 info(_Port) -> ?NIF_STUB.
 -spec is_port(term()) -> boolean().
 is_port(_Term) -> ?NIF_STUB.
@@ -110,7 +115,7 @@ msg_command(_Res, _From, _Data) -> ?NIF_STUB.
 msg_close(_Res, _From) -> ?NIF_STUB.
 -spec msg_connect(reference(), pid(), pid()) -> term().
 msg_connect(_Res, _From, _New) -> ?NIF_STUB.
--spec msg_exit(reference(), pid(), boolean()) -> term().
+-spec msg_exit(reference(), pid(), boolean() | kill) -> term().
 msg_exit(_Res, _From, _Normal) -> ?NIF_STUB.
 -spec msg_bad(reference()) -> term().
 msg_bad(_Res) -> ?NIF_STUB.

@@ -12,6 +12,12 @@
 %% ready_output}', see `select.rs'), and the
 %% internal `{'$edc_exit', Reason, Unlink, Late}' that ends it when the
 %% port terminates (see erl_driver_compat_effects).
+%%
+%% A close of a port whose driver queue is not empty waits for the queue
+%% to empty (the driver's `flush' runs), as natively: the process then
+%% signals its links at once and stays, {@link closing/2}, until the port
+%% ends (`{'$edc_flushing', Reason}' tells it so when the close came from
+%% `port_close/1').
 -module(erl_driver_compat_port).
 
 -export([spawn_for/1,
@@ -95,6 +101,9 @@ loop(Res) ->
                 {badsig, Connected} -> badsig(Connected)
             end,
             loop(Res);
+        {'$edc_flushing', Reason} ->
+            signal_links(Reason),
+            closing(Res, Reason);
         {From, {command, Data}} when is_pid(From) ->
             case result(erl_driver_compat_nif:msg_command(Res, From, Data)) of
                 ok -> ok;
@@ -114,6 +123,12 @@ loop(Res) ->
                     _ = result(Result),
                     Connected ! {self(), closed},
                     exit(normal);
+                flushing ->
+                    %% The links see {'EXIT', Port, normal} now; {Port,
+                    %% closed} comes when the queue has emptied.
+                    _ = result(Result),
+                    signal_links(normal),
+                    closing(Res, normal);
                 {badsig, Connected} ->
                     _ = result(Result),
                     badsig(Connected),
@@ -141,13 +156,17 @@ loop(Res) ->
             ReplyTo ! {Ref, linked},
             loop(Res);
         {'EXIT', From, Reason} ->
-            Result = erl_driver_compat_nif:msg_exit(Res, From, Reason =:= normal),
+            Result = erl_driver_compat_nif:msg_exit(Res, From, exit_kind(Reason)),
             case erl_driver_compat_effects:value(Result) of
                 true ->
                     %% What stop emitted goes out after the exit signals.
                     signal_links(Reason),
                     _ = result(Result),
                     exit(Reason);
+                flushing ->
+                    _ = result(Result),
+                    signal_links(Reason),
+                    closing(Res, Reason);
                 false ->
                     _ = result(Result),
                     loop(Res)
@@ -161,6 +180,30 @@ loop(Res) ->
             end,
             loop(Res)
     end.
+
+%% The port is closing: its close waits for the driver's queue to empty
+%% (port_control and port_call still reach the driver, through the NIF).
+%% Its links have been signalled; like a native closing port it ignores
+%% commands, closes and exit signals, until the port ends with the reason
+%% it was closed with.
+-spec closing(reference(), term()) -> no_return().
+closing(Res, Reason) ->
+    receive
+        {'$edc_exit', _Reason, _Unlink, Late} ->
+            erl_driver_compat_effects:perform([{deliver, Late}]),
+            exit(Reason);
+        {'$edc_actions', Actions} ->
+            erl_driver_compat_effects:perform(Actions),
+            closing(Res, Reason);
+        _Ignored ->
+            closing(Res, Reason)
+    end.
+
+%% How the NIF treats an exit signal's reason: `normal' may be ignored,
+%% `kill' ends the port without waiting for its queue.
+exit_kind(normal) -> true;
+exit_kind(kill) -> kill;
+exit_kind(_) -> false.
 
 badsig(Connected) ->
     exit(Connected, badsig).
@@ -180,7 +223,7 @@ signal_links(Reason) ->
 -spec log_bad_value(pid()) -> ok.
 log_bad_value(Port) ->
     case erl_driver_compat_nif:info(Port) of
-        {Command, _, _, _, _, _, _} ->
+        #{name := Command} ->
             Name = hd(binary:split(Command, <<" ">>)),
             logger:error("Bad value on output port '~ts'~n", [Name]);
         undefined ->

@@ -269,6 +269,22 @@ api_table! {
         "driver_async_port_key" => api::async_job::driver_async_port_key,
         "driver_async_cancel" => api::async_job::driver_async_cancel,
         "driver_select" => api::select::driver_select,
+        "driver_enq" => api::queue::driver_enq,
+        "driver_pushq" => api::queue::driver_pushq,
+        "driver_deq" => api::queue::driver_deq,
+        "driver_sizeq" => api::queue::driver_sizeq,
+        "driver_enq_bin" => api::queue::driver_enq_bin,
+        "driver_pushq_bin" => api::queue::driver_pushq_bin,
+        "driver_enqv" => api::queue::driver_enqv,
+        "driver_pushqv" => api::queue::driver_pushqv,
+        "driver_peekq" => api::queue::driver_peekq,
+        "driver_peekqv" => api::queue::driver_peekqv,
+        "driver_pdl_create" => api::queue::driver_pdl_create,
+        "driver_pdl_lock" => api::queue::driver_pdl_lock,
+        "driver_pdl_unlock" => api::queue::driver_pdl_unlock,
+        "driver_pdl_get_refc" => api::queue::driver_pdl_get_refc,
+        "driver_pdl_inc_refc" => api::queue::driver_pdl_inc_refc,
+        "driver_pdl_dec_refc" => api::queue::driver_pdl_dec_refc,
     }
     int {}
 }

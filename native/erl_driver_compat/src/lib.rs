@@ -8,8 +8,8 @@
 //! * [`abi`]: C layouts of `erl_driver.h`; [`ffi`]: every raw `enif_*`
 //!   call, as small `unsafe fn`s; [`binary_kind`]: the one reader of the
 //!   VM's term layout (heap, off-heap or sub-binary);
-//! * [`terms`], [`binary`], [`iodata`]: safe term builders, driver
-//!   binaries, port data on its way in; [`term_spec`]: term
+//! * [`terms`], [`binary`], [`iodata`], [`queue`]: safe term builders,
+//!   driver binaries, port data on its way in, the port queue; [`term_spec`]: term
 //!   specifications (`driver_output_term`) checked and built;
 //! * [`loader`] (ELF binding through the [`binding`] table: API name →
 //!   ABI variant → our function), [`driver`] (loaded drivers);
@@ -44,6 +44,7 @@ pub mod iodata;
 pub mod loader;
 pub mod nif;
 pub mod port;
+pub mod queue;
 pub mod reply;
 pub mod select;
 pub mod term_spec;

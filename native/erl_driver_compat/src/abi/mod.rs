@@ -82,6 +82,50 @@ pub struct IOVec {
     pub binv: *mut *mut DrvBinary,
 }
 
+impl IOVec {
+    /// Segment `i`, copied out of the driver's array.
+    ///
+    /// # Safety
+    /// `self.iov` must point at `self.vsize` readable segments and
+    /// `i < self.vsize`.
+    pub unsafe fn segment(&self, i: usize) -> SysIOVec {
+        // SAFETY: i < vsize, the length of the iov array (caller's contract).
+        let at = unsafe { self.iov.add(i) };
+        // SAFETY: at is an aligned, initialised element of that array.
+        unsafe { at.read() }
+    }
+
+    /// Replaces segment `i` in the driver's array (the runtime advances a
+    /// driver's vector in place when it skips bytes).
+    ///
+    /// # Safety
+    /// `self.iov` must point at `self.vsize` segments the driver lets us
+    /// write, and `i < self.vsize`; no reference to the element may be
+    /// live.
+    pub unsafe fn set_segment(&self, i: usize, seg: SysIOVec) {
+        // SAFETY: i < vsize, the length of the iov array (caller's contract).
+        let at = unsafe { self.iov.add(i) };
+        // SAFETY: at is an aligned element the driver lets us write, and no
+        // reference to it is held while it is written.
+        unsafe { at.write(seg) };
+    }
+
+    /// The driver binary of segment `i` (NULL without a `binv` array).
+    ///
+    /// # Safety
+    /// `self.binv` must be NULL or point at `self.vsize` readable entries,
+    /// and `i < self.vsize`.
+    pub unsafe fn segment_binary(&self, i: usize) -> *mut DrvBinary {
+        if self.binv.is_null() {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: binv is non-NULL, so it has vsize entries, and i < vsize.
+        let at = unsafe { self.binv.add(i) };
+        // SAFETY: at is an aligned, initialised entry of that array.
+        unsafe { at.read() }
+    }
+}
+
 /// `ErlDrvMonitor`: 32 opaque bytes.
 #[repr(C)]
 #[derive(Clone, Copy)]

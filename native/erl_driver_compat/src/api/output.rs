@@ -9,7 +9,7 @@ use std::os::raw::{c_char, c_int};
 use rustler::{Env, Term};
 
 use super::{guard, misuse, with_port};
-use crate::abi::{DrvBinary, DrvPort, IOVec, SizeT, SysIOVec};
+use crate::abi::{DrvBinary, DrvPort, IOVec, SizeT};
 use crate::binary::DriverBinary;
 use crate::context::CallbackCtx;
 use crate::port::state::PortState;
@@ -34,49 +34,6 @@ unsafe fn bytes<'b>(ptr: *const c_char, len: usize) -> &'b [u8] {
         // invalid values.
         unsafe { std::slice::from_raw_parts(ptr.cast(), len) }
     }
-}
-
-/// Segment `i` of the driver's vector `ev`, copied.
-///
-/// # Safety
-/// `ev.iov` must point at `ev.vsize` readable segments and `i < ev.vsize`.
-unsafe fn segment(ev: &IOVec, i: usize) -> SysIOVec {
-    // SAFETY: i < vsize, the length of the driver's iov array.
-    let at = unsafe { ev.iov.add(i) };
-    // SAFETY: at is an element of the driver's iov array: aligned,
-    // initialised, readable (caller's contract).
-    unsafe { at.read() }
-}
-
-/// Replaces segment `i` of the driver's vector `ev` (the runtime advances
-/// the vector in place during `driver_outputv`).
-///
-/// # Safety
-/// `ev.iov` must point at `ev.vsize` segments the driver lets the runtime
-/// write, and `i < ev.vsize`.
-unsafe fn set_segment(ev: &IOVec, i: usize, seg: SysIOVec) {
-    // SAFETY: i < vsize, the length of the driver's iov array.
-    let at = unsafe { ev.iov.add(i) };
-    // SAFETY: at is an aligned element of the driver's iov array, which
-    // the driver lets us write (caller's contract); no reference to it is
-    // held while it is written.
-    unsafe { at.write(seg) };
-}
-
-/// The driver binary of segment `i` of `ev` (NULL without a `binv`).
-///
-/// # Safety
-/// `ev.binv` must be NULL or point at `ev.vsize` readable entries, and
-/// `i < ev.vsize`.
-unsafe fn segment_binary(ev: &IOVec, i: usize) -> *mut DrvBinary {
-    if ev.binv.is_null() {
-        return std::ptr::null_mut();
-    }
-    // SAFETY: binv is non-NULL, so it has vsize entries and i < vsize.
-    let at = unsafe { ev.binv.add(i) };
-    // SAFETY: at is an aligned, initialised entry of the driver's binv
-    // array (caller's contract).
-    unsafe { at.read() }
 }
 
 /// Payload pieces of one message, in order.
@@ -347,7 +304,7 @@ unsafe fn vec_pieces<'b>(ev: *mut IOVec, mut skip: usize) -> Vec<Piece<'b>> {
             return Vec::new();
         }
         // SAFETY: first < vsize, the length of the driver's iov array.
-        let mut seg = unsafe { segment(ev, first) };
+        let mut seg = unsafe { ev.segment(first) };
         if seg.iov_len <= skip {
             skip -= seg.iov_len;
             first += 1;
@@ -359,7 +316,7 @@ unsafe fn vec_pieces<'b>(ev: *mut IOVec, mut skip: usize) -> Vec<Piece<'b>> {
             skip = 0;
             // SAFETY: first < vsize; the driver expects the runtime to
             // advance its vector during driver_outputv (natively too).
-            unsafe { set_segment(ev, first, seg) };
+            unsafe { ev.set_segment(first, seg) };
         }
         if skip == 0 {
             break;
@@ -368,9 +325,9 @@ unsafe fn vec_pieces<'b>(ev: *mut IOVec, mut skip: usize) -> Vec<Piece<'b>> {
     let mut pieces = Vec::with_capacity(vsize - first);
     for i in first..vsize {
         // SAFETY: i < vsize, the length of the driver's iov array.
-        let seg = unsafe { segment(ev, i) };
+        let seg = unsafe { ev.segment(i) };
         // SAFETY: i < vsize; binv is NULL or has vsize entries.
-        let bin = unsafe { segment_binary(ev, i) };
+        let bin = unsafe { ev.segment_binary(i) };
         let base = seg.iov_base as *const u8;
         let len = seg.iov_len;
         if len == 0 || base.is_null() {
@@ -447,7 +404,7 @@ pub(crate) extern "C" fn driver_vec_to_buf(ev: *mut IOVec, buf: *mut c_char, len
                 break;
             }
             // SAFETY: i < vsize, the length of the driver's iov array.
-            let seg = unsafe { segment(ev, i) };
+            let seg = unsafe { ev.segment(i) };
             let n = seg.iov_len.min(left);
             if n > 0 {
                 // SAFETY: the segment is readable for iov_len >= n bytes;

@@ -9,7 +9,7 @@ use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 use super::finish;
 use super::ports::PortResource;
 use crate::atoms;
-use crate::port::{terminate, ExitReason, Port, Ran};
+use crate::port::{close, terminate, Closed, ExitReason, Port, Ran};
 
 /// The outcome of a message to a closed port: ignored, as natively.
 fn finish_msg<'a>(env: Env<'a>, ran: Ran<Term<'a>>) -> NifResult<Term<'a>> {
@@ -32,7 +32,7 @@ fn msg_command<'a>(
     from: LocalPid,
     data: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    let ran = res.port.run(env, |ctx| {
+    let ran = res.port.run_message(env, |ctx| {
         let connected = ctx.state().connected();
         if connected != from {
             return Ok((atoms::badsig(), connected).encode(env));
@@ -49,20 +49,24 @@ fn msg_command<'a>(
 }
 
 /// `{From, close}`: closes the port and returns `{closed, Connected}` (the
-/// port process then signals and replies), or `{badsig, Connected}`.
+/// port process then signals and replies), `flushing` when the close waits
+/// for the port's queue to empty (the port process signals its links now;
+/// `{Port, closed}` goes out when the port ends), or `{badsig, Connected}`.
 #[rustler::nif]
 fn msg_close<'a>(
     env: Env<'a>,
     res: ResourceArc<PortResource>,
     from: LocalPid,
 ) -> NifResult<Term<'a>> {
-    let ran = res.port.run(env, |ctx| {
+    let ran = res.port.run_message(env, |ctx| {
         let connected = ctx.state().connected();
         if connected != from {
             return Ok((atoms::badsig(), connected).encode(env));
         }
-        terminate(ctx, ctx.port(), ExitReason::External, None);
-        Ok((atoms::closed(), connected).encode(env))
+        match close(ctx, ctx.port(), ExitReason::External, true) {
+            Closed::Now => Ok((atoms::closed(), connected).encode(env)),
+            Closed::Flushing => Ok(atoms::flushing().encode(env)),
+        }
     });
     finish_msg(env, ran)
 }
@@ -76,7 +80,7 @@ fn msg_connect<'a>(
     from: LocalPid,
     new_owner: LocalPid,
 ) -> NifResult<Term<'a>> {
-    let ran = res.port.run(env, |ctx| {
+    let ran = res.port.run_message(env, |ctx| {
         let st = ctx.state();
         let connected = st.connected();
         if connected != from {
@@ -91,37 +95,52 @@ fn msg_connect<'a>(
 /// A message the port does not understand: `{badsig, Connected}`.
 #[rustler::nif]
 fn msg_bad<'a>(env: Env<'a>, res: ResourceArc<PortResource>) -> NifResult<Term<'a>> {
-    let ran = res.port.run(env, |ctx| {
+    let ran = res.port.run_message(env, |ctx| {
         Ok((atoms::badsig(), ctx.state().connected()).encode(env))
     });
     finish_msg(env, ran)
 }
 
-/// The port process received an exit signal (it traps exits). `normal`
-/// closes the port only when it comes from the connected process or was
-/// sent explicitly (`exit(Port, normal)` by a live process); any other
-/// reason closes it. Returns `true` when the port terminated: the process
-/// must then exit with the signal's reason.
+/// The port process received an exit signal (it traps exits). `kind` is
+/// `true` for the reason `normal`, `kill` for `kill`, `false` otherwise.
+/// `normal` closes the port only when it comes from the connected process
+/// or was sent explicitly (`exit(Port, normal)` by a live process); any
+/// other reason closes it (`kill` at once, others after the port's queue
+/// has emptied). Returns `true` when the port terminated: the process must
+/// then exit with the signal's reason; `flushing` when it waits for its
+/// queue (the process signals its links now and stays); `false` when the
+/// signal is ignored (also by a port that is already closing).
 #[rustler::nif]
 fn msg_exit<'a>(
     env: Env<'a>,
     res: ResourceArc<PortResource>,
     from: LocalPid,
-    normal: bool,
+    kind: Term<'a>,
 ) -> NifResult<Term<'a>> {
+    let kill = kind
+        .decode::<rustler::Atom>()
+        .is_ok_and(|a| a == atoms::kill());
+    let normal = !kill && kind.decode::<bool>().unwrap_or(false);
     let explicit = env.is_process_alive(from);
-    let ran = res.port.run(env, |ctx| {
+    let ran = res.port.run_message(env, |ctx| {
         if normal && ctx.state().connected() != from && !explicit {
-            return Ok(false);
+            return Ok(false.encode(env));
         }
-        terminate(ctx, ctx.port(), ExitReason::External, None);
-        Ok(true)
+        if kill {
+            terminate(ctx, ctx.port(), ExitReason::External, None);
+            return Ok(true.encode(env));
+        }
+        match close(ctx, ctx.port(), ExitReason::External, false) {
+            Closed::Now => Ok(true.encode(env)),
+            Closed::Flushing => Ok(atoms::flushing().encode(env)),
+        }
     });
+    let flushing = res.port.queue.is_flushing();
     let ran = Ran {
-        value: ran.value.or(Ok(true)),
+        value: ran.value.or(Ok((!flushing).encode(env))),
         effects: ran.effects,
     };
-    finish(env, ran, |exit| exit.encode(env))
+    finish(env, ran, |t| t)
 }
 
 /// `{timeout, _, {'$edc_timeout', Gen}}`: a VM timer of the port's timer

@@ -11,7 +11,7 @@ use crate::atoms;
 use crate::context::Delivery;
 use crate::driver;
 use crate::port::state::PortOptions;
-use crate::port::{self, terminate, ExitReason, Port, Ran};
+use crate::port::{self, close as close_port, terminate, Closed, ExitReason, Port, PortError, Ran};
 use crate::terms;
 
 /// The resource the port process holds: it keeps the port alive and
@@ -30,7 +30,9 @@ impl Resource for PortResource {
         let delivery = Delivery::Detached {
             caller_env: env.as_c_arg(),
         };
-        let _ = self.port.run_with(delivery, |ctx| {
+        // A port waiting for its queue to empty ends too (natively it would
+        // ignore the kill; a process cannot).
+        let _ = self.port.inspect(delivery, |ctx| {
             terminate(ctx, ctx.port(), ExitReason::External, None);
             Ok(())
         });
@@ -108,7 +110,7 @@ fn control<'a>(env: Env<'a>, port: Term<'a>, op: Term<'a>, data: Term<'a>) -> Ni
     let port = lookup(port)?;
     let op = decode_op(op)?;
     let bytes = crate::iodata::flatten(data).ok_or(Error::BadArg)?;
-    let ran = port.run(env, |ctx| Port::control(ctx, env, op, bytes.as_slice()));
+    let ran = port.run_closing(env, |ctx| Port::control(ctx, env, op, bytes.as_slice()));
     finish(env, ran, |t| t)
 }
 
@@ -117,18 +119,33 @@ fn call<'a>(env: Env<'a>, port: Term<'a>, op: Term<'a>, arg: Term<'a>) -> NifRes
     let port = lookup(port)?;
     let op = decode_op(op)?;
     let ext = arg.to_binary();
-    let ran = port.run(env, |ctx| Port::call(ctx, env, op, ext.as_slice()));
+    let ran = port.run_closing(env, |ctx| Port::call(ctx, env, op, ext.as_slice()));
     finish(env, ran, |t| t)
 }
 
+/// `port_close/1`: `true`, or `flushing` for a port whose queue is not
+/// empty: it stays, closing, until the queue empties (its process is told
+/// to signal its links now with `{'$edc_flushing', normal}`), so the
+/// caller must not wait for its process to end.
 #[rustler::nif]
 fn close<'a>(env: Env<'a>, port: Term<'a>) -> NifResult<Term<'a>> {
     let port = lookup(port)?;
     let ran = port.run(env, |ctx| {
-        terminate(ctx, ctx.port(), ExitReason::Normal, None);
-        Ok(())
+        let flushing = close_port(ctx, ctx.port(), ExitReason::Normal, false) == Closed::Flushing;
+        if flushing {
+            ctx.emit(&ctx.port().pid, |env| {
+                (atoms::edc_flushing(), atoms::normal()).encode(env)
+            });
+        }
+        Ok(flushing)
     });
-    finish(env, ran, |()| true.encode(env))
+    finish(env, ran, |flushing| {
+        if flushing {
+            atoms::flushing().encode(env)
+        } else {
+            true.encode(env)
+        }
+    })
 }
 
 #[rustler::nif]
@@ -144,26 +161,49 @@ fn connect<'a>(env: Env<'a>, port: Term<'a>, new_owner: LocalPid) -> NifResult<T
     finish(env, ran, |()| true.encode(env))
 }
 
-/// `{Command, Number, Connected, BytesIn, BytesOut, Locking, Parallelism}`
-/// (`Command` a binary) or `undefined`.
+/// `#{name, id, connected, input, output, locking, parallelism,
+/// queue_size}` (`name` the command as a binary) or `undefined`.
 #[rustler::nif]
 fn info<'a>(env: Env<'a>, port: Term<'a>) -> NifResult<Term<'a>> {
     let pid: LocalPid = port.decode().map_err(|_| Error::BadArg)?;
     let Some(port) = port::lookup(&pid) else {
         return Ok(atoms::undefined().encode(env));
     };
-    let ran = port.run(env, |ctx| {
+    // A closing port (its queue flushing) still answers, and ends if its
+    // queue has emptied meanwhile, as natively. The caller takes only the
+    // tuple: what the port's end produces goes out directly.
+    let delivery = Delivery::Detached {
+        caller_env: env.as_c_arg(),
+    };
+    let ran = port.run_closing_with(delivery, |ctx| {
         let st = ctx.state();
         let (bytes_in, bytes_out) = st.byte_counts();
-        Ok((
-            terms::binary_copy(env, &ctx.port().command),
-            ctx.port().number,
-            st.connected(),
-            bytes_in,
-            bytes_out,
-            locking_atom(&ctx.port().driver),
-            st.options().parallelism,
-        ))
+        let port = ctx.port();
+        let pairs = [
+            (
+                atoms::name().encode(env),
+                terms::binary_copy(env, &port.command),
+            ),
+            (atoms::id().encode(env), port.number.encode(env)),
+            (atoms::connected().encode(env), st.connected().encode(env)),
+            // port_info's `input` counts what the port delivered to
+            // Erlang, `output` what Erlang wrote to the port.
+            (atoms::input().encode(env), bytes_out.encode(env)),
+            (atoms::output().encode(env), bytes_in.encode(env)),
+            (
+                atoms::locking().encode(env),
+                locking_atom(&port.driver).encode(env),
+            ),
+            (
+                atoms::parallelism().encode(env),
+                st.options().parallelism.encode(env),
+            ),
+            (
+                atoms::queue_size().encode(env),
+                port.queue.size().encode(env),
+            ),
+        ];
+        Term::map_from_pairs(env, &pairs).map_err(|_| PortError::Badarg)
     });
     match ran.value {
         Ok(info) => Ok(info.encode(env)),

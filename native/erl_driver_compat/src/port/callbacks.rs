@@ -18,6 +18,7 @@ use crate::abi;
 use crate::context::{CallbackCtx, Delivery};
 use crate::driver::Driver;
 use crate::effects::Action;
+use crate::queue::{PendingClose, PortQueue};
 use crate::terms::pid_term;
 
 /// Size of the reply buffer the emulator hands to `control`.
@@ -61,6 +62,7 @@ impl Port {
             pid_term: pid_term(&pid),
             command: command.to_vec(),
             number: PORT_NUMBERS.fetch_add(1, Ordering::Relaxed),
+            queue: PortQueue::new(),
             lock,
             state: PortState::new(owner),
             select: Default::default(),
@@ -114,7 +116,9 @@ impl Port {
 
     /// Runs `f` (a driver callback) under the port's lock with a callback
     /// context for the calling process in `env`. A port that is not open
-    /// is `badarg`.
+    /// is `badarg`: natively the port BIFs (`port_command`, `port_close`,
+    /// `port_connect`) then fail, yet count as a task of a closing port,
+    /// which ends if its queue has emptied meanwhile.
     pub fn run<T>(
         self: &Arc<Self>,
         env: Env,
@@ -129,11 +133,73 @@ impl Port {
         delivery: Delivery,
         f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
     ) -> Ran<T> {
+        self.run_gated(delivery, Gate::Open, true, f)
+    }
+
+    /// As [`Port::run`] for what reaches the port as a message or a
+    /// signal: natively a closing port ignores those entirely.
+    pub fn run_message<T>(
+        self: &Arc<Self>,
+        env: Env,
+        f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
+    ) -> Ran<T> {
+        self.run_gated(Delivery::to_caller(env), Gate::Open, false, f)
+    }
+
+    /// As [`Port::run`], also on a port whose close waits for its queue to
+    /// empty: natively `port_control`, `port_call` and `port_info` still
+    /// reach such a port (and the port ends after the first of them that
+    /// finds its queue empty).
+    pub fn run_closing<T>(
+        self: &Arc<Self>,
+        env: Env,
+        f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
+    ) -> Ran<T> {
+        self.run_closing_with(Delivery::to_caller(env), f)
+    }
+
+    /// As [`Port::run_closing`], with an explicit delivery mode.
+    pub fn run_closing_with<T>(
+        self: &Arc<Self>,
+        delivery: Delivery,
+        f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
+    ) -> Ran<T> {
+        self.run_gated(delivery, Gate::OpenOrFlushing, true, f)
+    }
+
+    /// Runs `f` on a port that is open or waiting for its queue to empty,
+    /// without ending a closing port afterwards (ending the port from a
+    /// resource `down` callback).
+    pub fn inspect<T>(
+        self: &Arc<Self>,
+        delivery: Delivery,
+        f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
+    ) -> Ran<T> {
+        self.run_gated(delivery, Gate::OpenOrFlushing, false, f)
+    }
+
+    /// Runs `f` when the port passes `gate`; then, with `task`, ends the
+    /// port if it is closing and its queue is empty (natively checked
+    /// after each task of the port: a callback, a port BIF).
+    fn run_gated<T>(
+        self: &Arc<Self>,
+        delivery: Delivery,
+        gate: Gate,
+        task: bool,
+        f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
+    ) -> Ran<T> {
         self.locked(delivery, |ctx| {
-            if !ctx.state().is_open() {
-                return Err(PortError::Badarg);
+            let st = ctx.state();
+            let flushing = st.status() == Status::Closing && ctx.port().queue.is_flushing();
+            let value = if st.is_open() || (gate == Gate::OpenOrFlushing && flushing) {
+                ctx.enter(|| f(ctx))
+            } else {
+                Err(PortError::Badarg)
+            };
+            if task {
+                ctx.enter(|| settle(ctx));
             }
-            ctx.enter(|| f(ctx))
+            value
         })
     }
 
@@ -151,6 +217,9 @@ impl Port {
         let held = unsafe { Held::new(&self.lock) };
         let ctx = CallbackCtx::new(self, held, delivery);
         let value = f(&ctx);
+        // What a closing port emitted and no close took along: natively
+        // output to a port that is closing (its queue flushing) is dropped.
+        drop(ctx.take_late());
         let (effects, closed) = ctx.finish();
         drop(guard);
         for driver in closed {
@@ -244,18 +313,146 @@ impl Port {
     }
 }
 
+/// Which ports a run reaches.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    /// Open ports only.
+    Open,
+    /// Open ports, and ports whose close waits for their queue.
+    OpenOrFlushing,
+}
+
+/// How a close asked for from Erlang went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// The port is gone (or was not open).
+    Now,
+    /// The port's queue was not empty: its `flush` callback ran and the
+    /// port closes once the queue is empty. Meanwhile it is unreachable
+    /// except for `port_control`, `port_call` and `port_info`, its links
+    /// must be signalled now, and it ignores messages and exit signals.
+    Flushing,
+}
+
+/// Closes `port` on request from Erlang (`port_close`, `{Owner, close}`,
+/// an exit signal): as [`terminate`], except that a port whose queue is
+/// not empty first calls the driver's `flush` and stays, closing, until
+/// the queue is empty (native flush-before-close). `send_closed`: the
+/// connected process gets `{Port, closed}` when a delayed close ends.
+pub fn close(ctx: &CallbackCtx, port: &Port, reason: ExitReason, send_closed: bool) -> Closed {
+    let Some(st) = ctx.state_of(port) else {
+        return Closed::Now;
+    };
+    if st.status() != Status::Open {
+        return Closed::Now;
+    }
+    if port.queue.is_empty() {
+        terminate(ctx, port, reason, None);
+        return Closed::Now;
+    }
+    st.set_status(Status::Closing);
+    port.queue.start_flush(PendingClose {
+        reason,
+        send_closed,
+        in_close: true,
+    });
+    if let Some(flush) = port.driver.entry().flush {
+        let data = st.data();
+        // SAFETY: flush is the driver's callback, called with the data
+        // start returned; no borrow of port data is held across it.
+        ctx.enter(|| unsafe { flush(data) });
+    }
+    // Output from flush is dropped: natively the port is closing.
+    drop(ctx.take_late());
+    port.queue.close_returned();
+    if st.status() == Status::Closed {
+        // The driver failed its port in flush.
+        return Closed::Now;
+    }
+    if port.queue.is_empty() {
+        finish_flush(ctx, port, st, false);
+        return Closed::Now;
+    }
+    Closed::Flushing
+}
+
+/// Ends a closing port whose queue is empty, as natively after each of
+/// the port's tasks.
+fn settle(ctx: &CallbackCtx) {
+    let port = ctx.port();
+    let st = ctx.state();
+    if st.status() == Status::Closing
+        && port.queue.pending().is_some_and(|p| !p.in_close)
+        && port.queue.is_empty()
+    {
+        finish_flush(ctx, port, st, true);
+    }
+}
+
+/// Ends a port whose close waited for its queue: `stop` runs (what it
+/// emits is dropped, the port being closing), the port is closed. `later`:
+/// the close that started the wait has returned, so the port process must
+/// now be told to exit, and `{Port, closed}` goes to the connected process
+/// if the close asked for it; otherwise that close does both, as for a
+/// port closed at once.
+fn finish_flush(ctx: &CallbackCtx, port: &Port, st: &PortState, later: bool) {
+    let Some(pending) = port.queue.end_flush() else {
+        return;
+    };
+    if let Some(stop) = port.driver.entry().stop {
+        let data = st.data();
+        // SAFETY: stop is the driver's callback, called once with the data
+        // start returned; no borrow of port data is held across it.
+        ctx.enter(|| unsafe { stop(data) });
+    }
+    drop(ctx.take_late());
+    let connected = st.connected();
+    mark_closed(ctx, port, st);
+    let reason = match pending.reason {
+        ExitReason::External if later => ExitReason::Normal,
+        ExitReason::External => return,
+        reason => reason,
+    };
+    if later && pending.send_closed {
+        let port_pid = port.pid;
+        ctx.emit(&connected, |env| {
+            use rustler::Encoder;
+            (port_pid, crate::atoms::closed()).encode(env)
+        });
+    }
+    ctx.act(Action::ExitPort {
+        port: port.pid,
+        reason,
+        unlink: None,
+        late: Vec::new(),
+    });
+}
+
 /// Closes `port` (whose state `ctx` can reach) synchronously: runs `stop`,
 /// unregisters the port and tells its process to exit with `reason`
 /// (after unlinking `unlink`, for `driver_exit`). A no-op unless the port
-/// is open. While `stop` runs the port is `Closing`: output it emits still
-/// reaches the connected process, after the port's exit signals, as
-/// natively.
+/// is open, or closing with its close waiting for the queue (a driver
+/// failure then ends it now, as natively). While `stop` runs the port is
+/// `Closing`: output it emits still reaches the connected process, after
+/// the port's exit signals, as natively. The port's queue is not flushed:
+/// natively a driver failure forgets the queue's size before `stop` (the
+/// segments go with the port).
 pub fn terminate(ctx: &CallbackCtx, port: &Port, reason: ExitReason, unlink: Option<LocalPid>) {
     let Some(st) = ctx.state_of(port) else {
         return;
     };
-    if st.status() != Status::Open {
-        return;
+    match st.status() {
+        Status::Open => {}
+        Status::Closing => {
+            if let Some(pending) = port.queue.pending() {
+                finish_flush(ctx, port, st, !pending.in_close);
+            }
+            return;
+        }
+        Status::Closed => return,
+    }
+    if reason != ExitReason::External {
+        port.queue.with(|q| q.forget_size());
     }
     st.set_status(Status::Closing);
     if let Some(stop) = port.driver.entry().stop {
@@ -280,10 +477,12 @@ pub fn terminate(ctx: &CallbackCtx, port: &Port, reason: ExitReason, unlink: Opt
     }
 }
 
-/// The one place a port becomes closed: status, registry, and (after the
-/// lock is released) the driver's count of open ports.
+/// The one place a port becomes closed: status, registry, its queue (and
+/// the port's reference to its data lock), and (after the lock is
+/// released) the driver's count of open ports.
 fn mark_closed(ctx: &CallbackCtx, port: &Port, st: &PortState) {
     st.set_status(Status::Closed);
+    port.queue.close();
     unregister(port);
     crate::api::async_job::port_closed(port);
     ctx.port_closed(&port.driver);
@@ -333,6 +532,7 @@ mod tests {
             lock: driver.lock.clone(),
             state: PortState::new(fake_pid(1000 + n)),
             select: Default::default(),
+            queue: Default::default(),
         });
         register(&port);
         let handle = port.handle();

@@ -8,7 +8,8 @@
 //! * [`state`]: the mutable state and the lock token that gates it;
 //! * [`registry`]: open ports by pid and by `ErlDrvPort` handle;
 //! * [`callbacks`]: running driver callbacks (open, command, control,
-//!   call, terminate) under the lock with a callback context.
+//!   call, close with flush-before-close, terminate) under the lock with
+//!   a callback context.
 
 pub mod callbacks;
 pub mod registry;
@@ -25,7 +26,7 @@ use crate::driver::Driver;
 use crate::effects::Effects;
 use state::{Held, PortState};
 
-pub use callbacks::{terminate, CALL_BUF, CONTROL_BUF};
+pub use callbacks::{close, terminate, Closed, CALL_BUF, CONTROL_BUF};
 pub use registry::{all, is_closed_handle, kill_ports_of, lookup, lookup_handle};
 
 /// The reason a port terminates with.
@@ -91,6 +92,9 @@ pub struct Port {
     pub command: Vec<u8>,
     /// A sequence number (`port_info(P, id)`).
     pub number: u64,
+    /// The port queue, its data lock and a close waiting for it to empty
+    /// (its own synchronisation: driver threads use it too).
+    pub queue: crate::queue::PortQueue,
     lock: Arc<Mutex<()>>,
     state: PortState,
     /// The descriptors it selected (`driver_select`), reached like the
