@@ -25,6 +25,8 @@
          msg_exit/3,
          msg_bad/1,
          msg_timeout/2,
+         msg_is_busy/1,
+         is_busy/1,
          command3/3,
          binary_refc/1,
          check_driver/1]).
@@ -58,7 +60,8 @@ loaded_drivers() -> ?NIF_STUB.
 -spec driver_info(iodata() | atom()) -> undefined | tuple().
 driver_info(_Name) -> ?NIF_STUB.
 -spec open(pid(), pid(), binary(), binary(),
-           {boolean(), boolean(), non_neg_integer(), boolean()}) -> tuple().
+           {boolean(), boolean(), non_neg_integer(), boolean(),
+            default | disabled | {pos_integer(), pos_integer()}}) -> tuple().
 open(_Pid, _Owner, _Driver, _Command, _Opts) -> ?NIF_STUB.
 -spec command(pid(), iodata()) -> term().
 command(_Port, _Data) -> ?NIF_STUB.
@@ -88,6 +91,10 @@ msg_exit(_Res, _From, _Normal) -> ?NIF_STUB.
 msg_bad(_Res) -> ?NIF_STUB.
 -spec msg_timeout(reference(), non_neg_integer()) -> term().
 msg_timeout(_Res, _Gen) -> ?NIF_STUB.
+-spec is_busy(pid()) -> boolean().
+is_busy(_Port) -> ?NIF_STUB.
+-spec msg_is_busy(reference()) -> boolean().
+msg_is_busy(_Res) -> ?NIF_STUB.
 -spec command3(pid(), iodata(), boolean()) -> term().
 command3(_Port, _Data, _Force) -> ?NIF_STUB.
 -spec check_driver(string()) -> tuple().

@@ -41,4 +41,9 @@ rustler::atoms! {
     driver,
     port_level,
     driver_api_misuse,
+    unbusy,
+    busy,
+    edc_busy = "$edc_busy",
+    default,
+    disabled,
 }

@@ -24,6 +24,8 @@ fn finish_msg<'a>(env: Env<'a>, ran: Ran<Term<'a>>) -> NifResult<Term<'a>> {
 /// `{bad_value, Connected}` when `Data` is not iodata: a native port then
 /// sends the exit signal `badsig` to its connected process (and stays
 /// open).
+/// `busy` when the port is busy: nothing ran, the port process keeps the
+/// message until the driver clears busy (natively the sender is suspended).
 #[rustler::nif]
 fn msg_command<'a>(
     env: Env<'a>,
@@ -38,6 +40,9 @@ fn msg_command<'a>(
         }
         // The sender of the message is not known; natively `driver_caller`
         // reports the connected process the message names.
+        if ctx.state().busy() {
+            return Ok(atoms::busy().encode(env));
+        }
         ctx.set_caller(from);
         match Port::command(ctx, data) {
             Ok(()) => Ok(atoms::ok().encode(env)),
@@ -138,4 +143,13 @@ fn msg_timeout<'a>(
         Ok(atoms::ok().encode(env))
     });
     finish_msg(env, ran)
+}
+
+/// Whether the port is busy (`set_busy_port`): the port process asks
+/// before letting a waiting command run. `false` for a closed port (the
+/// command then fails as on any closed port).
+#[rustler::nif]
+fn msg_is_busy(env: Env, res: ResourceArc<PortResource>) -> bool {
+    let ran = res.port.run(env, |ctx| Ok(ctx.state().busy()));
+    ran.value.unwrap_or(false)
 }
