@@ -196,7 +196,11 @@ pub fn msgq_request(
 /// queue never holds command data and the limits never make the port
 /// busy; they are kept and reported as natively. `ERL_DRV_FLAG_NO_BUSY_MSGQ`
 /// drivers read `DISABLED`.
-pub(crate) extern "C" fn erl_drv_busy_msgq_limits(port: DrvPort, low: *mut usize, high: *mut usize) {
+pub(crate) extern "C" fn erl_drv_busy_msgq_limits(
+    port: DrvPort,
+    low: *mut usize,
+    high: *mut usize,
+) {
     guard((), || {
         // SAFETY: the driver passes NULL or pointers to ErlDrvSizeT.
         let want_low = if low.is_null() { 0 } else { unsafe { *low } };
@@ -232,7 +236,10 @@ mod busy_tests {
         let start = Some((4096, 8192));
         assert_eq!(msgq_request(start, 0, 0), (start, (4096, 8192)));
         assert_eq!(msgq_request(start, 10, 20), (Some((10, 20)), (10, 20)));
-        assert_eq!(msgq_request(Some((10, 20)), 30, 0), (Some((30, 30)), (30, 30)));
+        assert_eq!(
+            msgq_request(Some((10, 20)), 30, 0),
+            (Some((30, 30)), (30, 30))
+        );
         assert_eq!(msgq_request(Some((30, 30)), 0, 5), (Some((5, 5)), (5, 5)));
         assert_eq!(msgq_request(start, 50, 40), (Some((40, 40)), (40, 40)));
         assert_eq!(msgq_request(start, d, 10), (None, (d, 10)));

@@ -68,12 +68,7 @@ fn open<'a>(
         None
     } else {
         let (low, high): (usize, usize) = opts.4.decode()?;
-        crate::api::port::msgq_request(
-            Some(crate::port::state::DEFAULT_MSGQ_LIMITS),
-            low,
-            high,
-        )
-        .0
+        crate::api::port::msgq_request(Some(crate::port::state::DEFAULT_MSGQ_LIMITS), low, high).0
     };
     let options = PortOptions {
         binary: opts.0,
