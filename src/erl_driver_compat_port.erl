@@ -8,7 +8,10 @@
 %% exit signals from linked processes (it traps exits), the VM timers of
 %% the driver's timer (`{timeout, _, {'$edc_timeout', Gen}}'), and the
 %% internal `{'$edc_exit', Reason, Unlink, Late}' that ends it when the
-%% port terminates (see erl_driver_compat_effects).
+%% port terminates (see erl_driver_compat_effects). While the driver has
+%% marked the port busy it keeps the commands that wait for it (callers
+%% registered with `{'$edc_wait', Pid, Ref}', command messages) and lets
+%% them run on `'$edc_unbusy'' (see "Busy port" below).
 -module(erl_driver_compat_port).
 
 -export([spawn_for/1,
@@ -93,10 +96,9 @@ loop(Res) ->
             %% port_command found the port busy (erl_driver_compat).
             waiter(Res, Pid, Ref),
             loop(Res);
-        {'DOWN', Mon, process, _, _} = Down when is_reference(Mon) ->
-            %% A waiting caller ended (see waiter/3); anything else is a
-            %% message we do not understand.
-            drop_waiter(Mon) orelse user_message(Res, Down),
+        {'$edc_waiter_down', Mon, process, _, _} ->
+            %% A waiting caller ended (see waiter/3).
+            drop_waiter(Mon),
             loop(Res);
         {'$edc_link', Pid, ReplyTo, Ref} ->
             catch link(Pid),
@@ -219,7 +221,7 @@ defer(Msg) ->
     set_busy_q(lists:reverse(Before, [{msgs, Msgs ++ [Msg]} | lists:reverse(After)])).
 
 waiter(Res, Pid, Ref) ->
-    Item = {wait, Pid, Ref, erlang:monitor(process, Pid)},
+    Item = {wait, Pid, Ref, erlang:monitor(process, Pid, [{tag, '$edc_waiter_down'}])},
     case {busy_q(), erl_driver_compat_nif:msg_is_busy(Res)} of
         {[], false} ->
             %% Cleared since the caller found it busy.
@@ -231,11 +233,7 @@ waiter(Res, Pid, Ref) ->
     end.
 
 drop_waiter(Mon) ->
-    Q = busy_q(),
-    case lists:keymember(Mon, 4, Q) of
-        true -> set_busy_q(lists:keydelete(Mon, 4, Q)), true;
-        false -> false
-    end.
+    set_busy_q([I || I <- busy_q(), not (element(1, I) =:= wait andalso element(4, I) =:= Mon)]).
 
 wake(Res) ->
     case {busy_q(), erl_driver_compat_nif:msg_is_busy(Res)} of
@@ -272,7 +270,7 @@ run_item(Res, {wait, Pid, Ref, Mon} = Item) ->
         {'$edc_retried', Ref, busy} ->
             set_busy_q(busy_q() ++ [Item]),
             true;
-        {'DOWN', Mon, process, Pid, _} ->
+        {'$edc_waiter_down', Mon, process, Pid, _} ->
             erl_driver_compat_nif:msg_is_busy(Res)
     end;
 run_item(Res, {msgs, Msgs}) ->
