@@ -29,6 +29,7 @@
          command_message_waits/1,
          command_messages_keep_their_order/1,
          control_while_busy/1,
+         connect_and_close_messages_while_busy/1,
          close_with_waiting_callers/1,
          failure_with_waiting_callers/1,
          exit_with_waiting_callers/1,
@@ -66,6 +67,7 @@ all() ->
      command_message_waits,
      command_messages_keep_their_order,
      control_while_busy,
+     connect_and_close_messages_while_busy,
      close_with_waiting_callers,
      failure_with_waiting_callers,
      exit_with_waiting_callers,
@@ -332,6 +334,28 @@ command_messages_keep_their_order(_Config) ->
                     end,
                     {true, 0, ["m1", "m2", "stop"], closed}).
 
+%% Only commands wait: connect and close messages are handled at once.
+connect_and_close_messages_while_busy(_Config) ->
+    edc_diff:expect("connect and close messages to a busy port",
+                    fun(B) ->
+                            P = open(B),
+                            busy(B, P),
+                            Self = self(),
+                            Other = spawn(fun() -> receive stop -> ok end end),
+                            P ! {Self, {connect, Other}},
+                            Connected = receive {P, connected} -> connected
+                                        after 5000 -> timeout
+                                        end,
+                            Owner = edc_diff:call(B, port_info2, [P, connected]),
+                            Other ! stop,
+                            P2 = open(B),
+                            busy(B, P2),
+                            P2 ! {Self, close},
+                            Closed = receive {P2, closed} -> closed after 5000 -> timeout end,
+                            {Connected, Owner =:= {connected, Other}, Closed, edc_diff:flush()}
+                    end,
+                    {connected, true, closed, [{{port, 2}, {data, "stop"}}]}).
+
 control_while_busy(_Config) ->
     edc_diff:expect("port_control on a busy port",
                     fun(B) ->
@@ -450,6 +474,8 @@ msgq_limits_no_busy_msgq(_Config) ->
                                                   open(B, ?NOMSGQ,
                                                        [{busy_limits_msgq, {100, 200}}])
                                           end)),
-                            {Read, Opt}
+                            Disabled = ctl(B, open(B, ?NOMSGQ, [{busy_limits_msgq, disabled}]),
+                                           ?OP_LIMITS, "0 0"),
+                            {Read, Opt, Disabled}
                     end,
-                    {{?DIS, ?DIS}, {error, badarg}}).
+                    {{?DIS, ?DIS}, {error, badarg}, {?DIS, ?DIS}}).

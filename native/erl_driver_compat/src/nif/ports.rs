@@ -43,8 +43,8 @@ fn lookup(pid: Term) -> NifResult<Arc<Port>> {
 }
 
 /// `open(PortPid, Owner, DriverName, Command, {Binary, Eof, Line,
-/// Parallelism, MsgqLimits})`, `MsgqLimits` `{Low, High}` or `disabled`
-/// (badarg with an `ERL_DRV_FLAG_NO_BUSY_MSGQ` driver unless `default`), `Command` a binary of the bytes `start` gets: `{'$edc', {ok, Resource} | {error, Reason}, ...}`
+/// Parallelism, MsgqLimits})`, `MsgqLimits` `default`, `disabled` or
+/// `{Low, High}` (badarg with an `ERL_DRV_FLAG_NO_BUSY_MSGQ` driver), `Command` a binary of the bytes `start` gets: `{'$edc', {ok, Resource} | {error, Reason}, ...}`
 /// (always with effects: the wrapper must start or clean up the port
 /// process either way).
 #[rustler::nif]
@@ -60,12 +60,14 @@ fn open<'a>(
     let Some(driver) = driver::find(&driver_name) else {
         return Ok((atoms::error(), atoms::enoent()).encode(env));
     };
-    let msgq_limits = if opts.4.decode::<rustler::Atom>().ok() == Some(atoms::default()) {
+    let msgq_atom = opts.4.decode::<rustler::Atom>().ok();
+    let msgq_limits = if msgq_atom == Some(atoms::default()) {
         Some(crate::port::state::DEFAULT_MSGQ_LIMITS)
-    } else if driver.flags & crate::abi::FLAG_NO_BUSY_MSGQ != 0 {
-        return Err(Error::BadArg);
-    } else if opts.4.decode::<rustler::Atom>().ok() == Some(atoms::disabled()) {
+    } else if msgq_atom == Some(atoms::disabled()) {
         None
+    } else if driver.flags & crate::abi::FLAG_NO_BUSY_MSGQ != 0 {
+        // Natively limits are refused for such a driver; `disabled` is not.
+        return Err(Error::BadArg);
     } else {
         let (low, high): (usize, usize) = opts.4.decode()?;
         crate::api::port::msgq_request(Some(crate::port::state::DEFAULT_MSGQ_LIMITS), low, high).0
