@@ -28,6 +28,7 @@
          killed_waiter_is_skipped/1,
          command_message_waits/1,
          command_messages_keep_their_order/1,
+         foreign_command_message_waits/1,
          control_while_busy/1,
          connect_and_close_messages_while_busy/1,
          close_with_waiting_callers/1,
@@ -66,6 +67,7 @@ all() ->
      killed_waiter_is_skipped,
      command_message_waits,
      command_messages_keep_their_order,
+     foreign_command_message_waits,
      control_while_busy,
      connect_and_close_messages_while_busy,
      close_with_waiting_callers,
@@ -310,6 +312,27 @@ command_message_waits(_Config) ->
                             {Sender =/= not_blocked, Count, data(P, 2), reports([c])}
                     end,
                     {true, 0, ["c", "m"], [{c, {ok, true}}]}).
+
+%% A command message naming another process than the owner waits too
+%% (natively its sender is suspended), and is a bad signal (badsig to the
+%% owner) only when it runs: after the caller that waited behind it.
+foreign_command_message_waits(_Config) ->
+    edc_diff:expect("a command message from a non-owner to a busy port",
+                    fun(B) ->
+                            process_flag(trap_exit, true),
+                            P = open(B),
+                            busy(B, P),
+                            S = spawn(fun() -> P ! {self(), {command, "m"}} end),
+                            _ = until_blocked(S),
+                            caller(B, P, c, "c"),
+                            unbusy(B, P),
+                            Got = [receive {P, _} = M -> M; {'EXIT', P, _} = M -> M
+                                   after 5000 -> timeout
+                                   end || _ <- [1, 2]],
+                            {Got, reports([c]), count(B, P)}
+                    end,
+                    {[{{port, 1}, {data, "c"}}, {'EXIT', {port, 1}, badsig}],
+                     [{c, {ok, true}}], 1}).
 
 %% What follows a waiting command message from its sender runs after it,
 %% in order, a close included.

@@ -34,15 +34,17 @@ fn msg_command<'a>(
     data: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let ran = res.port.run(env, |ctx| {
+        // Natively busy comes first: a command message from a process other
+        // than the owner waits as well, and is a bad signal once it runs.
+        if ctx.state().busy() {
+            return Ok(atoms::busy().encode(env));
+        }
         let connected = ctx.state().connected();
         if connected != from {
             return Ok((atoms::badsig(), connected).encode(env));
         }
         // The sender of the message is not known; natively `driver_caller`
         // reports the connected process the message names.
-        if ctx.state().busy() {
-            return Ok(atoms::busy().encode(env));
-        }
         ctx.set_caller(from);
         match Port::command(ctx, data) {
             Ok(()) => Ok(atoms::ok().encode(env)),
