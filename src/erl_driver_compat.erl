@@ -380,7 +380,8 @@ open_compat(DriverName, Command, Settings, PortName, Opts) ->
         {error, Reason} -> erlang:error(Reason, [PortName, Opts])
     end.
 
-%% {Binary, Eof, LineLength, Parallelism}. Accepts what erlang:open_port/2
+%% {Binary, Eof, LineLength, Parallelism, MsgqLimits} (MsgqLimits: the
+%% last busy_limits_msgq option, or `default'). Accepts what erlang:open_port/2
 %% accepts for a driver port (most options are ignored there, as natively)
 %% and raises badarg for the rest.
 -dialyzer({nowarn_function, parse_options/2}).
@@ -388,7 +389,7 @@ parse_options(Opts, PortName) ->
     Bad = fun() -> erlang:error(badarg, [PortName, Opts]) end,
     is_proper_list(Opts) orelse Bad(),
     Acc0 = #{binary => false, eof => false, packet => false, line => 0,
-             stderr => false, nouse_stdio => false,
+             stderr => false, nouse_stdio => false, msgq => default,
              parallelism => erlang:system_info(port_parallelism)},
     Acc = lists:foldl(fun(O, A) -> option(O, A, Bad) end, Acc0, Opts),
     case Acc of
@@ -398,7 +399,7 @@ parse_options(Opts, PortName) ->
         _ -> ok
     end,
     {maps:get(binary, Acc), maps:get(eof, Acc), maps:get(line, Acc),
-     maps:get(parallelism, Acc)}.
+     maps:get(parallelism, Acc), maps:get(msgq, Acc)}.
 
 is_proper_list([_ | T]) -> is_proper_list(T);
 is_proper_list([]) -> true;
@@ -432,10 +433,10 @@ option({env, Env}, A, Bad) ->
     is_env(Env) orelse Bad(),
     A;
 option({parallelism, B}, A, _) when is_boolean(B) -> A#{parallelism := B};
-option({busy_limits_msgq, disabled}, A, _) -> A;
-option({busy_limits_msgq, {Lo, Hi}}, A, _)
+option({busy_limits_msgq, disabled}, A, _) -> A#{msgq := disabled};
+option({busy_limits_msgq, {Lo, Hi} = Limits}, A, _)
   when is_integer(Lo), is_integer(Hi), Lo >= ?BUSY_MSGQ_MIN, Hi >= ?BUSY_MSGQ_MIN,
-       Lo =< ?BUSY_MSGQ_MAX, Hi =< ?BUSY_MSGQ_MAX -> A;
+       Lo =< ?BUSY_MSGQ_MAX, Hi =< ?BUSY_MSGQ_MAX -> A#{msgq := Limits};
 %% busy_limits_port, args, arg0 and exit_status are for external programs
 %% only: badarg for a driver, as natively.
 option(_, _, Bad) -> Bad().
@@ -477,6 +478,10 @@ port_of(Other) ->
 %% @doc Sends data to the port's driver, like `erlang:port_command/2'. The
 %% driver's `output' or `outputv' callback runs in the calling process
 %% before this returns.
+%%
+%% While the driver has marked the port busy (`set_busy_port'), the caller
+%% waits until it clears it, as a native port suspends it; waiting callers
+%% then run their commands one after the other, in the native order.
 -spec port_command(port_arg(), iodata()) -> true.
 port_command(Port, Data) ->
     case port_of(Port) of
@@ -487,43 +492,105 @@ port_command(Port, Data) ->
 command(Pid, Data, Args) ->
     try erl_driver_compat_nif:command(Pid, Data) of
         true -> true;
-        Result -> result(Result, Args)
+        Result -> command_result(Pid, Data, Args, Result, none)
     catch
-        error:bad_value ->
-            case short_bits(Pid, Data) of
-                {ok, Bytes} -> command(Pid, Bytes, Args);
-                false -> bad_value(Pid, Args)
-            end
+        Class:Reason:Stack -> command_error(Pid, Data, Args, Class, Reason, Stack)
     end.
 
-%% @doc `erlang:port_command/3': options `force' and `nosuspend'.
+%% The slow path of port_command/2: a busy port (wait for our turn, then
+%% try again), effects, errors. `Turn' is our place in the port's queue of
+%% waiting commands once we have one.
+command_result(Pid, Data, Args, '$edc_busy', Turn) ->
+    NewTurn = await_turn(Pid, Turn),
+    try erl_driver_compat_nif:command(Pid, Data) of
+        Result -> command_result(Pid, Data, Args, Result, NewTurn)
+    catch
+        Class:Reason:Stack ->
+            end_turn(Pid, NewTurn),
+            command_error(Pid, Data, Args, Class, Reason, Stack)
+    end;
+command_result(Pid, _Data, Args, Result, Turn) ->
+    end_turn(Pid, Turn),
+    case Result of
+        true -> true;
+        _ -> result(Result, Args)
+    end.
+
+command_error(Pid, Data, Args, error, bad_value, _Stack) ->
+    case short_bits(Pid, Data) of
+        {ok, Bytes} -> command(Pid, Bytes, Args);
+        false -> bad_value(Pid, Args)
+    end;
+command_error(_Pid, _Data, _Args, Class, Reason, Stack) ->
+    erlang:raise(Class, Reason, Stack).
+
+%% Waits until the busy port lets this caller try again (natively the
+%% caller is suspended until the driver clears busy, and the resumed
+%% callers retry in the port's order; see erl_driver_compat_port). The
+%% first wait registers with the port process; a retry that found the
+%% port busy again tells it so and keeps its place. No lock is held while
+%% waiting. Returns the turn (`gone' when the port process ended: the
+%% retry then fails as on a closed port).
+await_turn(Pid, Turn) when is_reference(Turn) ->
+    Pid ! {'$edc_retried', Turn, busy},
+    wait_go(Pid, Turn);
+await_turn(Pid, _NoTurn) ->
+    Ref = erlang:monitor(process, Pid),
+    Pid ! {'$edc_wait', self(), Ref},
+    wait_go(Pid, Ref).
+
+wait_go(Pid, Ref) ->
+    receive
+        {Ref, go} -> Ref;
+        {'DOWN', Ref, process, Pid, _} -> gone
+    end.
+
+%% Tells the port process that our command ran (or failed), and whether
+%% the port is busy now: the next waiting command may go, or wait again.
+end_turn(Pid, Turn) when is_reference(Turn) ->
+    Pid ! {'$edc_retried', Turn, {done, erl_driver_compat_nif:is_busy(Pid)}},
+    erlang:demonitor(Turn, [flush]),
+    ok;
+end_turn(_Pid, _NoTurn) ->
+    ok.
+
+%% @doc `erlang:port_command/3': options `force' and `nosuspend'. On a
+%% busy port, `nosuspend' returns `false' instead of waiting; `force'
+%% runs the command anyway, and needs a driver with
+%% `ERL_DRV_FLAG_SOFT_BUSY' (else `notsup').
 -spec port_command(port_arg(), iodata(), [force | nosuspend]) -> boolean().
 port_command(Port, Data, Opts) ->
     case port_of(Port) of
         {compat, Pid} ->
             Args = [Port, Data, Opts],
-            command3(Pid, Data, command_options(Opts, false, Args), Args);
+            command3(Pid, Data, command_options(Opts, Args), Args);
         {native, P} ->
             erlang:port_command(P, Data, Opts)
     end.
 
-command3(Pid, Data, Force, Args) ->
+command3(Pid, Data, {Force, NoSuspend}, Args) ->
     try erl_driver_compat_nif:command3(Pid, Data, Force) of
         true -> true;
+        '$edc_busy' when NoSuspend -> false;
+        '$edc_busy' -> command_result(Pid, Data, Args, '$edc_busy', none);
         Result -> result(Result, Args)
     catch
         error:bad_value ->
             case short_bits(Pid, Data) of
-                {ok, Bytes} -> command3(Pid, Bytes, Force, Args);
+                {ok, Bytes} -> command3(Pid, Bytes, {Force, NoSuspend}, Args);
                 false -> bad_value(Pid, Args)
             end;
         error:notsup ->
             erlang:error(notsup, Args)
     end.
 
-command_options([force | T], _, Args) -> command_options(T, true, Args);
-command_options([nosuspend | T], Force, Args) -> command_options(T, Force, Args);
-command_options([], Force, _) -> Force;
+%% {Force, NoSuspend}.
+command_options(Opts, Args) ->
+    command_options(Opts, {false, false}, Args).
+
+command_options([force | T], {_, NoSuspend}, Args) -> command_options(T, {true, NoSuspend}, Args);
+command_options([nosuspend | T], {Force, _}, Args) -> command_options(T, {Force, true}, Args);
+command_options([], Flags, _) -> Flags;
 command_options(_, _, Args) -> erlang:error(badarg, Args).
 
 %% Natively, data that is not iodata raises badarg and logs a line.

@@ -28,6 +28,8 @@
          msg_async/2,
          set_async_threads/1,
          msg_select/4,
+         msg_is_busy/1,
+         is_busy/1,
          command3/3,
          binary_refc/1,
          check_driver/1]).
@@ -86,7 +88,8 @@ loaded_drivers() -> ?NIF_STUB.
 -spec driver_info(iodata() | atom()) -> undefined | tuple().
 driver_info(_Name) -> ?NIF_STUB.
 -spec open(pid(), pid(), binary(), binary(),
-           {boolean(), boolean(), non_neg_integer(), boolean()}) -> tuple().
+           {boolean(), boolean(), non_neg_integer(), boolean(),
+            default | disabled | {pos_integer(), pos_integer()}}) -> tuple().
 open(_Pid, _Owner, _Driver, _Command, _Opts) -> ?NIF_STUB.
 -spec command(pid(), iodata()) -> term().
 command(_Port, _Data) -> ?NIF_STUB.
@@ -127,6 +130,10 @@ msg_async(_Res, _Id) -> ?NIF_STUB.
 set_async_threads(_Threads) -> ?NIF_STUB.
 -spec msg_select(reference(), reference(), non_neg_integer(), boolean()) -> term().
 msg_select(_Res, _Obj, _Seq, _Input) -> ?NIF_STUB.
+-spec is_busy(pid()) -> boolean().
+is_busy(_Port) -> ?NIF_STUB.
+-spec msg_is_busy(reference()) -> boolean().
+msg_is_busy(_Res) -> ?NIF_STUB.
 -spec command3(pid(), iodata(), boolean()) -> term().
 command3(_Port, _Data, _Force) -> ?NIF_STUB.
 -spec check_driver(string()) -> tuple().

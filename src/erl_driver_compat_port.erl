@@ -18,6 +18,10 @@
 %% signals its links at once and stays, {@link closing/2}, until the port
 %% ends (`{'$edc_flushing', Reason}' tells it so when the close came from
 %% `port_close/1').
+%%
+%% While the driver has marked the port busy it keeps the commands that
+%% wait for it (callers registered with `{'$edc_wait', Pid, Ref}', command
+%% messages) and lets them run on `'$edc_unbusy'' (see "Busy port" below).
 -module(erl_driver_compat_port).
 
 -export([spawn_for/1,
@@ -104,52 +108,26 @@ loop(Res) ->
         {'$edc_flushing', Reason} ->
             signal_links(Reason),
             closing(Res, Reason);
-        {From, {command, Data}} when is_pid(From) ->
-            case result(erl_driver_compat_nif:msg_command(Res, From, Data)) of
-                ok -> ok;
-                {badsig, Connected} -> badsig(Connected);
-                {bad_value, Connected} ->
-                    log_bad_value(self()),
-                    badsig(Connected)
-            end,
+        {From, {command, _}} = Msg when is_pid(From) ->
+            user_message(Res, Msg),
             loop(Res);
-        {From, close} when is_pid(From) ->
-            Result = erl_driver_compat_nif:msg_close(Res, From),
-            case erl_driver_compat_effects:value(Result) of
-                {closed, Connected} ->
-                    %% Natively the links see {'EXIT', Port, normal}, then
-                    %% what stop emitted, then the owner {Port, closed}.
-                    signal_links(normal),
-                    _ = result(Result),
-                    Connected ! {self(), closed},
-                    exit(normal);
-                flushing ->
-                    %% The links see {'EXIT', Port, normal} now; {Port,
-                    %% closed} comes when the queue has emptied.
-                    _ = result(Result),
-                    signal_links(normal),
-                    closing(Res, normal);
-                {badsig, Connected} ->
-                    _ = result(Result),
-                    badsig(Connected),
-                    loop(Res);
-                ok ->
-                    _ = result(Result),
-                    loop(Res)
-            end;
-        {From, {connect, New}} when is_pid(From), is_pid(New) ->
-            %% A port is not a process that can own a port: natively
-            %% {connect, Port} is a bad message (badsig to the owner).
-            %% (The NIF answers at once; process_info would wait for New.)
-            Result = case erl_driver_compat_nif:is_port(New) of
-                         true -> erl_driver_compat_nif:msg_bad(Res);
-                         false -> erl_driver_compat_nif:msg_connect(Res, From, New)
-                     end,
-            case result(Result) of
-                {connected, Old} -> _ = Old ! {self(), connected}, ok;
-                {badsig, Connected} -> badsig(Connected);
-                ok -> ok
-            end,
+        {From, close} = Msg when is_pid(From) ->
+            user_message(Res, Msg),
+            loop(Res);
+        {From, {connect, New}} = Msg when is_pid(From), is_pid(New) ->
+            user_message(Res, Msg),
+            loop(Res);
+        '$edc_unbusy' ->
+            %% The driver cleared busy: the waiting commands go.
+            wake(Res),
+            loop(Res);
+        {'$edc_wait', Pid, Ref} when is_pid(Pid) ->
+            %% port_command found the port busy (erl_driver_compat).
+            waiter(Res, Pid, Ref),
+            loop(Res);
+        {'$edc_waiter_down', Mon, process, _, _} ->
+            %% A waiting caller ended (see waiter/3).
+            drop_waiter(Mon),
             loop(Res);
         {'$edc_link', Pid, ReplyTo, Ref} ->
             catch link(Pid),
@@ -171,13 +149,8 @@ loop(Res) ->
                     _ = result(Result),
                     loop(Res)
             end;
-        _Other ->
-            %% A native port answers a message it does not understand with
-            %% the exit signal badsig to its connected process.
-            case result(erl_driver_compat_nif:msg_bad(Res)) of
-                {badsig, Connected} -> badsig(Connected);
-                ok -> ok
-            end,
+        Other ->
+            user_message(Res, Other),
             loop(Res)
     end.
 
@@ -204,6 +177,178 @@ closing(Res, Reason) ->
 exit_kind(normal) -> true;
 exit_kind(kill) -> kill;
 exit_kind(_) -> false.
+
+%% What reaches a port from Erlang code: `{From, {command, Data}}',
+%% `{From, close}', `{From, {connect, New}}' and anything else (badsig).
+%% While a command waits for the busy port, the messages after it wait
+%% too, in order: natively its sender is suspended, so nothing it sends
+%% later reaches the port before the command (we cannot tell the senders
+%% apart).
+user_message(Res, Msg) ->
+    case deferring() of
+        true -> defer(Msg);
+        false ->
+            case user(Res, Msg) of
+                busy -> set_busy_q(busy_q() ++ [{msgs, [Msg]}]);
+                ok -> ok
+            end
+    end.
+
+%% `busy' when the message is a command the busy port did not take.
+user(Res, {From, {command, Data}}) when is_pid(From) ->
+    case result(erl_driver_compat_nif:msg_command(Res, From, Data)) of
+        ok -> ok;
+        busy -> busy;
+        {badsig, Connected} -> badsig(Connected), ok;
+        {bad_value, Connected} ->
+            log_bad_value(self()),
+            badsig(Connected),
+            ok
+    end;
+user(Res, {From, close}) when is_pid(From) ->
+    Result = erl_driver_compat_nif:msg_close(Res, From),
+    case erl_driver_compat_effects:value(Result) of
+        {closed, Connected} ->
+            %% Natively the links see {'EXIT', Port, normal}, then
+            %% what stop emitted, then the owner {Port, closed}.
+            signal_links(normal),
+            _ = result(Result),
+            Connected ! {self(), closed},
+            exit(normal);
+        flushing ->
+            %% The links see {'EXIT', Port, normal} now; {Port, closed}
+            %% comes when the queue has emptied.
+            _ = result(Result),
+            signal_links(normal),
+            closing(Res, normal);
+        {badsig, Connected} ->
+            _ = result(Result),
+            badsig(Connected),
+            ok;
+        ok ->
+            _ = result(Result),
+            ok
+    end;
+user(Res, {From, {connect, New}}) when is_pid(From), is_pid(New) ->
+    %% A port is not a process that can own a port: natively
+    %% {connect, Port} is a bad message (badsig to the owner).
+    %% (The NIF answers at once; process_info would wait for New.)
+    Result = case erl_driver_compat_nif:is_port(New) of
+                 true -> erl_driver_compat_nif:msg_bad(Res);
+                 false -> erl_driver_compat_nif:msg_connect(Res, From, New)
+             end,
+    case result(Result) of
+        {connected, Old} -> _ = Old ! {self(), connected}, ok;
+        {badsig, Connected} -> badsig(Connected), ok;
+        ok -> ok
+    end;
+user(Res, _Other) ->
+    %% A native port answers a message it does not understand with
+    %% the exit signal badsig to its connected process.
+    case result(erl_driver_compat_nif:msg_bad(Res)) of
+        {badsig, Connected} -> badsig(Connected);
+        ok -> ok
+    end,
+    ok.
+
+%%--------------------------------------------------------------------
+%% Busy port. The commands waiting for the driver to clear busy, in the
+%% order they found it busy: callers of port_command (`{wait, Pid, Ref,
+%% Monitor}', woken with `{Ref, go}', answering `{'$edc_retried', Ref,
+%% {done, BusyAfter} | busy}') and messages (`{msgs, [Msg]}': a command message and
+%% what arrived after it). Natively the driver clearing busy resumes every
+%% suspended caller at once, and they retry in the order second, third,
+%% ..., last, first (measured on OTP 25); those that find the port busy
+%% again are suspended again, in that order. Here they go one at a time
+%% in the same order, each after the previous one's command has run. Kept
+%% in the process dictionary (the port process's state is its resource).
+%%--------------------------------------------------------------------
+
+busy_q() ->
+    case get('$edc_busy_q') of
+        undefined -> [];
+        Q -> Q
+    end.
+
+set_busy_q(Q) ->
+    put('$edc_busy_q', Q),
+    ok.
+
+deferring() ->
+    lists:keymember(msgs, 1, busy_q()).
+
+%% Adds Msg to the last group of waiting messages.
+defer(Msg) ->
+    {After, [{msgs, Msgs} | Before]} =
+        lists:splitwith(fun(I) -> element(1, I) =/= msgs end, lists:reverse(busy_q())),
+    set_busy_q(lists:reverse(Before, [{msgs, Msgs ++ [Msg]} | lists:reverse(After)])).
+
+waiter(Res, Pid, Ref) ->
+    Item = {wait, Pid, Ref, erlang:monitor(process, Pid, [{tag, '$edc_waiter_down'}])},
+    case {busy_q(), erl_driver_compat_nif:msg_is_busy(Res)} of
+        {[], false} ->
+            %% Cleared since the caller found it busy.
+            run_items(Res, [Item]);
+        {Q, Busy} ->
+            set_busy_q(Q ++ [Item]),
+            Busy orelse wake(Res),
+            ok
+    end.
+
+drop_waiter(Mon) ->
+    set_busy_q([I || I <- busy_q(), not (element(1, I) =:= wait andalso element(4, I) =:= Mon)]).
+
+wake(Res) ->
+    case {busy_q(), erl_driver_compat_nif:msg_is_busy(Res)} of
+        {[First | Rest], false} ->
+            set_busy_q([]),
+            run_items(Res, Rest ++ [First]);
+        _ ->
+            ok
+    end.
+
+%% Runs the waiting commands in order while the port is not busy. Whether
+%% a command left the port busy is read right after it ran (by the caller,
+%% before it returns): natively the callers resumed with it retry at once
+%% and would find it busy, whatever happens later.
+run_items(_Res, []) ->
+    ok;
+run_items(Res, [Item | Rest]) ->
+    case run_item(Res, Item) of
+        true ->
+            %% Busy again: the rest wait again, after those that already
+            %% found it busy.
+            set_busy_q(busy_q() ++ Rest);
+        false ->
+            run_items(Res, Rest)
+    end.
+
+%% Whether the port is busy after the item's command.
+run_item(Res, {wait, Pid, Ref, Mon} = Item) ->
+    Pid ! {Ref, go},
+    receive
+        {'$edc_retried', Ref, {done, Busy}} ->
+            erlang:demonitor(Mon, [flush]),
+            Busy;
+        {'$edc_retried', Ref, busy} ->
+            set_busy_q(busy_q() ++ [Item]),
+            true;
+        {'$edc_waiter_down', Mon, process, Pid, _} ->
+            erl_driver_compat_nif:msg_is_busy(Res)
+    end;
+run_item(Res, {msgs, Msgs}) ->
+    replay(Res, Msgs).
+
+replay(Res, []) ->
+    erl_driver_compat_nif:msg_is_busy(Res);
+replay(Res, [Msg | Rest] = Msgs) ->
+    case user(Res, Msg) of
+        busy ->
+            set_busy_q(busy_q() ++ [{msgs, Msgs}]),
+            true;
+        ok ->
+            replay(Res, Rest)
+    end.
 
 badsig(Connected) ->
     exit(Connected, badsig).

@@ -54,4 +54,9 @@ rustler::atoms! {
     select,
     ready_input,
     ready_output,
+    unbusy,
+    busy,
+    edc_busy = "$edc_busy",
+    default,
+    disabled,
 }

@@ -16,6 +16,7 @@
 //! Action = {exit_port, PortPid, Reason, Unlink :: pid() | false, Late}
 //!        | {deliver, Late}
 //!        | {start_timer, PortPid, Ms, Gen}
+//!        | {unbusy, PortPid}
 //! Late   = [{To :: pid(), Message}]
 //! ```
 //!
@@ -23,7 +24,10 @@
 //! their receivers after the port's exit signals, so the port process
 //! sends them once it has signalled its links. `start_timer` starts the
 //! VM timer of the port's timer (see [`crate::timer`]):
-//! `erlang:start_timer(Ms, PortPid, {'$edc_timeout', Gen})`.
+//! `erlang:start_timer(Ms, PortPid, {'$edc_timeout', Gen})`. `unbusy`
+//! tells the port process that the driver cleared the port's busy state
+//! (`set_busy_port(port, 0)`): it lets the commands waiting for that run,
+//! in the native order (`PortPid ! '$edc_unbusy'`).
 //!
 //! When no Erlang wrapper runs after the callback (a resource `down`
 //! callback, a driver thread), the same actions are sent to the port
@@ -64,6 +68,12 @@ pub enum Action {
         /// The generation the port process hands back to `msg_timeout`.
         generation: u64,
     },
+    /// The driver cleared the busy state of the port: wake its waiting
+    /// commands (`PortPid ! '$edc_unbusy'`).
+    Unbusy {
+        /// The port process.
+        port: LocalPid,
+    },
 }
 
 impl Action {
@@ -71,7 +81,9 @@ impl Action {
     /// (`Deliver` never happens in detached runs).
     fn port(&self) -> Option<&LocalPid> {
         match self {
-            Action::ExitPort { port, .. } | Action::StartTimer { port, .. } => Some(port),
+            Action::ExitPort { port, .. }
+            | Action::StartTimer { port, .. }
+            | Action::Unbusy { port } => Some(port),
             Action::Deliver(_) => None,
         }
     }
@@ -115,6 +127,7 @@ impl Action {
                 ms,
                 generation,
             } => (atoms::start_timer(), port, ms, generation).encode(env),
+            Action::Unbusy { port } => (atoms::unbusy(), port).encode(env),
         }
     }
 }

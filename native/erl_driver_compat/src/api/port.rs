@@ -128,3 +128,122 @@ pub(crate) extern "C" fn driver_lock_driver(port: DrvPort) -> c_int {
         .unwrap_or(-1)
     })
 }
+
+/// `void set_busy_port(ErlDrvPort port, int on)`: while the port is busy,
+/// `port_command` waits (returns `false` with `nosuspend`; `force` passes
+/// with `ERL_DRV_FLAG_SOFT_BUSY`) and command messages wait in the port
+/// process. Clearing it lets the waiting commands run, in the native
+/// order (the port process does that on the `unbusy` action).
+pub(crate) extern "C" fn set_busy_port(port: DrvPort, on: c_int) {
+    guard((), || {
+        with_port(port, "set_busy_port", |ctx, p, st| {
+            let was = st.set_busy(on != 0);
+            if was && on == 0 {
+                ctx.act(crate::effects::Action::Unbusy { port: p.pid });
+            }
+        });
+    })
+}
+
+/// `ERL_DRV_BUSY_MSGQ_DISABLED`.
+const MSGQ_DISABLED: usize = usize::MAX;
+/// `ERL_DRV_BUSY_MSGQ_READ_ONLY`.
+const MSGQ_READ_ONLY: usize = 0;
+
+/// The limits after a request of `erl_drv_busy_msgq_limits` (`low`,
+/// `high`: a value, `READ_ONLY` or `DISABLED`) on a port whose limits are
+/// `current`: `(new limits, what the driver reads back)`. As OTP 25: a
+/// disabled queue stays disabled and reads `DISABLED` for both; a request
+/// with `DISABLED` disables it and reads back the request; a low limit
+/// above the high one raises the high one, a high one below the low one
+/// lowers the low one.
+pub fn msgq_request(
+    current: Option<(usize, usize)>,
+    low: usize,
+    high: usize,
+) -> (Option<(usize, usize)>, (usize, usize)) {
+    let Some((mut cur_low, mut cur_high)) = current else {
+        return (None, (MSGQ_DISABLED, MSGQ_DISABLED));
+    };
+    if low == MSGQ_DISABLED || high == MSGQ_DISABLED {
+        return (None, (low, high));
+    }
+    let mut low = low;
+    if low == MSGQ_READ_ONLY {
+        low = cur_low;
+    } else {
+        if cur_high < low {
+            cur_high = low;
+        }
+        cur_low = low;
+    }
+    let high = if high == MSGQ_READ_ONLY {
+        cur_high
+    } else {
+        if low > high {
+            low = high;
+            cur_low = low;
+        }
+        cur_high = high;
+        high
+    };
+    (Some((cur_low, cur_high)), (low, high))
+}
+
+/// `void erl_drv_busy_msgq_limits(ErlDrvPort port, ErlDrvSizeT *low,
+/// ErlDrvSizeT *high)`: reads and sets the limits of the port's message
+/// queue (see [`msgq_request`]). Commands run synchronously here, so the
+/// queue never holds command data and the limits never make the port
+/// busy; they are kept and reported as natively. `ERL_DRV_FLAG_NO_BUSY_MSGQ`
+/// drivers read `DISABLED`.
+pub(crate) extern "C" fn erl_drv_busy_msgq_limits(
+    port: DrvPort,
+    low: *mut usize,
+    high: *mut usize,
+) {
+    guard((), || {
+        // SAFETY: the driver passes NULL or pointers to ErlDrvSizeT.
+        let want_low = if low.is_null() { 0 } else { unsafe { *low } };
+        // SAFETY: as above.
+        let want_high = if high.is_null() { 0 } else { unsafe { *high } };
+        let read = with_port(port, "erl_drv_busy_msgq_limits", |_ctx, p, st| {
+            if p.driver.flags & abi::FLAG_NO_BUSY_MSGQ != 0 {
+                return (MSGQ_DISABLED, MSGQ_DISABLED);
+            }
+            let (limits, read) = msgq_request(st.msgq_limits(), want_low, want_high);
+            st.set_msgq_limits(limits);
+            read
+        })
+        .unwrap_or((MSGQ_DISABLED, MSGQ_DISABLED));
+        if !low.is_null() {
+            // SAFETY: checked non-NULL; the driver's ErlDrvSizeT.
+            unsafe { *low = read.0 };
+        }
+        if !high.is_null() {
+            // SAFETY: as above.
+            unsafe { *high = read.1 };
+        }
+    })
+}
+
+#[cfg(test)]
+mod busy_tests {
+    use super::*;
+
+    #[test]
+    fn msgq_requests_as_otp() {
+        let d = MSGQ_DISABLED;
+        let start = Some((4096, 8192));
+        assert_eq!(msgq_request(start, 0, 0), (start, (4096, 8192)));
+        assert_eq!(msgq_request(start, 10, 20), (Some((10, 20)), (10, 20)));
+        assert_eq!(
+            msgq_request(Some((10, 20)), 30, 0),
+            (Some((30, 30)), (30, 30))
+        );
+        assert_eq!(msgq_request(Some((30, 30)), 0, 5), (Some((5, 5)), (5, 5)));
+        assert_eq!(msgq_request(start, 50, 40), (Some((40, 40)), (40, 40)));
+        assert_eq!(msgq_request(start, d, 10), (None, (d, 10)));
+        assert_eq!(msgq_request(start, 7, d), (None, (7, d)));
+        assert_eq!(msgq_request(None, 7, 9), (None, (d, d)));
+    }
+}

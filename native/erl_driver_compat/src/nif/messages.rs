@@ -25,6 +25,8 @@ fn finish_msg<'a>(env: Env<'a>, ran: Ran<Term<'a>>) -> NifResult<Term<'a>> {
 /// `{bad_value, Connected}` when `Data` is not iodata: a native port then
 /// sends the exit signal `badsig` to its connected process (and stays
 /// open).
+/// `busy` when the port is busy: nothing ran, the port process keeps the
+/// message until the driver clears busy (natively the sender is suspended).
 #[rustler::nif]
 fn msg_command<'a>(
     env: Env<'a>,
@@ -33,6 +35,11 @@ fn msg_command<'a>(
     data: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let ran = res.port.run_message(env, |ctx| {
+        // Natively busy comes first: a command message from a process other
+        // than the owner waits as well, and is a bad signal once it runs.
+        if ctx.state().busy() {
+            return Ok(atoms::busy().encode(env));
+        }
         let connected = ctx.state().connected();
         if connected != from {
             return Ok((atoms::badsig(), connected).encode(env));
@@ -199,4 +206,13 @@ fn msg_select<'a>(
         Ok(atoms::ok().encode(env))
     });
     finish_msg(env, ran)
+}
+
+/// Whether the port is busy (`set_busy_port`): the port process asks
+/// before letting a waiting command run. `false` for a closed port (the
+/// command then fails as on any closed port).
+#[rustler::nif]
+fn msg_is_busy(env: Env, res: ResourceArc<PortResource>) -> bool {
+    let ran = res.port.run(env, |ctx| Ok(ctx.state().busy()));
+    ran.value.unwrap_or(false)
 }

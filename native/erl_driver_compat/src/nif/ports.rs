@@ -45,7 +45,8 @@ fn lookup(pid: Term) -> NifResult<Arc<Port>> {
 }
 
 /// `open(PortPid, Owner, DriverName, Command, {Binary, Eof, Line,
-/// Parallelism})`, `Command` a binary of the bytes `start` gets: `{'$edc', {ok, Resource} | {error, Reason}, ...}`
+/// Parallelism, MsgqLimits})`, `MsgqLimits` `default`, `disabled` or
+/// `{Low, High}` (badarg with an `ERL_DRV_FLAG_NO_BUSY_MSGQ` driver), `Command` a binary of the bytes `start` gets: `{'$edc', {ok, Resource} | {error, Reason}, ...}`
 /// (always with effects: the wrapper must start or clean up the port
 /// process either way).
 #[rustler::nif]
@@ -55,17 +56,30 @@ fn open<'a>(
     owner: LocalPid,
     driver_name: Term<'a>,
     command: Binary<'a>,
-    opts: (bool, bool, usize, bool),
+    opts: (bool, bool, usize, bool, Term<'a>),
 ) -> NifResult<Term<'a>> {
     let driver_name = super::name_of(driver_name)?;
     let Some(driver) = driver::find(&driver_name) else {
         return Ok((atoms::error(), atoms::enoent()).encode(env));
+    };
+    let msgq_atom = opts.4.decode::<rustler::Atom>().ok();
+    let msgq_limits = if msgq_atom == Some(atoms::default()) {
+        Some(crate::port::state::DEFAULT_MSGQ_LIMITS)
+    } else if msgq_atom == Some(atoms::disabled()) {
+        None
+    } else if driver.flags & crate::abi::FLAG_NO_BUSY_MSGQ != 0 {
+        // Natively limits are refused for such a driver; `disabled` is not.
+        return Err(Error::BadArg);
+    } else {
+        let (low, high): (usize, usize) = opts.4.decode()?;
+        crate::api::port::msgq_request(Some(crate::port::state::DEFAULT_MSGQ_LIMITS), low, high).0
     };
     let options = PortOptions {
         binary: opts.0,
         eof: opts.1,
         line: opts.2,
         parallelism: opts.3,
+        msgq_limits,
     };
     let Ran { value, effects } = Port::open(env, driver, pid, owner, command.as_slice(), options);
     let value = match value {
@@ -79,15 +93,36 @@ fn open<'a>(
     Ok(effects.encode(env, value))
 }
 
-fn do_command<'a>(env: Env<'a>, port: &Arc<Port>, data: Term<'a>) -> NifResult<Term<'a>> {
-    let ran = port.run(env, |ctx| Port::command(ctx, data));
-    finish(env, ran, |()| true.encode(env))
+/// Runs `output`/`outputv` unless the port is busy (and not `force`d):
+/// then nothing runs and the result is `'$edc_busy'` (the wrapper waits
+/// for its turn, see erl_driver_compat:port_command/2). Busy is checked
+/// before the data, as natively (`nosuspend` with bad data on a busy port
+/// gives `false`).
+fn do_command<'a>(
+    env: Env<'a>,
+    port: &Arc<Port>,
+    data: Term<'a>,
+    force: bool,
+) -> NifResult<Term<'a>> {
+    let ran = port.run(env, |ctx| {
+        if !force && ctx.state().busy() {
+            return Ok(false);
+        }
+        Port::command(ctx, data).map(|()| true)
+    });
+    finish(env, ran, |ran| {
+        if ran {
+            true.encode(env)
+        } else {
+            atoms::edc_busy().encode(env)
+        }
+    })
 }
 
 #[rustler::nif]
 fn command<'a>(env: Env<'a>, port: Term<'a>, data: Term<'a>) -> NifResult<Term<'a>> {
     let port = lookup(port)?;
-    do_command(env, &port, data)
+    do_command(env, &port, data, false)
 }
 
 /// `port_command/3`: `force` needs `ERL_DRV_FLAG_SOFT_BUSY` (`notsup`).
@@ -97,7 +132,7 @@ fn command3<'a>(env: Env<'a>, port: Term<'a>, data: Term<'a>, force: bool) -> Ni
     if force && port.driver.flags & crate::abi::FLAG_SOFT_BUSY == 0 {
         return Err(Error::RaiseTerm(Box::new(atoms::notsup())));
     }
-    do_command(env, &port, data)
+    do_command(env, &port, data, force)
 }
 
 /// Operation numbers are unsigned 32-bit integers.
@@ -209,6 +244,19 @@ fn info<'a>(env: Env<'a>, port: Term<'a>) -> NifResult<Term<'a>> {
         Ok(info) => Ok(info.encode(env)),
         Err(_) => Ok(atoms::undefined().encode(env)),
     }
+}
+
+/// Whether the port is busy (`set_busy_port`); `false` for a closed port
+/// or a pid that is not a port. A caller that waited for the port tells
+/// its process this right after its command ran.
+#[rustler::nif]
+fn is_busy(env: Env, port: Term) -> bool {
+    let Ok(port) = lookup(port) else {
+        return false;
+    };
+    port.run(env, |ctx| Ok(ctx.state().busy()))
+        .value
+        .unwrap_or(false)
 }
 
 #[rustler::nif]

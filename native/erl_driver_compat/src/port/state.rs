@@ -36,7 +36,7 @@ use crate::abi::DrvData;
 use crate::timer::PortTimer;
 
 /// Options of `open_port` that change how the port behaves.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PortOptions {
     /// `binary`: data arrives as binaries instead of lists.
     pub binary: bool,
@@ -47,6 +47,25 @@ pub struct PortOptions {
     pub line: usize,
     /// `{parallelism, true}` (shown by `port_info/2`).
     pub parallelism: bool,
+    /// The limits of the port's message queue (`{busy_limits_msgq, _}`,
+    /// `erl_drv_busy_msgq_limits`): `(low, high)`, `None` when disabled.
+    pub msgq_limits: Option<(usize, usize)>,
+}
+
+/// The message-queue limits of a port opened without the option (OTP 25's
+/// defaults).
+pub const DEFAULT_MSGQ_LIMITS: (usize, usize) = (4096, 8192);
+
+impl Default for PortOptions {
+    fn default() -> PortOptions {
+        PortOptions {
+            binary: false,
+            eof: false,
+            line: 0,
+            parallelism: false,
+            msgq_limits: Some(DEFAULT_MSGQ_LIMITS),
+        }
+    }
 }
 
 /// Where a port is in its life.
@@ -99,6 +118,10 @@ pub struct PortState {
     bytes_in: Cell<u64>,
     bytes_out: Cell<u64>,
     timer: PortTimer,
+    /// `set_busy_port`: commands wait (or fail with `nosuspend`).
+    busy: Cell<bool>,
+    /// See [`PortOptions::msgq_limits`].
+    msgq_limits: Cell<Option<(usize, usize)>>,
 }
 
 impl PortState {
@@ -117,6 +140,8 @@ impl PortState {
             bytes_in: Cell::new(0),
             bytes_out: Cell::new(0),
             timer: PortTimer::default(),
+            busy: Cell::new(false),
+            msgq_limits: Cell::new(Some(DEFAULT_MSGQ_LIMITS)),
         }
     }
 
@@ -124,6 +149,7 @@ impl PortState {
     pub fn started(&self, data: DrvData, options: PortOptions) {
         self.data.set(data);
         self.options.set(options);
+        self.msgq_limits.set(options.msgq_limits);
     }
 
     /// Open, closing or closed.
@@ -191,6 +217,26 @@ impl PortState {
     /// The port's timer (`driver_set_timer` & co, see [`crate::timer`]).
     pub fn timer(&self) -> &PortTimer {
         &self.timer
+    }
+
+    /// True while the driver has marked the port busy (`set_busy_port`).
+    pub fn busy(&self) -> bool {
+        self.busy.get()
+    }
+
+    /// Sets the busy state; returns the previous one.
+    pub fn set_busy(&self, on: bool) -> bool {
+        self.busy.replace(on)
+    }
+
+    /// The message-queue limits, `None` when disabled.
+    pub fn msgq_limits(&self) -> Option<(usize, usize)> {
+        self.msgq_limits.get()
+    }
+
+    /// Sets the message-queue limits (`None`: disabled).
+    pub fn set_msgq_limits(&self, limits: Option<(usize, usize)>) {
+        self.msgq_limits.set(limits);
     }
 
     /// Runs `f` on the partial-line buffer (line mode). `f` must not call
