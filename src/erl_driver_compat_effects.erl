@@ -9,6 +9,7 @@
 %% Action = {exit_port, PortPid, Reason, Unlink :: pid() | false, Late}
 %%        | {deliver, Late}
 %%        | {start_timer, PortPid, Ms, Gen}
+%%        | {start_created, PortPid, Owner}
 %% Late   = [{To :: pid(), Message}]
 %% '''
 %%
@@ -18,6 +19,8 @@
 %% `start_timer' starts the VM timer behind the port's driver timer: the
 %% port process hands `{timeout, _, {'$edc_timeout', Gen}}' back to the
 %% NIF, which ignores generations that are no longer current (`timer.rs').
+%% `start_created' starts the idle port process that `driver_create_port'
+%% made a port of (see erl_driver_compat_port).
 %%
 %% A NIF result without effects is the plain value. Effects are carried
 %% out in order: messages (sent to the calling process, in emission
@@ -37,7 +40,8 @@
 
 -type action() :: {exit_port, pid(), term(), pid() | false, late()}
                 | {deliver, late()}
-                | {start_timer, pid(), non_neg_integer(), non_neg_integer()}.
+                | {start_timer, pid(), non_neg_integer(), non_neg_integer()}
+                | {start_created, pid(), pid()}.
 %% Work for the Erlang side.
 -type late() :: [{pid(), term()}].
 %% Messages from `stop', sent after the port's exit signals.
@@ -100,4 +104,7 @@ perform_one({start_timer, Port, 0, Gen}) ->
     ok;
 perform_one({start_timer, Port, Ms, Gen}) ->
     _ = erlang:start_timer(Ms, Port, {'$edc_timeout', Gen}),
-    ok.
+    ok;
+%% driver_create_port: the new port's process starts, linked to its owner.
+perform_one({start_created, Port, Owner}) ->
+    erl_driver_compat_port:start_created(Port, Owner).

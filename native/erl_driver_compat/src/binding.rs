@@ -215,6 +215,7 @@ api_table! {
         "driver_caller" => api::port::driver_caller,
         "driver_mk_term_nil" => api::port::driver_mk_term_nil,
         "driver_lock_driver" => api::port::driver_lock_driver,
+        "driver_create_port" => api::port::driver_create_port,
         "driver_system_info" => api::system::driver_system_info,
         "erl_errno_id" => api::system::erl_errno_id,
         "erl_drv_getenv" => api::system::erl_drv_getenv,

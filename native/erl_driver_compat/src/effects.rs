@@ -16,6 +16,7 @@
 //! Action = {exit_port, PortPid, Reason, Unlink :: pid() | false, Late}
 //!        | {deliver, Late}
 //!        | {start_timer, PortPid, Ms, Gen}
+//!        | {start_created, PortPid, Owner}
 //! Late   = [{To :: pid(), Message}]
 //! ```
 //!
@@ -24,6 +25,9 @@
 //! sends them once it has signalled its links. `start_timer` starts the
 //! VM timer of the port's timer (see [`crate::timer`]):
 //! `erlang:start_timer(Ms, PortPid, {'$edc_timeout', Gen})`.
+//! `start_created` starts the idle process a callback took for
+//! `driver_create_port` as the new port, linked to `Owner`, and has the
+//! pool of idle processes refilled.
 //!
 //! When no Erlang wrapper runs after the callback (a resource `down`
 //! callback, a driver thread), the same actions are sent to the port
@@ -64,6 +68,14 @@ pub enum Action {
         /// The generation the port process hands back to `msg_timeout`.
         generation: u64,
     },
+    /// `driver_create_port` made a port whose process is the idle process
+    /// `port`: start it as that port, linked to `owner`.
+    StartCreated {
+        /// The new port's process.
+        port: LocalPid,
+        /// Its owner (connected process).
+        owner: LocalPid,
+    },
 }
 
 impl Action {
@@ -71,7 +83,9 @@ impl Action {
     /// (`Deliver` never happens in detached runs).
     fn port(&self) -> Option<&LocalPid> {
         match self {
-            Action::ExitPort { port, .. } | Action::StartTimer { port, .. } => Some(port),
+            Action::ExitPort { port, .. }
+            | Action::StartTimer { port, .. }
+            | Action::StartCreated { port, .. } => Some(port),
             Action::Deliver(_) => None,
         }
     }
@@ -112,6 +126,9 @@ impl Action {
                 ms,
                 generation,
             } => (atoms::start_timer(), port, ms, generation).encode(env),
+            Action::StartCreated { port, owner } => {
+                (atoms::start_created(), port, owner).encode(env)
+            }
         }
     }
 }
