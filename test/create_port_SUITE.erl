@@ -29,7 +29,8 @@
          owner_ended/1,
          creator_closed/1,
          owner_exit_closes/1,
-         many_created/1]).
+         many_created/1,
+         burst_in_one_callback/1]).
 
 -define(DRV, "lc_create_drv").
 
@@ -42,6 +43,7 @@
 -define(OP_WHOAMI, 7).
 -define(OP_FAIL, 8).
 -define(OP_STOPS, 9).
+-define(OP_BURST, 10).
 
 all() ->
     [created_port_info,
@@ -54,7 +56,8 @@ all() ->
      owner_ended,
      creator_closed,
      owner_exit_closes,
-     many_created].
+     many_created,
+     burst_in_one_callback].
 
 init_per_suite(Config) ->
     [{holder, edc_diff:start_holder([?DRV])} | Config].
@@ -286,3 +289,20 @@ many_created(_Config) ->
                              Names =:= [{"m" ++ integer_to_list(I), 0} || I <- lists:seq(1, N)]}
                     end,
                     {N, true}).
+
+%% Ten ports created in one callback (within the pool of idle processes a
+%% compat callback can take from; see the README for larger bursts), each
+%% named and working.
+burst_in_one_callback(_Config) ->
+    N = 10,
+    edc_diff:expect("burst in one callback",
+                    fun(B) ->
+                            P = open(B),
+                            R = ctl(B, P, ?OP_BURST, integer_to_list(N)),
+                            Cs = [receive {created, C} -> edc_diff:track(C), C end
+                                  || _ <- lists:seq(1, N)],
+                            Names = [ctl(B, C, ?OP_WHOAMI, "") || C <- Cs],
+                            [true = edc_diff:call(B, port_close, [C]) || C <- Cs],
+                            {R, Names}
+                    end,
+                    {N, [{"b" ++ integer_to_list(I), 0} || I <- lists:seq(1, N)]}).

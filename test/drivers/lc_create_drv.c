@@ -26,10 +26,13 @@
  *   8         driver_failure_atom(port, "failed")           -> "ok"
  *   9         -> "Stops": created ports whose stop has run (one count per
  *             loaded copy of the driver)
+ *  10 "N"     N ports created in this one callback as by 1, named "b1"
+ *             ... "bN"                                     -> "Created"
  *
  * output: driver_output(port, "Tag:" ++ Data) (to the port's owner).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "erl_driver.h"
 
@@ -78,6 +81,7 @@ DRIVER_INIT(lc_create_drv) { return &create_entry; }
 #define OP_WHOAMI           7
 #define OP_FAIL             8
 #define OP_STOPS            9
+#define OP_BURST            10
 
 #define TAG_MAX 64
 
@@ -216,6 +220,22 @@ static ErlDrvSSizeT create_control(ErlDrvData handle, unsigned int op,
     case OP_FAIL:
         driver_failure_atom(d->port, "failed");
         return reply(rbuf, rlen, "ok");
+    case OP_BURST: {
+        int i, n, created = 0;
+        char name[16];
+        if (len >= sizeof(text))
+            len = sizeof(text) - 1;
+        memcpy(text, buf, len);
+        text[len] = '\0';
+        n = atoi(text);
+        for (i = 1; i <= n; i++) {
+            snprintf(name, sizeof(name), "b%d", i);
+            if (create(d, driver_caller(d->port), name, strlen(name)))
+                created++;
+        }
+        snprintf(text, sizeof(text), "%d", created);
+        return reply(rbuf, rlen, text);
+    }
     case OP_STOPS:
         snprintf(text, sizeof(text), "%d", created_stops);
         return reply(rbuf, rlen, text);

@@ -140,7 +140,8 @@ const INVALID_PORT: DrvPort = usize::MAX as DrvPort;
 /// handle `-1`, as natively, when `owner_pid` is not a live process (a
 /// port is not one), the driver is being unloaded, or outside a callback
 /// of the creating port; and, unlike natively, when no idle port process
-/// is left (see [`crate::port::registry::take_idle`]; logged).
+/// is left (see [`crate::port::registry::take_idle`]; logged once per
+/// burst, and the pool grows).
 pub(crate) extern "C" fn driver_create_port(
     port: DrvPort,
     owner_pid: TermData,
@@ -155,16 +156,23 @@ pub(crate) extern "C" fn driver_create_port(
             let Some(owner) = live_process(ctx, owner_pid) else {
                 return INVALID_PORT;
             };
-            let Some(pid) = crate::port::registry::take_idle(|pid| match ctx.env() {
+            let taken = crate::port::registry::take_idle(|pid| match ctx.env() {
                 Some(env) => env.is_process_alive(*pid),
                 None => true,
-            }) else {
-                ctx.log(format!(
-                    "driver {} (port {}): driver_create_port found no idle port process \
-                     (more ports created at once than the pool holds); returned -1",
-                    p.driver.name, p.number
-                ));
-                return INVALID_PORT;
+            });
+            let pid = match taken {
+                Ok(pid) => pid,
+                Err(first) => {
+                    if first {
+                        ctx.log(format!(
+                            "driver {} (port {}): driver_create_port found no idle port \
+                             process (more ports created at once than the pool holds; it \
+                             grows); returned -1",
+                            p.driver.name, p.number
+                        ));
+                    }
+                    return INVALID_PORT;
+                }
             };
             // SAFETY: the driver passes a NUL-terminated name.
             let name = unsafe { CStr::from_ptr(name) }.to_bytes();

@@ -546,6 +546,28 @@ mod tests {
     }
 
     #[test]
+    fn a_created_ports_lock_is_held_until_the_creating_run_ends() {
+        let driver = fake_driver("creator", |e| e.driver_flags = abi::FLAG_USE_PORT_LOCKING);
+        let creator = fake_port(&driver, 41);
+        assert!(driver.port_opened());
+        let created = Port::new(driver.clone(), fake_pid(42), fake_pid(1042), b"made");
+        let ran = creator.run_with(detached(), |ctx| {
+            assert!(ctx.state_of(&created).is_none(), "not this callback's lock");
+            ctx.created_locks().hold(created.clone());
+            let st = ctx.state_of(&created).expect("held by the creating run");
+            st.started(std::ptr::null_mut(), PortOptions::default());
+            Ok(created.lock.try_lock().is_none())
+        });
+        assert_eq!(ran.value, Ok(true), "locked during the run");
+        assert!(created.lock.try_lock().is_some(), "released after it");
+        let _ = creator.run_with(detached(), |ctx| {
+            terminate(ctx, ctx.port(), ExitReason::Normal, None);
+            Ok(())
+        });
+        driver.port_closed();
+    }
+
+    #[test]
     fn api_calls_outside_any_callback_are_refused() {
         let driver = fake_driver("outside", |_| {});
         let port = fake_port(&driver, 31);

@@ -155,16 +155,18 @@ pub fn add_idle(pids: impl IntoIterator<Item = LocalPid>) {
 }
 
 /// Takes an idle port process for which `usable` holds (processes for
-/// which it does not, ended ones, are dropped), or counts a miss.
-pub fn take_idle(usable: impl Fn(&LocalPid) -> bool) -> Option<LocalPid> {
+/// which it does not, ended ones, are dropped), or counts a miss: then
+/// `Err(first)`, `first` when it is the first miss since the Erlang side
+/// last asked (to report a burst once).
+pub fn take_idle(usable: impl Fn(&LocalPid) -> bool) -> Result<LocalPid, bool> {
     let mut pool = idle_pool().lock();
     while let Some(pid) = pool.idle.pop() {
         if usable(&pid) {
-            return Some(pid);
+            return Ok(pid);
         }
     }
     pool.missed += 1;
-    None
+    Err(pool.missed == 1)
 }
 
 /// `(idle processes, misses since the last call)`; resets the misses.
