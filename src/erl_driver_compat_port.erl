@@ -119,7 +119,7 @@ created(Owner, ReplyTo) ->
     lists:foreach(fun unlink/1, Links -- [Owner]),
     link(Owner),
     case ReplyTo of
-        {Pid, Ref} -> Pid ! {Ref, linked};
+        {Pid, Ref} -> Pid ! {Ref, linked}, ok;
         none -> ok
     end,
     case erl_driver_compat_nif:adopt_created() of
