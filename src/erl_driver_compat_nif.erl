@@ -30,6 +30,7 @@
          pool_status/0,
          adopt_created/0,
          set_async_threads/1,
+         msg_select/4,
          command3/3,
          binary_refc/1,
          check_driver/1]).
@@ -137,6 +138,8 @@ adopt_created() -> ?NIF_STUB.
 
 -spec set_async_threads(pos_integer()) -> boolean().
 set_async_threads(_Threads) -> ?NIF_STUB.
+-spec msg_select(reference(), reference(), non_neg_integer(), boolean()) -> term().
+msg_select(_Res, _Obj, _Seq, _Input) -> ?NIF_STUB.
 -spec command3(pid(), iodata(), boolean()) -> term().
 command3(_Port, _Data, _Force) -> ?NIF_STUB.
 -spec check_driver(string()) -> tuple().

@@ -7,7 +7,9 @@
 %% `{Owner, {command, Data}}', `{Owner, close}', `{Owner, {connect, Pid}}',
 %% exit signals from linked processes (it traps exits), the VM timers of
 %% the driver's timer (`{timeout, _, {'$edc_timeout', Gen}}'), finished
-%% driver_async jobs (`{'$edc_async', Id}'), and the
+%% driver_async jobs (`{'$edc_async', Id}'), the poll set's messages for
+%% the descriptors the driver selected (`{select, Obj, Seq, ready_input |
+%% ready_output}', see `select.rs'), and the
 %% internal `{'$edc_exit', Reason, Unlink, Late}' that ends it when the
 %% port terminates (see erl_driver_compat_effects).
 %%
@@ -227,6 +229,18 @@ loop(Res) ->
         {'$edc_async', Id} ->
             %% A driver_async job finished: ready_async runs in the NIF.
             _ = result(erl_driver_compat_nif:msg_async(Res, Id)),
+            loop(Res);
+        {select, Obj, Seq, Event} when is_reference(Obj), is_integer(Seq), Seq >= 0,
+                                        (Event =:= ready_input orelse
+                                         Event =:= ready_output) ->
+            %% A descriptor of driver_select is ready: ready_input or
+            %% ready_output runs unless the selection is stale (the NIF
+            %% checks), and the selection is armed again.
+            Input = Event =:= ready_input,
+            case result(erl_driver_compat_nif:msg_select(Res, Obj, Seq, Input)) of
+                ok -> ok;
+                {badsig, Connected} -> badsig(Connected)
+            end,
             loop(Res);
         {From, {command, Data}} when is_pid(From) ->
             case result(erl_driver_compat_nif:msg_command(Res, From, Data)) of

@@ -43,4 +43,7 @@ rustler::atoms! {
     driver,
     port_level,
     driver_api_misuse,
+    select,
+    ready_input,
+    ready_output,
 }

@@ -36,6 +36,17 @@ struct Header {
 }
 
 const HEADER: usize = std::mem::size_of::<Header>();
+
+/// The hidden header of a new (or just resized, so unshared) binary of
+/// `capacity` data bytes: refc 1, live, not exposed.
+fn header(capacity: usize) -> Header {
+    Header {
+        refc: AtomicIsize::new(1),
+        magic: AtomicUsize::new(MAGIC_LIVE),
+        holders: AtomicUsize::new(0),
+        capacity,
+    }
+}
 const DATA_OFFSET: usize = HEADER + std::mem::offset_of!(DrvBinary, orig_bytes);
 
 fn layout(size: usize) -> Option<Layout> {
@@ -47,10 +58,14 @@ fn layout(size: usize) -> Option<Layout> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DriverBinary(*mut DrvBinary);
 
-// SAFETY: the reference count is atomic; the data is only read concurrently
-// once exposed, as the contract requires.
+// SAFETY: a DriverBinary is a pointer to a heap block not tied to any
+// thread; the fields other threads touch through it (refc, magic, holders)
+// are atomics, and the data is only read concurrently once exposed to
+// Erlang, when the contract forbids the driver to write it.
 unsafe impl Send for DriverBinary {}
-// SAFETY: as above.
+// SAFETY: every method takes `self` by value and touches shared state only
+// through the header's atomics (refc, magic, holders) or the driver-owned
+// data, which is read-only once exposed (same reasons as for Send).
 unsafe impl Sync for DriverBinary {}
 
 /// Why a pointer a driver passed is not a live driver binary.
@@ -76,19 +91,19 @@ impl DriverBinary {
         if base.is_null() {
             return None;
         }
-        // SAFETY: base is a fresh allocation large enough for the header and
-        // the DrvBinary prefix.
-        unsafe {
-            base.cast::<Header>().write(Header {
-                refc: AtomicIsize::new(1),
-                magic: AtomicUsize::new(MAGIC_LIVE),
-                holders: AtomicUsize::new(0),
-                capacity: size,
-            });
-            let bin = base.add(HEADER).cast::<DrvBinary>();
-            (*bin).orig_size = size as libc::c_long;
-            Some(DriverBinary(bin))
-        }
+        // SAFETY: base is a fresh, unshared allocation of
+        // DATA_OFFSET + max(size, 1) > HEADER bytes aligned to ALIGN (16),
+        // which is at least Header's alignment: the header fits at its
+        // start and writing it needs no previous value.
+        unsafe { base.cast::<Header>().write(header(size)) };
+        // SAFETY: HEADER < DATA_OFFSET <= the allocation's size, so
+        // base + HEADER stays inside the allocation.
+        let bin = unsafe { base.add(HEADER) }.cast::<DrvBinary>();
+        // SAFETY: bin is the DrvBinary prefix of the fresh allocation
+        // (HEADER + offset_of(orig_bytes) = DATA_OFFSET bytes fit), aligned
+        // since HEADER is a multiple of 8; nothing else refers to it yet.
+        unsafe { (*bin).orig_size = size as libc::c_long };
+        Some(DriverBinary(bin))
     }
 
     /// Checks that `ptr` is a live binary of ours.
@@ -104,7 +119,10 @@ impl DriverBinary {
             return Err(BinaryError::Foreign);
         }
         let bin = DriverBinary(ptr);
-        // SAFETY: per the caller's contract the header is readable.
+        // SAFETY: the caller guarantees the HEADER bytes before a non-NULL
+        // ptr are readable (ptr >= HEADER + 4096 was checked above, so the
+        // subtraction does not wrap); the header is only read here, and the
+        // magic word is atomic.
         match unsafe { bin.header() }.magic.load(Ordering::Acquire) {
             MAGIC_LIVE => Ok(bin),
             MAGIC_DEAD => Err(BinaryError::AlreadyFreed),
@@ -120,54 +138,89 @@ impl DriverBinary {
     /// # Safety
     /// The binary must not have been deallocated.
     unsafe fn header(&self) -> &Header {
-        // SAFETY: the header sits right before the DrvBinary.
-        unsafe { &*(self.0.cast::<u8>().sub(HEADER).cast::<Header>()) }
+        // SAFETY: self.0 points HEADER bytes into its allocation (alloc and
+        // resize place the DrvBinary right after the header), so going back
+        // HEADER bytes stays in the same allocation.
+        let base = unsafe { self.0.cast::<u8>().sub(HEADER) };
+        // SAFETY: base is the start of a live allocation (caller's
+        // contract), aligned to ALIGN >= align_of::<Header>(), holding the
+        // Header written by alloc/resize; all its fields mutated after
+        // creation are atomics, so a shared reference is sound while the
+        // binary lives.
+        unsafe { &*base.cast::<Header>() }
+    }
+
+    /// The `len` bytes at `offset` of the data, or `None` when they do not
+    /// lie inside [`size`](Self::size).
+    ///
+    /// # Safety
+    /// The binary must stay live (a reference is held) and its data must
+    /// not be written for `'b`.
+    pub unsafe fn bytes<'b>(self, offset: usize, len: usize) -> Option<&'b [u8]> {
+        let end = offset.checked_add(len)?;
+        if end > self.size() {
+            return None;
+        }
+        // SAFETY: offset <= end <= size() <= capacity: data + offset stays
+        // inside the allocation's data area.
+        let start = unsafe { self.data().add(offset) };
+        // SAFETY: start..start+len = offset..end lies inside the data area
+        // of a live allocation, which the caller keeps alive and unwritten
+        // for 'b; u8 has no invalid values.
+        Some(unsafe { std::slice::from_raw_parts(start, len) })
     }
 
     /// Size in bytes: `orig_size`, bounded by the allocation (a driver
     /// that writes a larger or negative `orig_size` cannot make us read or
     /// write outside the block).
     pub fn size(self) -> usize {
-        // SAFETY: self is live (constructed by alloc/from_raw).
+        // SAFETY: a DriverBinary is only made by alloc/resize/from_raw, which
+        // yield a live binary, and callers stop using it once its last
+        // reference is released; orig_size is an aligned c_long field of
+        // its DrvBinary.
         let orig = unsafe { (*self.0).orig_size };
         usize::try_from(orig).unwrap_or(0).min(self.capacity())
     }
 
     /// Data size of the allocation (hidden header, not driver-writable).
     fn capacity(self) -> usize {
-        // SAFETY: self is live.
+        // SAFETY: self is live (made by alloc/resize/from_raw, not yet
+        // released by its holder).
         unsafe { self.header() }.capacity
     }
 
     /// Start of the data.
     pub fn data(self) -> *mut u8 {
-        // SAFETY: orig_bytes is inside the allocation.
+        // SAFETY: self.0 points at the DrvBinary of a live allocation;
+        // addr_of_mut! only computes the address of its orig_bytes field
+        // (DATA_OFFSET into the block), without reading or referencing it.
         unsafe { std::ptr::addr_of_mut!((*self.0).orig_bytes).cast() }
     }
 
     /// Current reference count.
     pub fn refc(self) -> isize {
-        // SAFETY: self is live.
+        // SAFETY: self is live: the caller holds one of its references.
         unsafe { self.header() }.refc.load(Ordering::Acquire)
     }
 
     /// Adds one reference; returns the new count.
     pub fn inc(self) -> isize {
-        // SAFETY: self is live.
+        // SAFETY: self is live: the caller holds one of its references.
         unsafe { self.header() }.refc.fetch_add(1, Ordering::AcqRel) + 1
     }
 
     /// Drops one reference without freeing; returns the new count
     /// (`driver_binary_dec_refc`).
     pub fn dec(self) -> isize {
-        // SAFETY: self is live.
+        // SAFETY: self is live: the caller holds one of its references.
         unsafe { self.header() }.refc.fetch_sub(1, Ordering::AcqRel) - 1
     }
 
     /// `driver_free_binary`: drops one reference, deallocates at zero.
     pub fn release(self) {
         if self.dec() <= 0 {
-            // SAFETY: the count reached zero: nobody else holds the binary.
+            // SAFETY: this call dropped the last reference (count <= 0), so
+            // no holder, term or driver may use the binary any more.
             unsafe { self.deallocate() };
         }
     }
@@ -176,13 +229,16 @@ impl DriverBinary {
     /// No reference may remain.
     unsafe fn deallocate(self) {
         let size = self.capacity();
-        // SAFETY: the binary is live until here.
+        // SAFETY: the binary is still allocated until the dealloc below,
+        // and the caller's reference was its last.
         unsafe { self.header() }
             .magic
             .store(MAGIC_DEAD, Ordering::Release);
         let base = self.0.cast::<u8>().wrapping_sub(HEADER);
         if let Some(layout) = layout(size) {
-            // SAFETY: base/layout are those of the allocation.
+            // SAFETY: base is the start of the block (HEADER before the
+            // DrvBinary) and layout(capacity) is the layout it was
+            // allocated or last reallocated with; no reference remains.
             unsafe { dealloc(base, layout) };
         }
     }
@@ -193,27 +249,35 @@ impl DriverBinary {
     pub fn resize(self, size: usize) -> Option<DriverBinary> {
         let old_size = self.size();
         let old_capacity = self.capacity();
-        // SAFETY: self is live.
+        // SAFETY: self is live: the caller holds the reference it resizes.
         let exposed = unsafe { self.header() }.holders.load(Ordering::Acquire) != 0;
         if self.refc() == 1 && !exposed {
             let new_layout = layout(size)?;
             let old_layout = layout(old_capacity)?;
             let base = self.0.cast::<u8>().wrapping_sub(HEADER);
-            // SAFETY: base was allocated with old_layout; sole owner.
+            // SAFETY: base is the start of the block, allocated (or last
+            // reallocated) with old_layout = layout(capacity); refc 1 and
+            // no holder: the caller holds the only reference, so nothing
+            // else points into the block that realloc may move.
             let new_base = unsafe { realloc(base, old_layout, new_layout.size()) };
             if new_base.is_null() {
                 return None;
             }
-            // SAFETY: new_base is the resized allocation.
-            unsafe {
-                (*new_base.cast::<Header>()).capacity = size;
-                let bin = new_base.add(HEADER).cast::<DrvBinary>();
-                (*bin).orig_size = size as libc::c_long;
-                return Some(DriverBinary(bin));
-            }
+            // SAFETY: new_base is the resized, unshared block of
+            // new_layout's size (> HEADER), aligned to ALIGN; realloc kept
+            // the old header bytes, which are overwritten as a whole.
+            unsafe { new_base.cast::<Header>().write(header(size)) };
+            // SAFETY: HEADER < DATA_OFFSET <= the new block's size.
+            let bin = unsafe { new_base.add(HEADER) }.cast::<DrvBinary>();
+            // SAFETY: bin is the DrvBinary prefix of the resized block,
+            // aligned, referenced only by the caller.
+            unsafe { (*bin).orig_size = size as libc::c_long };
+            return Some(DriverBinary(bin));
         }
         let fresh = DriverBinary::alloc(size)?;
-        // SAFETY: both data areas hold at least min(old, new) bytes.
+        // SAFETY: self's data holds old_size bytes and fresh's `size`
+        // bytes, both live (self is released only after the copy), and
+        // they are different allocations, so they cannot overlap.
         unsafe { std::ptr::copy_nonoverlapping(self.data(), fresh.data(), old_size.min(size)) };
         self.release();
         Some(fresh)
@@ -225,9 +289,11 @@ impl DriverBinary {
         let holder = BinaryHolder::new(self);
         holder
             .make_binary(env, |h| {
-                // SAFETY: the holder keeps the binary alive; offset/len were
-                // checked against size by the caller.
-                unsafe { std::slice::from_raw_parts(h.bin.data().add(offset), len) }
+                // SAFETY: the holder's reference keeps the binary live for
+                // as long as the term (the slice's lifetime, tied to `h`),
+                // and once exposed the driver must not write the data.
+                // Callers check offset/len; outside the data it is empty.
+                unsafe { h.bin.bytes(offset, len) }.unwrap_or_default()
             })
             .to_term(env)
     }
@@ -259,7 +325,8 @@ pub struct BinaryHolder {
 impl BinaryHolder {
     fn new(bin: DriverBinary) -> ResourceArc<BinaryHolder> {
         bin.inc();
-        // SAFETY: bin is live (we hold a reference).
+        // SAFETY: bin is live: the inc above took the reference this
+        // holder keeps until it is dropped.
         let header = unsafe { bin.header() };
         if header.holders.fetch_add(1, Ordering::AcqRel) == 0 {
             let start = bin.data() as usize;
@@ -301,10 +368,10 @@ mod tests {
     #[test]
     fn double_free_is_detected_while_memory_is_still_ours() {
         let keep = DriverBinary::alloc(64).unwrap();
-        // SAFETY: keep is live.
+        // SAFETY: keep is a live binary of ours: its header is readable.
         assert_eq!(unsafe { DriverBinary::from_raw(keep.as_ptr()) }, Ok(keep));
         assert_eq!(
-            // SAFETY: NULL is allowed.
+            // SAFETY: from_raw returns before reading anything for NULL.
             unsafe { DriverBinary::from_raw(std::ptr::null_mut()) },
             Err(BinaryError::Null)
         );
@@ -314,19 +381,24 @@ mod tests {
     #[test]
     fn resize_keeps_data_and_shared_binaries_intact() {
         let b = DriverBinary::alloc(4).unwrap();
-        // SAFETY: 4 bytes are allocated.
+        // SAFETY: b is live with 4 data bytes, used by this test only; the
+        // source is a 4-byte literal in another allocation.
         unsafe { std::ptr::copy_nonoverlapping(b"abcd".as_ptr(), b.data(), 4) };
         let b = b.resize(8).unwrap();
         assert_eq!(b.size(), 8);
-        // SAFETY: 8 bytes are allocated.
-        assert_eq!(unsafe { std::slice::from_raw_parts(b.data(), 4) }, b"abcd");
+        // SAFETY: b is live (released at the end) and not written while
+        // the slice is compared.
+        assert_eq!(unsafe { b.bytes(0, 4) }, Some(&b"abcd"[..]));
+        // SAFETY: b is live and not written while the result is compared.
+        assert_eq!(unsafe { b.bytes(5, 4) }, None);
         b.inc(); // someone else holds it
         let c = b.resize(2).unwrap();
         assert_ne!(b, c);
         assert_eq!(b.refc(), 1);
         assert_eq!(c.refc(), 1);
-        // SAFETY: 2 bytes are allocated.
-        assert_eq!(unsafe { std::slice::from_raw_parts(c.data(), 2) }, b"ab");
+        // SAFETY: c is live (released at the end) and not written while
+        // the slice is compared.
+        assert_eq!(unsafe { c.bytes(0, 2) }, Some(&b"ab"[..]));
         b.release();
         c.release();
     }
@@ -339,18 +411,21 @@ mod tests {
     fn overwritten_orig_size_does_not_change_the_allocation_layout() {
         for forged in [1 << 20, -5, 3] {
             let b = DriverBinary::alloc(16).unwrap();
-            // SAFETY: the driver-visible header field of a live binary.
+            // SAFETY: b is live and only this test uses it; orig_size is
+            // its driver-writable DrvBinary field.
             unsafe { (*b.as_ptr()).orig_size = forged };
             assert_eq!(b.size(), usize::try_from(forged).unwrap_or(0).min(16));
             assert_eq!(b.capacity(), 16);
             b.release();
         }
         let b = DriverBinary::alloc(8).unwrap();
-        // SAFETY: as above.
+        // SAFETY: b is live and only this test uses it; orig_size is its
+        // driver-writable DrvBinary field.
         unsafe { (*b.as_ptr()).orig_size = 1 << 20 };
         let b = b.resize(32).unwrap();
         assert_eq!((b.size(), b.capacity()), (32, 32));
-        // SAFETY: as above.
+        // SAFETY: b is live and only this test uses it; orig_size is its
+        // driver-writable DrvBinary field.
         unsafe { (*b.as_ptr()).orig_size = 1 << 20 };
         b.inc();
         let c = b.resize(4).unwrap();

@@ -96,6 +96,45 @@ fn probe(env: Env<'_>) -> bool {
     )
 }
 
+/// `ErlSubBin` of erts 13: a byte-aligned view into `orig`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct SubBin {
+    header: usize,
+    size: usize,
+    offs: usize,
+    bitsize: u8,
+    bitoffs: u8,
+    is_writable: u8,
+    orig: usize,
+}
+
+/// `ProcBin` of erts 13: the process's handle on an off-heap `Binary`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct ProcBin {
+    header: usize,
+    size: usize,
+    next: usize,
+    val: usize,
+    bytes: usize,
+    flags: usize,
+}
+
+/// Word `i` of the VM object at `obj`.
+///
+/// # Safety
+/// `obj` must be a word-aligned object of more than `i` words, readable
+/// and not written by anyone else during the read.
+unsafe fn word(obj: *const usize, i: usize) -> usize {
+    // SAFETY: i is below the object's length in words (caller's
+    // contract), so obj + i stays inside it.
+    let at = unsafe { obj.add(i) };
+    // SAFETY: at is an aligned, readable word of the object that nobody
+    // writes meanwhile (caller's contract); usize has no invalid values.
+    unsafe { at.read() }
+}
+
 /// The kind of the binary term `t` whose bytes `enif_inspect_binary`
 /// gave as `data`/`size`; `None` when the layout does not match.
 ///
@@ -108,60 +147,102 @@ pub unsafe fn classify(t: RawTerm, data: *const u8, size: usize) -> Option<BinKi
         return None;
     }
     let boxed = (t & !TAG_PRIMARY_MASK) as *const usize;
-    // SAFETY: a boxed binary term points at its header word followed
-    // by the size word (every binary kind has both); the further
-    // words read below exist for the exact header values tested
-    // before reading them.
-    unsafe {
-        let header = *boxed;
-        if *boxed.add(1) != size {
+    // SAFETY: t is a binary term of the running call (caller's contract)
+    // with the boxed tag, so `boxed` is its word-aligned object on the
+    // calling process's heap, which nothing else writes during the call;
+    // every binary object (heap, refc, sub) starts with its header word.
+    let header = unsafe { word(boxed, 0) };
+    // SAFETY: `boxed` is the word-aligned object of a binary term on the
+    // calling process's heap, unchanged during the call, and every binary
+    // object (heap, refc, sub) has its byte size as second word.
+    if unsafe { word(boxed, 1) } != size {
+        return None;
+    }
+    let (real, offs) = if header == HEADER_SUB_BIN {
+        // SAFETY: the header says ErlSubBin: the object is 5 words laid out
+        // as SubBin (checked by a unit test), aligned, on the calling
+        // process's heap and unchanged during the call.
+        let sub = unsafe { boxed.cast::<SubBin>().read() };
+        if sub.bitsize != 0 {
             return None;
         }
-        let (real, offs) = if header == HEADER_SUB_BIN {
-            let bits = boxed.add(3).cast::<u8>();
-            let (bitsize, bitoffs) = (*bits, *bits.add(1));
-            if bitsize != 0 {
-                return None;
-            }
-            if bitoffs != 0 {
-                // Not byte-aligned: the runtime copies it.
-                return Some(BinKind::Copied);
-            }
-            let orig = *boxed.add(4);
-            if orig & TAG_PRIMARY_MASK != TAG_PRIMARY_BOXED {
-                return None;
-            }
-            ((orig & !TAG_PRIMARY_MASK) as *const usize, *boxed.add(2))
-        } else {
-            (boxed, 0)
-        };
-        let real_header = *real;
-        if real_header == HEADER_PROC_BIN {
-            let val = *real.add(3);
-            let bytes = *real.add(4);
-            if bytes.wrapping_add(offs) != data as usize || val == 0 {
-                return None;
-            }
-            // The piece lies in the Binary's own bytes unless this is
-            // a resource binary pointing elsewhere.
-            let start = val + BINARY_BYTES_OFFSET;
-            let orig_size = *(val as *const usize).add(2);
-            let end = start.checked_add(orig_size)?;
-            let d = data as usize;
-            let parent = (d >= start && d.checked_add(size)? <= end).then_some(Parent {
-                key: val,
-                start,
-                end,
-            });
-            return Some(BinKind::OffHeap(parent));
-        }
-        if real_header & HEADER_SUBTAG_MASK == HEAP_BINARY_SUBTAG {
-            let bytes = real.add(2) as usize;
-            if bytes.wrapping_add(offs) != data as usize {
-                return None;
-            }
+        if sub.bitoffs != 0 {
+            // Not byte-aligned: the runtime copies it.
             return Some(BinKind::Copied);
         }
-        None
+        if sub.orig & TAG_PRIMARY_MASK != TAG_PRIMARY_BOXED {
+            return None;
+        }
+        ((sub.orig & !TAG_PRIMARY_MASK) as *const usize, sub.offs)
+    } else {
+        (boxed, 0)
+    };
+    // SAFETY: real is either `boxed` or the boxed `orig` of a sub-binary,
+    // the refc or heap binary object it views, kept by the term for the
+    // call: a word-aligned object on the heap whose first word is its
+    // header.
+    let real_header = unsafe { word(real, 0) };
+    if real_header == HEADER_PROC_BIN {
+        // SAFETY: the header says ProcBin: the object is 6 words laid out
+        // as ProcBin (checked by a unit test), aligned, unchanged during
+        // the call.
+        let proc_bin = unsafe { real.cast::<ProcBin>().read() };
+        let (val, bytes) = (proc_bin.val, proc_bin.bytes);
+        if bytes.wrapping_add(offs) != data as usize || val == 0 {
+            return None;
+        }
+        // The piece lies in the Binary's own bytes unless this is
+        // a resource binary pointing elsewhere.
+        let start = val + BINARY_BYTES_OFFSET;
+        // SAFETY: val is the non-NULL `Binary *` of a ProcBin the term
+        // keeps, which holds a reference to it for the call; a Binary
+        // starts with flags, refc, orig_size (word 2), and orig_size is
+        // not written while a process holds a ProcBin of it.
+        let orig_size = unsafe { word(val as *const usize, 2) };
+        let end = start.checked_add(orig_size)?;
+        let d = data as usize;
+        let parent = (d >= start && d.checked_add(size)? <= end).then_some(Parent {
+            key: val,
+            start,
+            end,
+        });
+        return Some(BinKind::OffHeap(parent));
+    }
+    if real_header & HEADER_SUBTAG_MASK == HEAP_BINARY_SUBTAG {
+        // An ErlHeapBin's bytes follow its header and size words.
+        let bytes = real as usize + 2 * WORD;
+        if bytes.wrapping_add(offs) != data as usize {
+            return None;
+        }
+        return Some(BinKind::Copied);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The structs read from the heap have erts 13's sizes and offsets
+    /// (`ErlSubBin` is 5 words, `ProcBin` 6; the fields read are where
+    /// erl_binary.h puts them).
+    #[test]
+    fn vm_object_layouts_match_erts() {
+        use std::mem::{offset_of, size_of};
+        assert_eq!(size_of::<SubBin>(), 5 * WORD);
+        assert_eq!(offset_of!(SubBin, offs), 2 * WORD);
+        assert_eq!(offset_of!(SubBin, bitsize), 3 * WORD);
+        assert_eq!(offset_of!(SubBin, bitoffs), 3 * WORD + 1);
+        assert_eq!(offset_of!(SubBin, orig), 4 * WORD);
+        assert_eq!(size_of::<ProcBin>(), 6 * WORD);
+        assert_eq!(offset_of!(ProcBin, val), 3 * WORD);
+        assert_eq!(offset_of!(ProcBin, bytes), 4 * WORD);
+    }
+
+    #[test]
+    fn word_reads_the_indexed_word() {
+        let obj = [7usize, 8, 9];
+        // SAFETY: obj is a live, aligned 3-word array only read here.
+        assert_eq!(unsafe { word(obj.as_ptr(), 2) }, 9);
     }
 }

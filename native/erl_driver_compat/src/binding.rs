@@ -269,6 +269,7 @@ api_table! {
         "driver_async" => api::async_job::driver_async,
         "driver_async_port_key" => api::async_job::driver_async_port_key,
         "driver_async_cancel" => api::async_job::driver_async_cancel,
+        "driver_select" => api::select::driver_select,
     }
     int {}
 }

@@ -201,7 +201,9 @@ impl<'p> CallbackCtx<'p> {
         let to = st.connected();
         match self.delivery {
             Delivery::Process { env, .. } if st.status() == Status::Closing => {
-                // SAFETY: see `emit`.
+                // SAFETY: env is the live env of the NIF call that created
+                // this context; the Env made here does not outlive this
+                // call, which runs inside that NIF call.
                 let env = unsafe { Env::new(&(), env) };
                 let msg = build(env);
                 self.effects.borrow_mut().late_message(to, msg.as_c_arg());
@@ -218,7 +220,9 @@ impl<'p> CallbackCtx<'p> {
     /// Builds a term in the caller's env (only for `Delivery::Process`).
     pub fn env(&self) -> Option<Env<'_>> {
         match self.delivery {
-            // SAFETY: see `emit`.
+            // SAFETY: env is the live env of the NIF call that created
+            // this context; the returned Env borrows self, and the context
+            // does not outlive that call.
             Delivery::Process { env, .. } => Some(unsafe { Env::new(&(), env) }),
             Delivery::Detached { .. } => None,
         }

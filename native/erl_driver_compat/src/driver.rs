@@ -87,10 +87,15 @@ pub struct Driver {
     state: Mutex<Usage>,
 }
 
-// SAFETY: the entry copy is immutable and the driver's callbacks are only
-// called under the locks the driver asked for.
+// SAFETY: Driver is not Send only because of raw pointers: the entry copy
+// (C function pointers, a name pointer into the library) is never written
+// after loading and the library stays mapped while the Driver lives, so it
+// may move between threads; the driver's callbacks are only called under
+// the lock (driver or port level) the driver asked for.
 unsafe impl Send for Driver {}
-// SAFETY: as above.
+// SAFETY: shared access only reads the immutable entry copy and takes
+// `lock`/`state` (mutexes) for everything else; callbacks reached through
+// `&Driver` run under the driver's chosen lock, as for Send.
 unsafe impl Sync for Driver {}
 
 #[derive(Default)]
@@ -166,8 +171,10 @@ impl Driver {
         }
         if let Some(finish) = self.entry().finish {
             let _guard = self.lock.lock();
-            // SAFETY: finish is the driver's own callback, called once, after
-            // its last port closed.
+            // SAFETY: finish is the driver's `void -> void` callback from
+            // its entry; the library is still loaded (unloaded after this),
+            // and it is called once, under the driver lock, after its last
+            // port closed.
             unsafe { finish() };
         }
     }
@@ -291,13 +298,18 @@ fn load_new(path: &Path, name: &str, canonical: PathBuf) -> Result<Arc<Driver>, 
     let init_sym = lib
         .symbol("driver_init")
         .ok_or(DriverError::Load(LoadError::NoDriverInit))?;
-    // SAFETY: driver_init has the signature `ErlDrvEntry *(void)` by the
-    // dynamic-driver convention. Its API imports are not bound yet (see the
-    // module documentation).
-    let entry_ptr = unsafe {
-        let driver_init: unsafe extern "C" fn() -> *const u8 = std::mem::transmute(init_sym);
-        driver_init()
-    };
+    // SAFETY: init_sym is the non-NULL address of the library's
+    // `driver_init`, which the dynamic-driver convention (DRIVER_INIT)
+    // defines as a C function `ErlDrvEntry *driver_init(void)`; a data
+    // pointer and a function pointer have the same size and representation
+    // on the platforms we load ELF drivers on.
+    let driver_init: unsafe extern "C" fn() -> *const u8 = unsafe { std::mem::transmute(init_sym) };
+    // SAFETY: the call matches driver_init's C signature (no arguments,
+    // returns a pointer), and `lib` keeps its code mapped. Its API imports
+    // are not bound yet (see the module documentation): a call it makes to
+    // the API reaches the BEAM's export of that name, not us; drivers
+    // normally only return their entry there.
+    let entry_ptr = unsafe { driver_init() };
     if entry_ptr.is_null() {
         return Err(DriverError::NoEntry);
     }
@@ -314,23 +326,24 @@ fn load_new(path: &Path, name: &str, canonical: PathBuf) -> Result<Arc<Driver>, 
             minor: if extended { minor } else { 0 },
         });
     }
-    // SAFETY: driver_name is a NUL-terminated string per the ABI (checked
-    // for NULL first); it lives in the driver object, mapped by `lib`.
-    let entry_name = unsafe {
-        let p = entry.driver_name;
-        if p.is_null() {
-            String::new()
-        } else {
-            CStr::from_ptr(p).to_string_lossy().into_owned()
-        }
+    let entry_name = if entry.driver_name.is_null() {
+        String::new()
+    } else {
+        // SAFETY: a non-NULL driver_name is a NUL-terminated string by the
+        // ABI, in the driver's data, which `lib` keeps mapped and nobody
+        // writes during this read.
+        unsafe { CStr::from_ptr(entry.driver_name) }
+            .to_string_lossy()
+            .into_owned()
     };
     if entry_name != name {
         return Err(DriverError::BadDriverName(entry_name));
     }
     lib.bind(AbiVariant::for_version(major, minor))?;
     if let Some(init) = entry.init {
-        // SAFETY: init is the driver's own callback, called once before use,
-        // with its imports bound to us.
+        // SAFETY: init is the driver's `void -> int` callback from its
+        // entry, in code `lib` keeps mapped; it is called once, before any
+        // port, after `bind` resolved every API import it may call.
         let rc = unsafe { init() };
         if rc != 0 {
             return Err(DriverError::InitFailed(rc));
@@ -364,14 +377,17 @@ fn read_entry(ptr: *const u8) -> Result<DrvEntry, DriverError> {
     if !loader::readable(ptr as usize, marker_end) {
         return Err(unreadable());
     }
-    // SAFETY: marker_end bytes at ptr are mapped readable (checked above).
+    // SAFETY: the marker_end bytes at ptr are mapped readable (checked
+    // above) and stay so while the view is used, within this function: the
+    // library holding them is not unloaded meanwhile.
     let marker = unsafe { EntryView::new(ptr, marker_end) }.marker();
     let mut len = abi::declared_entry_size(marker, 0, 0);
     if marker == abi::EXTENDED_MARKER {
         if !loader::readable(ptr as usize, abi::ENTRY_VERSION_END) {
             return Err(unreadable());
         }
-        // SAFETY: checked readable just above.
+        // SAFETY: ENTRY_VERSION_END bytes at ptr are mapped readable
+        // (checked just above), in the library loaded for this call.
         let (major, minor) = unsafe { EntryView::new(ptr, abi::ENTRY_VERSION_END) }.version();
         len = abi::declared_entry_size(marker, major, minor);
         if !loader::readable(ptr as usize, len) {
@@ -382,7 +398,8 @@ fn read_entry(ptr: *const u8) -> Result<DrvEntry, DriverError> {
             });
         }
     }
-    // SAFETY: `len` bytes at ptr are mapped readable (checked above).
+    // SAFETY: `len` bytes at ptr are mapped readable (checked above), in
+    // the library loaded for this call; to_entry copies them at once.
     Ok(unsafe { EntryView::new(ptr, len) }.to_entry())
 }
 
@@ -470,12 +487,16 @@ mod tests {
         let lib = loader::open(&so, name).unwrap();
         let _ = std::fs::remove_file(&so);
         let init = lib.symbol("driver_init").unwrap();
-        // SAFETY: the fixture's driver_init returns its entry and calls no
-        // API function.
-        let entry = unsafe {
-            std::mem::transmute::<*mut std::ffi::c_void, unsafe extern "C" fn() -> *const u8>(init)(
-            )
+        // SAFETY: init is the address of the fixture's
+        // `ErlDrvEntry *driver_init(void)`; function and data pointers have
+        // the same representation here.
+        let driver_init = unsafe {
+            std::mem::transmute::<*mut std::ffi::c_void, unsafe extern "C" fn() -> *const u8>(init)
         };
+        // SAFETY: the call matches the fixture's C signature; `lib` keeps
+        // its code mapped, and it returns its static entry calling no API
+        // function.
+        let entry = unsafe { driver_init() };
         assert!(!entry.is_null());
         (lib, entry)
     }
@@ -487,15 +508,20 @@ mod tests {
     fn a_3_1_entry_is_copied_without_the_garbage_after_it() {
         let (_lib, ptr) = short_entry("short31", &[]);
         let past_end = std::mem::offset_of!(DrvEntry, emergency_close);
-        // SAFETY: the fixture's static data continues past the entry.
-        let garbage = unsafe { std::ptr::read_unaligned(ptr.add(past_end).cast::<usize>()) };
+        // SAFETY: the fixture's static data object (entry then a guard
+        // word) continues past the 3.1 entry, so ptr + past_end is inside it.
+        let at = unsafe { ptr.add(past_end) };
+        // SAFETY: at is the fixture's guard word, readable while `_lib`
+        // keeps the library mapped; read_unaligned needs no alignment.
+        let garbage = unsafe { std::ptr::read_unaligned(at.cast::<usize>()) };
         assert_eq!(garbage, 0x5a5a_5a5a_5a5a_5a5a);
         let entry = read_entry(ptr).unwrap();
         assert!(entry.emergency_close.is_none());
         assert!(entry.stop_select.is_none());
         assert!(entry.start.is_some() && entry.output.is_some());
         assert_eq!((entry.major_version, entry.minor_version), (3, 1));
-        // SAFETY: the name points into the fixture's read-only data.
+        // SAFETY: driver_name points at a NUL-terminated literal in the
+        // fixture's read-only data, mapped while `_lib` lives.
         let name = unsafe { CStr::from_ptr(entry.driver_name) };
         assert_eq!(name.to_str(), Ok("short31"));
     }

@@ -96,7 +96,10 @@ impl Action {
     fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
         let late = |msgs: &[(LocalPid, RawTerm)]| -> Vec<Term<'a>> {
             msgs.iter()
-                // SAFETY: see the function doc: each message belongs to env.
+                // SAFETY: the late messages were built in the caller's env
+                // of the Process delivery this action belongs to, which is
+                // `env` (detached runs have none), so each term is valid in
+                // env for 'a.
                 .map(|(to, m)| (to, unsafe { Term::new(env, *m) }).encode(env))
                 .collect()
         };

@@ -79,7 +79,8 @@ impl IoVecBuf {
     pub fn from_iodata(data: Term<'_>) -> Option<IoVecBuf> {
         let env = data.get_env();
         let raw_ok = binary_kind::usable(env);
-        // SAFETY: `data` belongs to the env of the running NIF call.
+        // SAFETY: `data` is a Term of `env`, the env of the running NIF
+        // call (a rustler Term carries its env).
         let items = unsafe { collect(data.as_c_arg(), env.as_c_arg(), raw_ok)? };
         // A lone empty binary still gives one (empty) segment.
         if data.is_binary() && matches!(items.as_slice(), [Item::Bin(_, 0, _)]) {
@@ -101,7 +102,9 @@ impl IoVecBuf {
         let mut owned: Vec<DriverBinary> = Vec::new();
         let copy_bin = (!copy.is_empty()).then(|| {
             let bin = alloc_or_abort(copy.len());
-            // SAFETY: the binary holds copy.len() bytes.
+            // SAFETY: bin is a fresh binary of copy.len() data bytes, the
+            // length copied; the source is the Vec `copy`, a different
+            // allocation.
             unsafe { std::ptr::copy_nonoverlapping(copy.as_ptr(), bin.data(), copy.len()) };
             owned.push(bin);
             bin
@@ -132,7 +135,10 @@ impl IoVecBuf {
                     (bin, offset, len)
                 }
             };
-            // SAFETY: offset + len lies within the binary.
+            // SAFETY: offset + len <= bin.size(): a copied piece lies in the
+            // common binary of all copied bytes, an off-heap piece where
+            // SharedBinaries placed it (inside its cluster or its own
+            // binary), so data + offset stays inside the data.
             let base = unsafe { bin.data().add(offset) };
             iov.push(SysIOVec {
                 iov_base: base.cast(),
@@ -259,17 +265,17 @@ impl SharedBinaries {
             }
             let bin = alloc_or_abort(size);
             for &Cluster { start, end, offset } in &clusters {
-                // SAFETY: a cluster spans pieces of one off-heap binary
-                // and the bytes between them, all inside that binary
-                // (a piece without a known parent is a cluster alone),
-                // live for the NIF call; the driver binary holds `size`.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        start as *const u8,
-                        bin.data().add(offset),
-                        end - start,
-                    )
-                };
+                // SAFETY: clusters are laid out back to back, so
+                // offset + (end - start) <= size, the data size of the
+                // fresh `bin`: data + offset stays inside its data.
+                let dst = unsafe { bin.data().add(offset) };
+                // SAFETY: the source, a cluster, spans pieces of one
+                // off-heap binary and the bytes between them, all inside
+                // that binary (a piece without a known parent is a cluster
+                // alone), which the NIF call's terms keep alive and
+                // unchanged; dst has end - start writable bytes (above) in
+                // a fresh allocation, so the two do not overlap.
+                unsafe { std::ptr::copy_nonoverlapping(start as *const u8, dst, end - start) };
             }
             owned.push(bin);
             groups.push(Group { key, bin, clusters });
@@ -307,8 +313,10 @@ impl SharedBinaries {
                 // Not reached: every piece was placed by new(). Copy it on
                 // its own rather than fail.
                 let bin = alloc_or_abort(len);
-                // SAFETY: the piece is live for the NIF call; the binary
-                // holds len bytes.
+                // SAFETY: ptr/len are an off-heap binary's bytes from a
+                // term of the NIF call, readable until it returns; bin is a
+                // fresh allocation of len data bytes, so they cannot
+                // overlap.
                 unsafe { std::ptr::copy_nonoverlapping(ptr, bin.data(), len) };
                 owned.push(bin);
                 (bin, 0)
@@ -377,7 +385,10 @@ fn segment(items: &[Item], limit: usize) -> (Vec<u8>, Vec<Piece>) {
                 if len == 0 {
                     continue;
                 }
-                // SAFETY: the binary is live for the NIF call.
+                // SAFETY: ptr/len are what enif_inspect_binary gave for a
+                // binary term of the NIF call's env: len readable bytes,
+                // alive and unchanged until the call returns, which the
+                // slice (used only in this loop) does not outlive.
                 unsafe { std::slice::from_raw_parts(ptr, len) }
             }
         };
@@ -403,7 +414,9 @@ unsafe fn collect(term: RawTerm, env: RawEnv, layout_ok: bool) -> Option<Vec<Ite
     // (term, is a list element): only list elements may be bytes.
     let mut stack = vec![(term, false)];
     while let Some((t, element)) = stack.pop() {
-        // SAFETY: every term on the stack comes from `env` (the contract).
+        // SAFETY: every term on the stack is `term` (of `env`, the running
+        // call's env, by the caller's contract) or an element of it, which
+        // enif returned for the same env.
         match unsafe { ffi::io_term(env, t) } {
             IoTerm::Binary(data, size) => {
                 let kind = if layout_ok {
@@ -504,8 +517,9 @@ mod tests {
         let (_, far) = place(150_000);
         assert_eq!((first, near, far), (0, 1000, 1100));
         assert_eq!(bin.size(), 1200);
-        // SAFETY: the binary holds 1200 bytes.
-        let copied = unsafe { std::slice::from_raw_parts(bin.data(), 1200) };
+        // SAFETY: bin is live (released below, after the comparisons) and
+        // not written meanwhile.
+        let copied = unsafe { bin.bytes(0, 1200) }.unwrap();
         assert_eq!(&copied[..1100], &data[..1100]);
         assert_eq!(&copied[1100..], &data[150_000..150_100]);
         for b in owned {

@@ -16,6 +16,7 @@
 //! * [`port`] (pseudo-ports: state, registry, callbacks), [`context`] (the
 //!   running callback) and [`effects`] (what a callback hands back);
 //!   [`timer`] (the port timer on the VM's timers, and the VM's clock);
+//!   [`select`] (`driver_select` on the VM's poll set);
 //! * [`api`]: the `extern "C"` functions a driver calls;
 //! * [`nif`]: the entry points the Erlang modules call.
 //!
@@ -25,6 +26,7 @@
 //! [`port::terminate`] (a driver ending its port from inside a callback).
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::multiple_unsafe_ops_per_block)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod abi;
@@ -43,10 +45,11 @@ pub mod loader;
 pub mod nif;
 pub mod port;
 pub mod reply;
+pub mod select;
 pub mod term_spec;
 pub mod terms;
 #[cfg(test)]
 mod test_stubs;
 pub mod timer;
 
-rustler::init!("erl_driver_compat_nif");
+rustler::init!("erl_driver_compat_nif", load = crate::select::on_load);

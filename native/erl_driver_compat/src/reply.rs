@@ -74,7 +74,10 @@ fn free_reply(rbuf: *mut c_char, default: *mut c_char, binary_mode: bool) {
         return;
     }
     if binary_mode {
-        // SAFETY: see control_reply.
+        // SAFETY: in binary mode a non-default reply is a pointer the
+        // driver got from driver_alloc_binary (the manual's contract), so
+        // the HEADER bytes before it are readable; from_raw rejects freed
+        // and foreign pointers.
         if let Ok(bin) = unsafe { DriverBinary::from_raw(rbuf.cast()) } {
             bin.release();
         }

@@ -168,9 +168,12 @@ pub unsafe fn parse(
     if len <= 0 || data.is_null() {
         return Err(SpecError::NotOneTerm);
     }
-    // SAFETY: data holds len words (the function's contract).
+    // SAFETY: data is non-NULL and len > 0 (checked above), so the caller
+    // guarantees len readable, aligned words there, which the driver does
+    // not change while it waits for this API call (the slice's scope).
     let spec = unsafe { std::slice::from_raw_parts(data, len as usize) };
-    // SAFETY: the pointers in it are as the contract says.
+    // SAFETY: parse's caller guarantees the pointers the words carry are
+    // valid as the manual requires, which is parse_words' contract.
     unsafe { parse_words(spec, words) }
 }
 
@@ -207,24 +210,28 @@ pub unsafe fn parse_words(spec: &[TermData], words: &impl Words) -> Result<Vec<O
             ERL_DRV_ATOM | ERL_DRV_PORT | ERL_DRV_PID => return Err(bad),
             ERL_DRV_INT => (Op::Int(args[0] as isize), 0),
             ERL_DRV_UINT => (Op::Uint(args[0]), 0),
-            // SAFETY: a non-NULL pointer points at the value (contract).
+            // SAFETY: the manual makes ERL_DRV_INT64's argument a pointer
+            // to the value (caller's contract); NULL is checked by `read`.
             ERL_DRV_INT64 => (
                 Op::Int64(unsafe { read(args[0] as *const i64) }.ok_or(bad)?),
                 0,
             ),
-            // SAFETY: as above.
+            // SAFETY: the manual makes ERL_DRV_UINT64's argument a pointer
+            // to the value (caller's contract); NULL is checked by `read`.
             ERL_DRV_UINT64 => (
                 Op::Uint64(unsafe { read(args[0] as *const u64) }.ok_or(bad)?),
                 0,
             ),
-            // SAFETY: as above.
+            // SAFETY: the manual makes ERL_DRV_FLOAT's argument a pointer to
+            // the double (caller's contract); NULL is checked by `read`.
             ERL_DRV_FLOAT => (
                 Op::Float(unsafe { read(args[0] as *const f64) }.ok_or(bad)?),
                 0,
             ),
             ERL_DRV_BINARY => {
-                // SAFETY: binaries are driver binaries, or readable before
-                // the pointer (contract); NULL and foreign ones are detected.
+                // SAFETY: the caller guarantees an ERL_DRV_BINARY pointer is
+                // NULL or readable for the HEADER bytes before it (a driver
+                // binary is); from_raw rejects NULL, freed and foreign ones.
                 let bin = unsafe { DriverBinary::from_raw(args[0] as *mut DrvBinary) }
                     .map_err(|_| bad)?;
                 let (len, offset) = (args[1], args[2]);
@@ -286,19 +293,23 @@ pub unsafe fn parse_words(spec: &[TermData], words: &impl Words) -> Result<Vec<O
 /// # Safety
 /// A non-NULL `ptr` points at a readable `T` (alignment not required).
 unsafe fn read<T: Copy>(ptr: *const T) -> Option<T> {
-    // SAFETY: per the contract.
+    // SAFETY: ptr is non-NULL here, so the caller guarantees a readable
+    // T there; read_unaligned needs no alignment, and the T used (i64,
+    // u64, f64) accept every bit pattern.
     (!ptr.is_null()).then(|| unsafe { ptr.read_unaligned() })
 }
 
 /// The bytes at `ptr`.
 ///
 /// # Safety
-/// `ptr` is readable for `len` bytes, or `len` is 0.
+/// `ptr` is readable for `len` bytes that nobody writes for `'b`, or `len`
+/// is 0.
 unsafe fn bytes<'b>(ptr: *const u8, len: usize) -> &'b [u8] {
     if len == 0 || ptr.is_null() {
         &[]
     } else {
-        // SAFETY: per the contract.
+        // SAFETY: len > 0 and ptr is non-NULL, so the caller guarantees len
+        // readable bytes, unwritten for 'b; u8 needs no alignment.
         unsafe { std::slice::from_raw_parts(ptr, len) }
     }
 }
@@ -312,13 +323,17 @@ pub unsafe fn decode_ext<'a>(env: Env<'a>, ops: &[Op]) -> Result<Vec<Term<'a>>, 
     let mut terms = Vec::new();
     for op in ops {
         if let Op::Ext(ptr, len) = *op {
-            // SAFETY: parse checked the pointer; the driver passes len bytes.
+            // SAFETY: parse checked ptr is non-NULL; the driver's
+            // ERL_DRV_EXT2TERM buffer holds len readable bytes, unchanged
+            // while it waits for this API call (caller's contract).
             let data = unsafe { bytes(ptr, len) };
-            // SAFETY: env is live for 'a.
+            // SAFETY: env is the live env of the running call (valid for
+            // 'a) and data a readable slice; binary_to_term only reads it.
             let (term, _read) = unsafe { crate::ffi::binary_to_term(env.as_c_arg(), data) }
                 .ok_or(SpecError::BadExternal)?;
-            // SAFETY: the term was made in env. (Bytes after a complete
-            // term are ignored, as natively.)
+            // SAFETY: binary_to_term made the term in env, so it is valid
+            // for env's lifetime 'a. (Bytes after a complete term are
+            // ignored, as natively.)
             terms.push(unsafe { Term::new(env, term) });
         }
     }
@@ -343,7 +358,9 @@ pub unsafe fn build<'a>(
     for op in ops {
         let term = match *op {
             Op::Nil => terms::byte_list(env, &[], None),
-            // SAFETY: parse checked these are immediates (atoms, pids).
+            // SAFETY: parse checked with `words` that these are atoms,
+            // local pids or port pids: immediates, valid in every env
+            // (caller's contract).
             Op::Atom(w) | Op::Port(w) | Op::Pid(w) => unsafe { terms::raw(env, w) },
             Op::Int(v) => (v as i64).encode(env),
             Op::Uint(v) => (v as u64).encode(env),
@@ -353,17 +370,23 @@ pub unsafe fn build<'a>(
             Op::Float(_) => return Err(SpecError::NotFinite),
             Op::Binary(bin, offset, len) if len > ONHEAP_BIN_LIMIT => bin.to_term(env, offset, len),
             Op::Binary(bin, offset, len) => {
-                // SAFETY: parse checked offset + len against the size.
-                let data = unsafe { bytes(bin.data().add(offset), len) };
+                // SAFETY: the driver holds its reference to bin during this
+                // API call and does not write it while waiting; the slice
+                // ends with this arm. (parse checked offset/len.)
+                let data = unsafe { bin.bytes(offset, len) }.unwrap_or_default();
                 terms::binary_copy(env, data)
             }
-            // SAFETY: parse checked the pointer; the driver passes len bytes.
+            // SAFETY: parse checked ptr is non-NULL or len 0; the driver's
+            // buffer holds len readable bytes, unchanged during this call.
             Op::Buf2Binary(ptr, len) => terms::binary_copy(env, unsafe { bytes(ptr, len) }),
-            // SAFETY: as above.
+            // SAFETY: parse checked ptr is non-NULL; the driver's string
+            // holds len readable bytes, unchanged during this call.
             Op::String(ptr, len) => terms::byte_list(env, unsafe { bytes(ptr, len) }, None),
             Op::StringCons(ptr, len) => {
                 let tail = pop(&mut stack, 1)[0];
-                // SAFETY: as above.
+                // SAFETY: parse checked ptr is non-NULL; the driver's
+                // string holds len readable bytes, unchanged during this
+                // call.
                 terms::byte_list(env, unsafe { bytes(ptr, len) }, Some(tail))
             }
             Op::Tuple(n) => rustler::types::tuple::make_tuple(env, &pop(&mut stack, n)),
@@ -415,7 +438,8 @@ mod tests {
     }
 
     fn check(spec: &[TermData]) -> Result<Vec<Op>, SpecError> {
-        // SAFETY: the tests pass valid pointers or NULL.
+        // SAFETY: every test spec carries NULL or pointers to live locals
+        // of the test (values, strings) that outlive this call.
         unsafe { parse_words(spec, &Fake) }
     }
 
@@ -433,7 +457,7 @@ mod tests {
         // SAFETY: a negative length is rejected before reading.
         let negative = unsafe { parse(one.as_ptr(), -1, &Fake) };
         assert_eq!(negative, Err(SpecError::NotOneTerm));
-        // SAFETY: one readable word.
+        // SAFETY: `one` is one readable word, live for the call.
         let nil = unsafe { parse(one.as_ptr(), 1, &Fake) };
         assert_eq!(nil, Ok(vec![Op::Nil]));
     }

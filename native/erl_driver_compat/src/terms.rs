@@ -51,7 +51,8 @@ pub fn data_message<'a>(env: Env<'a>, port: &LocalPid, data: Term<'a>) -> Term<'
 /// # Safety
 /// `raw` must be an immediate term or belong to `env`.
 pub unsafe fn raw<'a>(env: Env<'a>, raw: usize) -> Term<'a> {
-    // SAFETY: per the contract.
+    // SAFETY: raw is an immediate (valid in every env) or a term of env
+    // (caller's contract), so it is valid for env's lifetime 'a.
     unsafe { Term::new(env, ffi::from_raw(raw)) }
 }
 

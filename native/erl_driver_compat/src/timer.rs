@@ -272,7 +272,8 @@ pub unsafe fn get_now(now: *mut NowData) -> c_int {
     if now.is_null() {
         return -1;
     }
-    // SAFETY: now is writable (the function's contract).
+    // SAFETY: f is the VM's driver_get_now; now is non-NULL, so the
+    // caller guarantees it points at a writable ErlDrvNowData.
     vm_get_now().map_or(-1, |f| unsafe { f(now) })
 }
 

@@ -252,11 +252,16 @@ impl EntryView {
         if end > self.len {
             return None;
         }
-        // SAFETY: offset..end lies inside the readable bytes (see `new`);
-        // read_unaligned needs no alignment, and every T used here
-        // (integers, raw pointers, `Option<fn>`) is valid for any bit
-        // pattern (a function pointer option is None for 0, Some otherwise).
-        Some(unsafe { std::ptr::read_unaligned(self.base.add(offset).cast::<T>()) })
+        // SAFETY: offset <= end <= len, and `new`'s caller guarantees
+        // base..base+len is one readable object, so base + offset stays
+        // inside it.
+        let at = unsafe { self.base.add(offset) };
+        // SAFETY: at..at+size_of::<T>() is offset..end, inside the bytes
+        // readable for the view's lifetime (`new`); read_unaligned needs no
+        // alignment, and every T used here (integers, raw pointers,
+        // `Option<fn>`) is valid for any bit pattern (a function pointer
+        // option is None for 0, Some otherwise).
+        Some(unsafe { std::ptr::read_unaligned(at.cast::<T>()) })
     }
 
     /// `extended_marker`, or 0 when the view ends before it.
@@ -366,13 +371,16 @@ mod tests {
         full.driver_flags = 1;
         let declared = declared_entry_size(EXTENDED_MARKER, 3, 1);
         assert_eq!(declared, 168);
-        // SAFETY: DrvEntry is plain data; its bytes are copied to a buffer
-        // of exactly the declared size (a boxed slice: nothing after it).
+        // SAFETY: `full` is a live, initialised DrvEntry of
+        // size_of::<DrvEntry>() >= declared bytes, borrowed only while its
+        // first `declared` bytes are copied into a buffer of exactly that
+        // size (a boxed slice: nothing after it).
         let bytes: Box<[u8]> = unsafe {
             std::slice::from_raw_parts((&full as *const DrvEntry).cast::<u8>(), declared)
         }
         .into();
-        // SAFETY: the buffer holds `declared` readable bytes.
+        // SAFETY: `bytes` owns `declared` readable bytes and outlives
+        // `view` (both live to the end of the test).
         let view = unsafe { EntryView::new(bytes.as_ptr(), bytes.len()) };
         assert_eq!(view.marker(), EXTENDED_MARKER);
         assert_eq!(view.version(), (3, 1));
@@ -388,8 +396,9 @@ mod tests {
     /// version reads as 0.0 and the declared sizes follow the ABI table.
     #[test]
     fn short_views_default_the_missing_fields() {
-        let words = [usize::MAX; 12]; // 96 bytes, a pre-R7B entry
-                                      // SAFETY: 96 readable bytes.
+        // 96 bytes, a pre-R7B entry.
+        let words = [usize::MAX; 12];
+        // SAFETY: `words` is 96 readable bytes that outlive `view`.
         let view = unsafe { EntryView::new(words.as_ptr().cast(), 96) };
         assert_eq!(view.marker(), 0);
         assert_eq!(view.version(), (0, 0));

@@ -14,6 +14,7 @@ pub mod failure;
 pub mod memory;
 pub mod output;
 pub mod port;
+pub mod select;
 pub mod sync;
 pub mod system;
 pub mod term;

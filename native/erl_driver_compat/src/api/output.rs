@@ -9,7 +9,7 @@ use std::os::raw::{c_char, c_int};
 use rustler::{Env, Term};
 
 use super::{guard, misuse, with_port};
-use crate::abi::{DrvBinary, DrvPort, IOVec, SizeT};
+use crate::abi::{DrvBinary, DrvPort, IOVec, SizeT, SysIOVec};
 use crate::binary::DriverBinary;
 use crate::context::CallbackCtx;
 use crate::port::state::PortState;
@@ -20,15 +20,63 @@ use crate::terms;
 /// the runtime); larger ones are shared.
 const ONHEAP_BIN_LIMIT: usize = 64;
 
+/// The driver's buffer `ptr`/`len` as a slice (empty for NULL or 0).
+///
 /// # Safety
-/// `ptr` must be NULL with `len == 0`, or readable for `len` bytes.
+/// `ptr` must be NULL with `len == 0`, or readable for `len` bytes that
+/// nobody writes for `'b`.
 unsafe fn bytes<'b>(ptr: *const c_char, len: usize) -> &'b [u8] {
     if ptr.is_null() || len == 0 {
         &[]
     } else {
-        // SAFETY: per the contract.
+        // SAFETY: ptr is non-NULL, so the caller guarantees len readable
+        // bytes there, unwritten for 'b; u8 needs no alignment and has no
+        // invalid values.
         unsafe { std::slice::from_raw_parts(ptr.cast(), len) }
     }
+}
+
+/// Segment `i` of the driver's vector `ev`, copied.
+///
+/// # Safety
+/// `ev.iov` must point at `ev.vsize` readable segments and `i < ev.vsize`.
+unsafe fn segment(ev: &IOVec, i: usize) -> SysIOVec {
+    // SAFETY: i < vsize, the length of the driver's iov array.
+    let at = unsafe { ev.iov.add(i) };
+    // SAFETY: at is an element of the driver's iov array: aligned,
+    // initialised, readable (caller's contract).
+    unsafe { at.read() }
+}
+
+/// Replaces segment `i` of the driver's vector `ev` (the runtime advances
+/// the vector in place during `driver_outputv`).
+///
+/// # Safety
+/// `ev.iov` must point at `ev.vsize` segments the driver lets the runtime
+/// write, and `i < ev.vsize`.
+unsafe fn set_segment(ev: &IOVec, i: usize, seg: SysIOVec) {
+    // SAFETY: i < vsize, the length of the driver's iov array.
+    let at = unsafe { ev.iov.add(i) };
+    // SAFETY: at is an aligned element of the driver's iov array, which
+    // the driver lets us write (caller's contract); no reference to it is
+    // held while it is written.
+    unsafe { at.write(seg) };
+}
+
+/// The driver binary of segment `i` of `ev` (NULL without a `binv`).
+///
+/// # Safety
+/// `ev.binv` must be NULL or point at `ev.vsize` readable entries, and
+/// `i < ev.vsize`.
+unsafe fn segment_binary(ev: &IOVec, i: usize) -> *mut DrvBinary {
+    if ev.binv.is_null() {
+        return std::ptr::null_mut();
+    }
+    // SAFETY: binv is non-NULL, so it has vsize entries and i < vsize.
+    let at = unsafe { ev.binv.add(i) };
+    // SAFETY: at is an aligned, initialised entry of the driver's binv
+    // array (caller's contract).
+    unsafe { at.read() }
 }
 
 /// Payload pieces of one message, in order.
@@ -60,10 +108,13 @@ fn deliver(ctx: &CallbackCtx, port: &Port, st: &PortState, header: &[u8], pieces
                 match p {
                     Piece::Bytes(b) => all.extend_from_slice(b),
                     Piece::Shared(bin, off, len) => {
-                        // SAFETY: off + len was checked against the size.
-                        all.extend_from_slice(unsafe {
-                            std::slice::from_raw_parts(bin.data().add(*off), *len)
-                        })
+                        // SAFETY: the driver holds a reference to bin for
+                        // the whole API call (it passed it to us) and does
+                        // not write the data while it waits for the call;
+                        // the slice is dropped before the call returns.
+                        // off/len were checked against the size.
+                        let data = unsafe { bin.bytes(*off, *len) };
+                        all.extend_from_slice(data.unwrap_or_default())
                     }
                 }
             }
@@ -205,8 +256,14 @@ pub(crate) extern "C" fn driver_output2(
 ) -> c_int {
     guard(-1, || {
         with_port(port, "driver_output2", |ctx, p, st| {
-            // SAFETY: the driver passes readable buffers of these lengths.
-            let (header, data) = unsafe { (bytes(hbuf, hlen), bytes(buf, len)) };
+            // SAFETY: the manual requires hbuf to hold hlen readable bytes
+            // (or be NULL with hlen 0); the driver does not write it while
+            // it waits for this call, where the slice ends.
+            let header = unsafe { bytes(hbuf, hlen) };
+            // SAFETY: the manual requires buf to hold len readable bytes
+            // (or be NULL with len 0); the driver does not write it while
+            // it waits for this call, where the slice ends.
+            let data = unsafe { bytes(buf, len) };
             deliver_stream(ctx, p, st, header, (!buf.is_null()).then_some(data));
             0
         })
@@ -226,8 +283,10 @@ pub(crate) extern "C" fn driver_output_binary(
 ) -> c_int {
     guard(-1, || {
         with_port(port, "driver_output_binary", |ctx, p, st| {
-            // SAFETY: driver binaries are ours; foreign pointers are
-            // detected by their header.
+            // SAFETY: a driver passes a pointer it got from
+            // driver_alloc_binary: the HEADER bytes before it are ours and
+            // readable (a freed one is detected by its magic word, a
+            // foreign one by its address or magic word).
             let bin = match unsafe { DriverBinary::from_raw(bin) } {
                 Ok(b) => b,
                 Err(e) => {
@@ -239,17 +298,20 @@ pub(crate) extern "C" fn driver_output_binary(
                     return -1;
                 }
             };
-            if offset.checked_add(len).is_none_or(|end| end > bin.size()) {
+            // SAFETY: the driver holds a reference to bin for the whole API
+            // call and does not write its data while it waits for it; the
+            // slice is dropped before the call returns.
+            let Some(data) = (unsafe { bin.bytes(offset, len) }) else {
                 misuse(ctx, "driver_output_binary", "offset/len outside the binary");
                 return -1;
-            }
-            // SAFETY: the header buffer holds hlen bytes.
+            };
+            // SAFETY: the manual requires hbuf to hold hlen readable bytes
+            // (or be NULL with hlen 0), unwritten until this call returns.
             let header = unsafe { bytes(hbuf, hlen) };
             // Natively small pieces are copied into heap binaries, larger
             // ones share the driver binary (one more reference).
             let piece = if len <= ONHEAP_BIN_LIMIT {
-                // SAFETY: offset + len was checked against the size.
-                Piece::Bytes(unsafe { std::slice::from_raw_parts(bin.data().add(offset), len) })
+                Piece::Bytes(data)
             } else {
                 Piece::Shared(bin, offset, len)
             };
@@ -268,9 +330,12 @@ pub(crate) extern "C" fn driver_output_binary(
 /// every later segment is a piece, empty ones included.
 ///
 /// # Safety
-/// `ev` must be a valid `ErlIOVec` the driver lets us write to.
+/// `ev` must be a valid `ErlIOVec` (its `iov`/`binv` arrays of `vsize`
+/// entries, segments readable for their lengths) that the driver lets us
+/// write to and does not change for `'b`.
 unsafe fn vec_pieces<'b>(ev: *mut IOVec, mut skip: usize) -> Vec<Piece<'b>> {
-    // SAFETY: per the contract.
+    // SAFETY: ev points at a valid, aligned ErlIOVec (caller's contract);
+    // only its arrays are written below, never the struct itself.
     let ev = unsafe { &*ev };
     let vsize = ev.vsize.max(0) as usize;
     if skip >= ev.size || ev.iov.is_null() {
@@ -281,17 +346,20 @@ unsafe fn vec_pieces<'b>(ev: *mut IOVec, mut skip: usize) -> Vec<Piece<'b>> {
         if first >= vsize {
             return Vec::new();
         }
-        // SAFETY: iov has vsize entries; the driver owns the vector and
-        // expects the runtime to advance it.
-        let seg = unsafe { &mut *ev.iov.add(first) };
+        // SAFETY: first < vsize, the length of the driver's iov array.
+        let mut seg = unsafe { segment(ev, first) };
         if seg.iov_len <= skip {
             skip -= seg.iov_len;
             first += 1;
         } else {
-            // SAFETY: skip < iov_len: still inside the segment.
+            // SAFETY: skip < iov_len, so base + skip stays inside the
+            // segment's readable bytes.
             seg.iov_base = unsafe { seg.iov_base.cast::<u8>().add(skip) }.cast();
             seg.iov_len -= skip;
             skip = 0;
+            // SAFETY: first < vsize; the driver expects the runtime to
+            // advance its vector during driver_outputv (natively too).
+            unsafe { set_segment(ev, first, seg) };
         }
         if skip == 0 {
             break;
@@ -299,17 +367,10 @@ unsafe fn vec_pieces<'b>(ev: *mut IOVec, mut skip: usize) -> Vec<Piece<'b>> {
     }
     let mut pieces = Vec::with_capacity(vsize - first);
     for i in first..vsize {
-        // SAFETY: iov/binv have vsize entries.
-        let (seg, bin) = unsafe {
-            (
-                *ev.iov.add(i),
-                if ev.binv.is_null() {
-                    std::ptr::null_mut()
-                } else {
-                    *ev.binv.add(i)
-                },
-            )
-        };
+        // SAFETY: i < vsize, the length of the driver's iov array.
+        let seg = unsafe { segment(ev, i) };
+        // SAFETY: i < vsize; binv is NULL or has vsize entries.
+        let bin = unsafe { segment_binary(ev, i) };
         let base = seg.iov_base as *const u8;
         let len = seg.iov_len;
         if len == 0 || base.is_null() {
@@ -318,7 +379,9 @@ unsafe fn vec_pieces<'b>(ev: *mut IOVec, mut skip: usize) -> Vec<Piece<'b>> {
         }
         // Natively segments of up to 64 bytes become heap binaries,
         // larger ones share the segment's driver binary.
-        // SAFETY: a segment's binary, if any, is a driver binary.
+        // SAFETY: a segment's binary is NULL or one the driver got from
+        // driver_alloc_binary, whose HEADER preceding bytes are readable
+        // (from_raw rejects NULL, freed and foreign pointers).
         let shared = unsafe { DriverBinary::from_raw(bin) }.ok().filter(|b| {
             let start = b.data() as usize;
             len > ONHEAP_BIN_LIMIT
@@ -327,7 +390,8 @@ unsafe fn vec_pieces<'b>(ev: *mut IOVec, mut skip: usize) -> Vec<Piece<'b>> {
         });
         match shared {
             Some(b) => pieces.push(Piece::Shared(b, base as usize - b.data() as usize, len)),
-            // SAFETY: the segment is readable for len bytes.
+            // SAFETY: base is non-NULL and the segment is readable for its
+            // len bytes, unchanged for 'b (caller's contract).
             None => pieces.push(Piece::Bytes(unsafe {
                 std::slice::from_raw_parts(base, len)
             })),
@@ -351,8 +415,13 @@ pub(crate) extern "C" fn driver_outputv(
                 misuse(ctx, "driver_outputv", "a NULL ErlIOVec");
                 return -1;
             }
-            // SAFETY: the driver passes a valid vector and header buffer.
-            let (header, pieces) = unsafe { (bytes(hbuf, hlen), vec_pieces(ev, skip)) };
+            // SAFETY: the manual requires hbuf to hold hlen readable bytes
+            // (or be NULL with hlen 0), unwritten until this call returns.
+            let header = unsafe { bytes(hbuf, hlen) };
+            // SAFETY: ev is non-NULL and the driver passes a valid
+            // ErlIOVec, which it lets the runtime advance and does not
+            // change until this call returns (the pieces end before).
+            let pieces = unsafe { vec_pieces(ev, skip) };
             deliver(ctx, p, st, header, &pieces);
             0
         })
@@ -370,20 +439,27 @@ pub(crate) extern "C" fn driver_vec_to_buf(ev: *mut IOVec, buf: *mut c_char, len
         }
         let mut left = len;
         let mut out = buf as *mut u8;
-        // SAFETY: the driver passes a valid vector and a buffer of len bytes.
-        unsafe {
-            let ev = &*ev;
-            for i in 0..ev.vsize.max(0) as usize {
-                if left == 0 {
-                    break;
-                }
-                let seg = *ev.iov.add(i);
-                let n = seg.iov_len.min(left);
-                if n > 0 {
-                    std::ptr::copy_nonoverlapping(seg.iov_base as *const u8, out, n);
-                    out = out.add(n);
-                    left -= n;
-                }
+        // SAFETY: ev is non-NULL and the manual requires a valid, aligned
+        // ErlIOVec, which is only read here.
+        let ev = unsafe { &*ev };
+        for i in 0..ev.vsize.max(0) as usize {
+            if left == 0 {
+                break;
+            }
+            // SAFETY: i < vsize, the length of the driver's iov array.
+            let seg = unsafe { segment(ev, i) };
+            let n = seg.iov_len.min(left);
+            if n > 0 {
+                // SAFETY: the segment is readable for iov_len >= n bytes;
+                // out = buf + (len - left) has left >= n writable bytes
+                // (the driver's buffer holds len); a vector's data and the
+                // destination are distinct memory, as for the runtime's
+                // memcpy.
+                unsafe { std::ptr::copy_nonoverlapping(seg.iov_base as *const u8, out, n) };
+                // SAFETY: n <= left: out + n is at most buf + len, one past
+                // the end of the driver's buffer.
+                out = unsafe { out.add(n) };
+                left -= n;
             }
         }
         len - left

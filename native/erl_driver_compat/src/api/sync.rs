@@ -635,18 +635,18 @@ mod tests {
     fn a_live_handle_is_found_by_its_kind_only() {
         let slot = Slot::claim(Kind::Cond, fake_raw(8), c"c".to_owned());
         let p = slot as *const Slot;
-        // SAFETY: p is a slot.
-        unsafe {
-            assert!(Slot::live(p, Kind::Cond).is_ok());
-            assert_eq!(
-                Slot::live(p, Kind::Mutex).err(),
-                Some(BadHandle::Other(Kind::Cond))
-            );
-            assert_eq!(
-                Slot::live(ptr::null(), Kind::Cond).err(),
-                Some(BadHandle::Null)
-            );
-        }
+        // SAFETY: p is a slot claimed above (slots are never freed).
+        assert!(unsafe { Slot::live(p, Kind::Cond) }.is_ok());
+        assert_eq!(
+            // SAFETY: as above.
+            unsafe { Slot::live(p, Kind::Mutex) }.err(),
+            Some(BadHandle::Other(Kind::Cond))
+        );
+        assert_eq!(
+            // SAFETY: NULL is checked before anything is read.
+            unsafe { Slot::live(ptr::null(), Kind::Cond) }.err(),
+            Some(BadHandle::Null)
+        );
         // SAFETY: p is a slot.
         let (raw, name) = unsafe { Slot::release(p, Kind::Cond) }.unwrap();
         assert_eq!(raw, fake_raw(8));
@@ -657,20 +657,20 @@ mod tests {
     fn a_destroyed_handle_is_reported_not_released_twice() {
         let slot = Slot::claim(Kind::RwLock, fake_raw(16), c"r".to_owned());
         let p = slot as *const Slot;
-        // SAFETY: p is a slot (slots are never freed).
-        unsafe {
-            assert!(Slot::release(p, Kind::RwLock).is_ok());
-            // Until reused, the slot reads as destroyed.
-            if slot.kind.load(Ordering::Acquire) == Kind::Free as u32 {
-                assert_eq!(
-                    Slot::release(p, Kind::RwLock).err(),
-                    Some(BadHandle::Destroyed)
-                );
-                assert_eq!(
-                    Slot::live(p, Kind::RwLock).err(),
-                    Some(BadHandle::Destroyed)
-                );
-            }
+        // SAFETY: p is a slot claimed above (slots are never freed).
+        assert!(unsafe { Slot::release(p, Kind::RwLock) }.is_ok());
+        // Until reused, the slot reads as destroyed.
+        if slot.kind.load(Ordering::Acquire) == Kind::Free as u32 {
+            assert_eq!(
+                // SAFETY: slots are never freed: p stays readable.
+                unsafe { Slot::release(p, Kind::RwLock) }.err(),
+                Some(BadHandle::Destroyed)
+            );
+            assert_eq!(
+                // SAFETY: as above.
+                unsafe { Slot::live(p, Kind::RwLock) }.err(),
+                Some(BadHandle::Destroyed)
+            );
         }
     }
 

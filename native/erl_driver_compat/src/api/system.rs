@@ -57,9 +57,13 @@ pub(crate) extern "C" fn driver_system_info(sip: *mut SysInfo, size: usize) {
             return;
         }
         match vm_system_info() {
-            // SAFETY: sip points at `size` writable bytes, size >= 1.0 size.
+            // SAFETY: f is the VM's driver_system_info; sip is non-NULL and
+            // points at `size` writable bytes (the manual's contract), and
+            // the size passed is at most `size`, at least the 1.0 size.
             Some(f) => unsafe { f(sip, size.min(std::mem::size_of::<SysInfo>())) },
-            // SAFETY: as above; only the prefix of `size` bytes is written.
+            // SAFETY: sip is non-NULL and points at `size` writable bytes
+            // (the manual's contract), size >= the 1.0 size; only the
+            // prefix of min(size, size_of::<SysInfo>()) bytes is written.
             None => unsafe { fill_system_info(sip, size) },
         }
         // The VM writes async_threads together with scheduler_threads
@@ -111,7 +115,9 @@ unsafe fn fill_system_info(sip: *mut SysInfo, size: usize) {
         dirty_scheduler_support: 1,
     };
     let n = size.min(std::mem::size_of::<SysInfo>());
-    // SAFETY: both sides hold at least n bytes.
+    // SAFETY: n <= size_of::<SysInfo>(), the size of the local `info`,
+    // and n <= size, the writable bytes at sip (caller's contract); a
+    // local and the driver's struct do not overlap.
     unsafe { std::ptr::copy_nonoverlapping((&info as *const SysInfo).cast::<u8>(), sip.cast(), n) };
 }
 
@@ -121,7 +127,8 @@ pub fn errno_name(errno: c_int) -> &'static str {
         // SAFETY: erl_errno_id returns a static NUL-terminated string.
         let p = unsafe { f(errno) };
         if !p.is_null() {
-            // SAFETY: see above; static storage.
+            // SAFETY: p is non-NULL, so it is erl_errno_id's static,
+            // NUL-terminated string, valid for 'static.
             if let Ok(s) = unsafe { CStr::from_ptr(p) }.to_str() {
                 return s;
             }
@@ -151,7 +158,8 @@ fn fallback_errno_name(errno: c_int) -> &'static str {
 pub(crate) extern "C" fn erl_errno_id(error: c_int) -> *mut c_char {
     guard(c"unknown".as_ptr() as *mut c_char, || {
         if let Some(f) = vm_errno_id() {
-            // SAFETY: the VM's own function; returns a static string.
+            // SAFETY: f is the VM's erl_errno_id, which takes any int and
+            // returns a static string.
             return unsafe { f(error) };
         }
         static NAMES: OnceLock<parking_lot::Mutex<Vec<CString>>> = OnceLock::new();
@@ -180,23 +188,31 @@ pub(crate) extern "C" fn erl_drv_getenv(
             return -1;
         }
         if let Some(f) = vm_getenv() {
-            // SAFETY: arguments passed through unchanged from the driver.
+            // SAFETY: f is the VM's erl_drv_getenv, given the driver's own
+            // arguments, which the manual requires to be valid for it (key
+            // NUL-terminated, size writable, value holding *size bytes).
             return unsafe { f(key, value, size) };
         }
-        // SAFETY: key is a NUL-terminated string (the function's contract).
+        // SAFETY: key is non-NULL and the manual makes it a NUL-terminated
+        // string, unchanged while the driver waits for this call.
         let found = unsafe { libc::getenv(key) };
         if found.is_null() {
             return -1;
         }
-        // SAFETY: getenv returns a NUL-terminated string.
+        // SAFETY: a non-NULL getenv result is a NUL-terminated string of
+        // the environment; it is copied below before any setenv.
         let bytes = unsafe { CStr::from_ptr(found) }.to_bytes_with_nul();
-        // SAFETY: size is readable and writable (the contract).
+        // SAFETY: size is non-NULL and the manual makes it a readable and
+        // writable size_t of the driver's, which nothing else uses while
+        // the driver waits for this call.
         let room = unsafe { &mut *size };
         if bytes.len() > *room {
             *room = bytes.len();
             return 1;
         }
-        // SAFETY: value holds *size bytes (the contract), enough for them.
+        // SAFETY: the manual makes value a buffer of *size (= *room) bytes,
+        // and bytes.len() <= *room was checked; the environment string and
+        // the driver's buffer are distinct.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), value.cast(), bytes.len()) };
         *room = bytes.len() - 1;
         0
@@ -210,10 +226,12 @@ pub(crate) extern "C" fn erl_drv_putenv(key: *const c_char, value: *mut c_char) 
             return -1;
         }
         if let Some(f) = vm_putenv() {
-            // SAFETY: arguments passed through unchanged from the driver.
+            // SAFETY: f is the VM's erl_drv_putenv, given the driver's own
+            // non-NULL, NUL-terminated strings (the manual's contract).
             return unsafe { f(key, value) };
         }
-        // SAFETY: both are NUL-terminated strings.
+        // SAFETY: key and value are non-NULL and the manual makes them
+        // NUL-terminated strings; setenv copies them.
         unsafe { libc::setenv(key, value, 1) }
     })
 }

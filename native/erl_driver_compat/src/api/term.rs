@@ -46,7 +46,9 @@ impl Words for EnvWords {
     }
 
     fn is_pid(&self, word: TermData) -> bool {
-        // SAFETY: as above.
+        // SAFETY: env is the live env this parse runs for;
+        // enif_get_local_pid only tests the word's tag, so any word may be
+        // tested.
         unsafe { ffi::local_pid(self.env, ffi::from_raw(word)) }.is_some()
     }
 
@@ -133,7 +135,10 @@ fn deliver_in(
     if !env.is_process_alive(to) {
         return 0;
     }
-    // SAFETY: as for decode_ext; the words were classified by parse.
+    // SAFETY: ops were parsed just above from the driver's data, which it
+    // does not change while it waits for this call, and parse checked
+    // with `words` that the words naming terms are atoms or pids
+    // (immediates, valid in env).
     let Ok(term) = (unsafe { term_spec::build(env, &ops, ext) }) else {
         return -1;
     };
@@ -142,10 +147,13 @@ fn deliver_in(
     // was made.
     if to == connected {
         // While `stop` runs, after the port's exit signals, as natively.
-        // SAFETY: see above.
+        // SAFETY: raw was built in env, the caller's env of this Process
+        // delivery (ctx.env() is Some), which is the env emit_to_connected
+        // passes to the closure.
         ctx.emit_to_connected(st, |env| unsafe { Term::new(env, raw) });
     } else {
-        // SAFETY: see above.
+        // SAFETY: raw was built in env, the caller's env of this Process
+        // delivery, which is the env emit passes to the closure.
         ctx.emit(&to, |env| unsafe { Term::new(env, raw) });
     }
     1
@@ -182,7 +190,10 @@ fn send_own(
         if !env.is_process_alive(to) {
             return 0;
         }
-        // SAFETY: as for decode_ext.
+        // SAFETY: ops were parsed just above from the driver's data, which
+        // it does not change while it waits for this call, and parse
+        // checked with `words` that the words naming terms are atoms or
+        // pids (immediates, valid in env).
         let Ok(term) = (unsafe { term_spec::build(env, &ops, ext) }) else {
             return -1;
         };

@@ -5,7 +5,9 @@
 //!
 //! rustler 0.39 declares most `enif_*` functions this crate needs; those
 //! it lacks are declared here, in `extern` blocks, and wrapped the same
-//! way: the thread primitives in [`thread`].
+//! way: the thread primitives in [`thread`]. (rustler's resource types have
+//! no `stop` callback: the select resource type is opened here, with
+//! [`init_resource_type`].)
 
 mod thread;
 pub use thread::*;
@@ -55,7 +57,10 @@ pub unsafe fn free(ptr: *mut c_void) {
 /// a thread the VM does not manage; `msg` belongs to `msg_env`, or to
 /// `caller_env` when `msg_env` is NULL (the message is then copied).
 pub unsafe fn send(caller_env: RawEnv, to: &ErlNifPid, msg_env: RawEnv, msg: RawTerm) -> bool {
-    // SAFETY: per the contract.
+    // SAFETY: caller_env is the running call's env or NULL off the VM's
+    // threads, and msg belongs to msg_env (or to caller_env when msg_env
+    // is NULL), as enif_send requires (caller's contract); `to` is a live
+    // reference for the call.
     unsafe { sys::enif_send(caller_env, to, msg_env, msg) != 0 }
 }
 
@@ -70,7 +75,8 @@ pub fn pid_term(pid: &ErlNifPid) -> RawTerm {
 /// # Safety
 /// `env` is the process-bound env of the running NIF call.
 pub unsafe fn consume_timeslice(env: RawEnv, percent: c_int) -> c_int {
-    // SAFETY: per the contract.
+    // SAFETY: env is the process-bound env of the running NIF call
+    // (caller's contract), the only env enif_consume_timeslice accepts.
     unsafe { sys::enif_consume_timeslice(env, percent) }
 }
 
@@ -79,7 +85,8 @@ pub unsafe fn consume_timeslice(env: RawEnv, percent: c_int) -> c_int {
 /// # Safety
 /// Both terms belong to `env`, a live env.
 pub unsafe fn list_cell(env: RawEnv, head: RawTerm, tail: RawTerm) -> RawTerm {
-    // SAFETY: per the contract.
+    // SAFETY: env is live and head and tail are terms of it (caller's
+    // contract), so the new cell may refer to them.
     unsafe { sys::enif_make_list_cell(env, head, tail) }
 }
 
@@ -97,7 +104,8 @@ pub unsafe fn empty_list(env: RawEnv) -> RawTerm {
 /// # Safety
 /// `env` is a live env.
 pub unsafe fn int(env: RawEnv, value: c_int) -> RawTerm {
-    // SAFETY: per the contract.
+    // SAFETY: env is a live env (caller's contract); an int needs nothing
+    // else.
     unsafe { sys::enif_make_int(env, value) }
 }
 
@@ -153,12 +161,12 @@ pub enum IoTerm {
 /// # Safety
 /// `term` belongs to `env`, a live env.
 pub unsafe fn io_term(env: RawEnv, term: RawTerm) -> IoTerm {
-    // SAFETY: `term` belongs to `env`, a live env (the function's
-    // contract); so for every call below, whose out-parameters are locals.
+    // SAFETY: `term` belongs to `env`, a live env (caller's contract).
     if unsafe { sys::enif_is_binary(env, term) } != 0 {
         // SAFETY: an all-zero ErlNifBinary is a valid out-parameter.
         let mut bin: ErlNifBinary = unsafe { std::mem::zeroed() };
-        // SAFETY: see above.
+        // SAFETY: term is a binary of env, a live env (caller's contract);
+        // `bin` is a writable local out-parameter.
         if unsafe { sys::enif_inspect_binary(env, term, &mut bin) } == 0 {
             return IoTerm::Other;
         }
@@ -166,16 +174,18 @@ pub unsafe fn io_term(env: RawEnv, term: RawTerm) -> IoTerm {
     }
     let mut head = ErlNifTerm::default();
     let mut tail = ErlNifTerm::default();
-    // SAFETY: see above.
+    // SAFETY: term belongs to env, a live env (caller's contract); head
+    // and tail are writable local out-parameters.
     if unsafe { sys::enif_get_list_cell(env, term, &mut head, &mut tail) } != 0 {
         return IoTerm::Cons(head, tail);
     }
-    // SAFETY: see above.
+    // SAFETY: term belongs to env, a live env (caller's contract).
     if unsafe { sys::enif_is_empty_list(env, term) } != 0 {
         return IoTerm::Nil;
     }
     let mut value: c_int = 0;
-    // SAFETY: see above.
+    // SAFETY: term belongs to env, a live env (caller's contract); value
+    // is a writable local out-parameter.
     if unsafe { sys::enif_get_int(env, term, &mut value) } != 0 {
         return IoTerm::Int(value);
     }
@@ -227,7 +237,8 @@ pub unsafe fn binary_to_term(env: RawEnv, data: &[u8]) -> Option<(RawTerm, usize
 /// # Safety
 /// `env` is a live env.
 pub unsafe fn is_atom(env: RawEnv, term: RawTerm) -> bool {
-    // SAFETY: per the contract; enif_is_atom only tests the tag bits.
+    // SAFETY: env is a live env (caller's contract); enif_is_atom only
+    // tests the word's tag bits, so any word is accepted.
     unsafe { sys::enif_is_atom(env, term) != 0 }
 }
 
@@ -238,9 +249,11 @@ pub unsafe fn is_atom(env: RawEnv, term: RawTerm) -> bool {
 /// `env` is a live env.
 pub unsafe fn local_pid(env: RawEnv, term: RawTerm) -> Option<ErlNifPid> {
     let mut pid = std::mem::MaybeUninit::<ErlNifPid>::uninit();
-    // SAFETY: per the contract; the out-parameter is written on success.
+    // SAFETY: env is a live env (caller's contract); enif_get_local_pid
+    // only tests the word's tag bits and writes the out-parameter, a
+    // local, on success only.
     if unsafe { sys::enif_get_local_pid(env, term, pid.as_mut_ptr()) } != 0 {
-        // SAFETY: written by enif_get_local_pid.
+        // SAFETY: enif_get_local_pid returned true, so it wrote the pid.
         Some(unsafe { pid.assume_init() })
     } else {
         None
@@ -282,3 +295,133 @@ macro_rules! vm_fn {
     };
 }
 pub(crate) use vm_fn;
+// --- enif_select and the resource type it needs ----------------------------
+
+/// `ERL_NIF_SELECT_READ` (mode bit; also `ERL_DRV_READ`).
+pub const SELECT_READ: c_int = 1;
+/// `ERL_NIF_SELECT_WRITE` (mode bit; also `ERL_DRV_WRITE`).
+pub const SELECT_WRITE: c_int = 2;
+/// `ERL_NIF_SELECT_STOP` (mode bit; also `ERL_DRV_USE`).
+pub const SELECT_STOP: c_int = 4;
+/// `ERL_NIF_SELECT_CANCEL` (mode bit; the extra bit of
+/// `ERL_DRV_USE_NO_CALLBACK`).
+pub const SELECT_CANCEL: c_int = 8;
+
+/// `ERL_NIF_SELECT_INVALID_EVENT` (result bit): not a descriptor the VM
+/// can poll.
+pub const SELECT_INVALID_EVENT: c_int = 4;
+
+/// The `stop` callback of a resource type: `(env, obj, event,
+/// is_direct_call)`.
+pub type ResourceStop = unsafe extern "C" fn(RawEnv, *mut c_void, c_int, c_int);
+/// The destructor of a resource type: `(env, obj)`.
+pub type ResourceDtor = unsafe extern "C" fn(RawEnv, *mut c_void);
+
+/// Opens (creates) the resource type `name` with a destructor and a
+/// `stop` callback; NULL on failure.
+///
+/// # Safety
+/// `env` is the env of the library's `load` callback (the only place a
+/// resource type may be created).
+pub unsafe fn init_resource_type(
+    env: RawEnv,
+    name: &std::ffi::CStr,
+    dtor: ResourceDtor,
+    stop: ResourceStop,
+) -> *const sys::ErlNifResourceType {
+    let init = sys::ErlNifResourceTypeInit {
+        dtor: dtor as *const sys::ErlNifResourceDtor,
+        stop: stop as *const sys::ErlNifResourceStop,
+        down: std::ptr::null(),
+        // dtor and stop: the VM reads this many leading members.
+        members: 2,
+        dyncall: std::ptr::null(),
+    };
+    let mut tried = sys::ErlNifResourceFlags::ERL_NIF_RT_CREATE;
+    // SAFETY: per the contract; the name is NUL-terminated, `init` and
+    // `tried` are locals the VM reads/writes during the call only.
+    unsafe {
+        sys::enif_init_resource_type(
+            env,
+            name.as_ptr(),
+            &init,
+            sys::ErlNifResourceFlags::ERL_NIF_RT_CREATE,
+            &mut tried,
+        )
+    }
+}
+
+/// `enif_alloc_resource`: a new object of `size` bytes (aligned for 8),
+/// holding one reference for the caller.
+///
+/// # Safety
+/// `rtype` is a resource type opened by this library.
+pub unsafe fn alloc_resource(rtype: *const sys::ErlNifResourceType, size: usize) -> *mut c_void {
+    // SAFETY: per the contract.
+    unsafe { sys::enif_alloc_resource(rtype, size) }
+}
+
+/// `enif_release_resource`: drops one reference.
+///
+/// # Safety
+/// `obj` is a resource object the caller holds a reference to.
+pub unsafe fn release_resource(obj: *const c_void) {
+    // SAFETY: per the contract.
+    unsafe { sys::enif_release_resource(obj) }
+}
+
+/// `enif_make_resource`: the term of `obj` in `env`.
+///
+/// # Safety
+/// `obj` is a live resource object; `env` a live env.
+pub unsafe fn make_resource(env: RawEnv, obj: *const c_void) -> RawTerm {
+    // SAFETY: per the contract.
+    unsafe { sys::enif_make_resource(env, obj) }
+}
+
+/// The object of resource type `rtype` that `term` is, if it is one.
+///
+/// # Safety
+/// `env` is a live env and `term` belongs to it; `rtype` is a resource
+/// type of this library.
+pub unsafe fn get_resource(
+    env: RawEnv,
+    term: RawTerm,
+    rtype: *const sys::ErlNifResourceType,
+) -> Option<*const c_void> {
+    let mut obj: *const c_void = std::ptr::null();
+    // SAFETY: per the contract; `obj` is a local out-parameter.
+    let ok = unsafe { sys::enif_get_resource(env, term, rtype, &mut obj) } != 0;
+    ok.then_some(obj)
+}
+
+/// A non-negative integer below 2^59: an immediate term, valid in every
+/// env (used as the `Ref` of `enif_select` messages).
+///
+/// # Safety
+/// `env` is a live env.
+pub unsafe fn small_uint(env: RawEnv, value: u64) -> RawTerm {
+    debug_assert!(value < 1 << 59);
+    // SAFETY: per the contract; a small value needs no heap.
+    unsafe { sys::enif_make_ulong(env, value as std::os::raw::c_ulong) }
+}
+
+/// `enif_select(env, fd, mode, obj, pid, reference)`: the VM's result
+/// bits (negative on failure).
+///
+/// # Safety
+/// `env` is a live env; `obj` a live object of a resource type with a
+/// `stop` callback; `reference` an immediate term; `pid` NULL or a local
+/// pid.
+pub unsafe fn select(
+    env: RawEnv,
+    fd: c_int,
+    mode: c_int,
+    obj: *const c_void,
+    pid: *const ErlNifPid,
+    reference: RawTerm,
+) -> c_int {
+    // SAFETY: per the contract (the VM does not write through `obj`'s
+    // pointer: it only takes references).
+    unsafe { sys::enif_select(env, fd, mode, obj as *mut c_void, pid, reference) }
+}

@@ -62,10 +62,13 @@ pub struct BoundLibrary {
     base: usize,
 }
 
-// SAFETY: the handle is only an opaque token for dlsym/dlclose, which are
-// thread-safe.
+// SAFETY: BoundLibrary is not Send only because of the raw `handle`, an
+// opaque dlopen token that glibc's dlsym/dlclose accept from any thread
+// (they lock the loader's state themselves); the other fields are owned
+// plain data.
 unsafe impl Send for BoundLibrary {}
-// SAFETY: as above; no interior state is touched through a shared reference.
+// SAFETY: through `&BoundLibrary` only `symbol` uses the handle (dlsym,
+// thread-safe in glibc); binding and closing need `&mut` or ownership.
 unsafe impl Sync for BoundLibrary {}
 
 impl BoundLibrary {
@@ -164,18 +167,34 @@ fn provided_by_main(name: &str) -> bool {
     let Ok(cname) = CString::new(name) else {
         return false;
     };
-    // SAFETY: dlsym/dladdr read global linker state; cname is NUL-terminated.
-    unsafe {
-        let addr = libc::dlsym(libc::RTLD_DEFAULT, cname.as_ptr());
-        if addr.is_null() {
-            return false;
-        }
-        let mut info: libc::Dl_info = std::mem::zeroed();
-        if libc::dladdr(addr, &mut info) == 0 || info.dli_fname.is_null() {
-            return false;
-        }
-        main_program_base() == Some(info.dli_fbase as usize)
+    // SAFETY: dlsym with RTLD_DEFAULT only reads the loader's global
+    // symbol tables; cname is NUL-terminated and lives across the call.
+    let addr = unsafe { libc::dlsym(libc::RTLD_DEFAULT, cname.as_ptr()) };
+    if addr.is_null() {
+        return false;
     }
+    match object_of(addr) {
+        Some(info) if !info.dli_fname.is_null() => {
+            main_program_base() == Some(info.dli_fbase as usize)
+        }
+        _ => false,
+    }
+}
+
+/// What `dladdr` knows of the loaded object containing `addr`; `None`
+/// when no loaded object contains it.
+fn object_of(addr: *const c_void) -> Option<libc::Dl_info> {
+    let mut info = libc::Dl_info {
+        dli_fname: std::ptr::null(),
+        dli_fbase: std::ptr::null_mut(),
+        dli_sname: std::ptr::null(),
+        dli_saddr: std::ptr::null_mut(),
+    };
+    // SAFETY: dladdr only looks `addr` up in the loader's tables (any
+    // address is allowed, it is never dereferenced) and writes into `info`,
+    // a live, writable Dl_info.
+    let found = unsafe { libc::dladdr(addr, &mut info) } != 0;
+    found.then_some(info)
 }
 
 /// True when a loaded shared object other than the main program defines
@@ -187,22 +206,24 @@ fn provided_by_library(name: &str) -> bool {
     };
     let main = main_program_base();
     loaded_objects().iter().any(|object| {
-        // SAFETY: RTLD_NOLOAD only returns a handle to an object that is
-        // already loaded (adding a reference, dropped below); dlsym and
-        // dladdr read linker state.
-        unsafe {
-            let handle = libc::dlopen(object.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD);
-            if handle.is_null() {
-                return false;
-            }
-            let addr = libc::dlsym(handle, cname.as_ptr());
-            let mut info: libc::Dl_info = std::mem::zeroed();
-            let found = !addr.is_null()
-                && libc::dladdr(addr, &mut info) != 0
-                && Some(info.dli_fbase as usize) != main;
-            libc::dlclose(handle);
-            found
+        // SAFETY: object is a NUL-terminated name; with RTLD_NOLOAD dlopen
+        // never loads anything (no constructor runs): it only returns a
+        // handle to an object already loaded, adding a reference that the
+        // dlclose below drops.
+        let handle = unsafe { libc::dlopen(object.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
+        if handle.is_null() {
+            return false;
         }
+        // SAFETY: handle is live (closed below); dlsym only reads the
+        // object's symbol table; cname is NUL-terminated.
+        let addr = unsafe { libc::dlsym(handle, cname.as_ptr()) };
+        let found = !addr.is_null()
+            && object_of(addr).is_some_and(|info| Some(info.dli_fbase as usize) != main);
+        // SAFETY: handle came from the dlopen above and is closed exactly
+        // once; it drops only the reference that dlopen added, so the
+        // object (loaded before) stays loaded.
+        unsafe { libc::dlclose(handle) };
+        found
     })
 }
 
@@ -214,13 +235,19 @@ fn loaded_objects() -> Vec<CString> {
         _size: libc::size_t,
         data: *mut c_void,
     ) -> libc::c_int {
-        // SAFETY: `data` is the Vec passed below; `info` is valid during the
-        // callback and dlpi_name is NULL or NUL-terminated.
-        unsafe {
-            let names = &mut *data.cast::<Vec<CString>>();
-            let name = (*info).dlpi_name;
-            if !name.is_null() && *name != 0 {
-                names.push(CStr::from_ptr(name).to_owned());
+        // SAFETY: `data` is the `&mut names` passed to dl_iterate_phdr
+        // below: a live Vec<CString> borrowed by nothing else while the
+        // iteration runs.
+        let names = unsafe { &mut *data.cast::<Vec<CString>>() };
+        // SAFETY: dl_iterate_phdr passes an `info` valid (readable, aligned)
+        // for the duration of the callback.
+        let name = unsafe { (*info).dlpi_name };
+        if !name.is_null() {
+            // SAFETY: a non-NULL dlpi_name is a NUL-terminated string owned
+            // by the loader, valid during the callback; it is copied below.
+            let name = unsafe { CStr::from_ptr(name) };
+            if !name.is_empty() {
+                names.push(name.to_owned());
             }
         }
         0
@@ -235,24 +262,28 @@ fn loaded_objects() -> Vec<CString> {
 
 /// Load address of the main program (beam.smp inside the VM).
 fn main_program_base() -> Option<usize> {
-    // SAFETY: dlopen(NULL) returns the main program's handle; dlinfo writes
-    // a link_map pointer into `map`.
-    unsafe {
-        let main = libc::dlopen(std::ptr::null(), libc::RTLD_LAZY);
-        if main.is_null() {
-            return None;
-        }
-        let base = link_map_base(main);
-        libc::dlclose(main);
-        let mut info: libc::Dl_info = std::mem::zeroed();
-        // The main program's link_map l_addr is 0 for non-PIE executables, so
-        // ask dladdr about a symbol of it instead when possible.
-        let sym = libc::dlsym(libc::RTLD_DEFAULT, c"enif_alloc".as_ptr());
-        if !sym.is_null() && libc::dladdr(sym, &mut info) != 0 {
+    // SAFETY: dlopen(NULL) loads nothing: it returns a new reference to
+    // the main program's handle.
+    let main = unsafe { libc::dlopen(std::ptr::null(), libc::RTLD_LAZY) };
+    if main.is_null() {
+        return None;
+    }
+    // SAFETY: main is a live dlopen handle (closed just below).
+    let base = unsafe { link_map_base(main) };
+    // SAFETY: main came from the dlopen above and is closed exactly once;
+    // the main program itself is never unloaded.
+    unsafe { libc::dlclose(main) };
+    // The main program's link_map l_addr is 0 for non-PIE executables, so
+    // ask dladdr about a symbol of it instead when possible.
+    // SAFETY: dlsym with RTLD_DEFAULT only reads the loader's global
+    // symbol tables; the name is a NUL-terminated literal.
+    let sym = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"enif_alloc".as_ptr()) };
+    if !sym.is_null() {
+        if let Some(info) = object_of(sym) {
             return Some(info.dli_fbase as usize);
         }
-        base
     }
+    base
 }
 
 /// `l_addr` of a dlopen handle's link map: the image's load bias.
@@ -265,7 +296,9 @@ unsafe fn link_map_base(handle: *mut c_void) -> Option<usize> {
         l_addr: usize,
     }
     let mut map: *mut LinkMap = std::ptr::null_mut();
-    // SAFETY: RTLD_DI_LINKMAP writes a `struct link_map *` into `map`.
+    // SAFETY: handle is a live dlopen handle (caller's contract);
+    // RTLD_DI_LINKMAP writes one `struct link_map *` into `map`, a live,
+    // writable pointer-sized local.
     let rc = unsafe {
         libc::dlinfo(
             handle,
@@ -273,8 +306,9 @@ unsafe fn link_map_base(handle: *mut c_void) -> Option<usize> {
             (&mut map as *mut *mut LinkMap).cast(),
         )
     };
-    // SAFETY: on success `map` points at the loader's link_map, whose first
-    // field is l_addr.
+    // SAFETY: on success `map` points at the loader's link_map of the
+    // object, which lives as long as the handle (live for this call); its
+    // first field is l_addr, an aligned ElfW(Addr) (usize).
     (rc == 0 && !map.is_null()).then(|| unsafe { (*map).l_addr })
 }
 
@@ -436,14 +470,18 @@ pub fn readable(start: usize, len: usize) -> bool {
 }
 
 fn dl_error() -> String {
-    // SAFETY: dlerror returns NULL or a NUL-terminated thread-local string.
-    unsafe {
-        let msg = libc::dlerror();
-        if msg.is_null() {
-            "unknown dlopen error".into()
-        } else {
-            CStr::from_ptr(msg).to_string_lossy().into_owned()
-        }
+    // SAFETY: dlerror takes no arguments and only reads this thread's
+    // last dl* error.
+    let msg = unsafe { libc::dlerror() };
+    if msg.is_null() {
+        "unknown dlopen error".into()
+    } else {
+        // SAFETY: a non-NULL dlerror result is a NUL-terminated string,
+        // valid until the next dl* call on this thread; it is copied here,
+        // before any.
+        unsafe { CStr::from_ptr(msg) }
+            .to_string_lossy()
+            .into_owned()
     }
 }
 
@@ -496,7 +534,9 @@ unsafe fn bind_slots(
         // of the mapped image and is now writable.
         unsafe { std::ptr::write_volatile(addr as *mut usize, value) };
         if in_relro {
-            // SAFETY: as above, restores the loader's protection.
+            // SAFETY: page_start..page_start+span is the same range of the
+            // driver's image made writable above; this restores the
+            // read-only protection the loader gave its RELRO segment.
             unsafe { libc::mprotect(page_start as *mut c_void, span, libc::PROT_READ) };
         }
         written += 1;
@@ -733,25 +773,32 @@ mod tests {
     #[test]
     fn readable_stops_at_the_end_of_a_mapping() {
         let page = page_size();
-        // SAFETY: a fresh anonymous mapping of two pages; the second is
-        // unmapped again, so the first ends right before a hole.
-        unsafe {
-            let p = libc::mmap(
+        // SAFETY: a NULL hint lets the kernel choose a fresh anonymous
+        // mapping of two pages, which overlaps nothing of ours.
+        let p = unsafe {
+            libc::mmap(
                 std::ptr::null_mut(),
                 2 * page,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
                 -1,
                 0,
-            );
-            assert_ne!(p, libc::MAP_FAILED);
-            assert_eq!(libc::munmap(p.cast::<u8>().add(page).cast(), page), 0);
-            let end = p as usize + page;
-            assert!(readable(end - 168, 168));
-            assert!(!readable(end - 168, 176));
-            assert!(!readable(end, 1));
-            libc::munmap(p, page);
-        }
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        // The second page is unmapped again, so the first ends right
+        // before a hole (page arithmetic on the address: no pointer use).
+        let second = (p as usize + page) as *mut c_void;
+        // SAFETY: second..second+page is the second page of the mapping
+        // made above, which nothing refers to.
+        assert_eq!(unsafe { libc::munmap(second, page) }, 0);
+        let end = p as usize + page;
+        assert!(readable(end - 168, 168));
+        assert!(!readable(end - 168, 176));
+        assert!(!readable(end, 1));
+        // SAFETY: p..p+page is the first page of the mapping made above,
+        // still mapped and no longer used.
+        unsafe { libc::munmap(p, page) };
         let buf = [0u8; 64];
         assert!(readable(buf.as_ptr() as usize, buf.len()));
         assert!(!readable(usize::MAX - 4, 8));

@@ -1,7 +1,8 @@
 //! NIFs the port process calls for what reaches a port as a message or a
 //! signal: `{From, {command, Data}}`, `{From, close}`, `{From, {connect,
 //! New}}`, anything else (`badsig`), exit signals, the VM timers of
-//! the port's timer and finished async jobs.
+//! the port's timer, finished async jobs, and the poll set's readiness
+//! messages (`driver_select`).
 
 use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 
@@ -148,6 +149,34 @@ fn msg_timeout<'a>(
 fn msg_async<'a>(env: Env<'a>, res: ResourceArc<PortResource>, id: u32) -> NifResult<Term<'a>> {
     let ran = res.port.run(env, |ctx| {
         crate::api::async_job::on_ready(ctx, id);
+        Ok(atoms::ok().encode(env))
+    });
+    finish_msg(env, ran)
+}
+
+/// `{select, Obj, Seq, ready_input | ready_output}`: the VM's poll set
+/// found a descriptor the driver selected ready (see [`crate::select`]).
+/// Runs `ready_input` (`input`) or `ready_output` when `Seq` is still the
+/// armed selection, and arms it again while the driver wants it. Returns
+/// `ok` (also for a stale selection or a closed port), or `{badsig,
+/// Connected}` when `Obj` is not a select object or `Seq` not a 64-bit
+/// number (a message that only looks like one).
+#[rustler::nif]
+fn msg_select<'a>(
+    env: Env<'a>,
+    res: ResourceArc<PortResource>,
+    obj: Term<'a>,
+    seq: Term<'a>,
+    input: bool,
+) -> NifResult<Term<'a>> {
+    // SAFETY: `obj` is an argument of this call, so it belongs to `env`.
+    let object = unsafe { crate::select::object_of(env.as_c_arg(), obj.as_c_arg()) };
+    let seq = seq.decode::<u64>().ok();
+    let ran = res.port.run(env, |ctx| {
+        let (Some(object), Some(seq)) = (object, seq) else {
+            return Ok((atoms::badsig(), ctx.state().connected()).encode(env));
+        };
+        crate::select::on_ready(ctx, object, seq, input);
         Ok(atoms::ok().encode(env))
     });
     finish_msg(env, ran)

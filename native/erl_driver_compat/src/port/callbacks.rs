@@ -116,6 +116,7 @@ impl Port {
             number: PORT_NUMBERS.fetch_add(1, Ordering::Relaxed),
             lock,
             state: PortState::new(owner),
+            select: Default::default(),
         })
     }
 
@@ -270,7 +271,11 @@ impl Port {
         let mut rbuf = default_ptr;
         let mut flags: c_uint = 0;
         let drv_data = ctx.state().data();
-        // SAFETY: as for control.
+        // SAFETY: call is the driver's `call` callback from its entry (its
+        // library stays loaded while a port uses it), called with its own
+        // drv_data under the port's lock; `arg` lives until it returns,
+        // rbuf points at CALL_BUF writable bytes and flags at a writable
+        // local.
         let n = unsafe {
             call(
                 drv_data,
@@ -345,6 +350,8 @@ pub fn terminate(ctx: &CallbackCtx, port: &Port, reason: ExitReason, unlink: Opt
         // start returned; no borrow of port data is held across it.
         ctx.enter(|| unsafe { stop(data) });
     }
+    // What the driver left selected leaves the poll set (no stop_select).
+    crate::select::port_closed(ctx, port, st);
     mark_closed(ctx, port, st);
     let late = ctx.take_late();
     if reason != ExitReason::External {
@@ -411,6 +418,7 @@ mod tests {
             number: n as u64,
             lock: driver.lock.clone(),
             state: PortState::new(fake_pid(1000 + n)),
+            select: Default::default(),
         });
         register(&port);
         let handle = port.handle();

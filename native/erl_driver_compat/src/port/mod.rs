@@ -93,14 +93,21 @@ pub struct Port {
     pub number: u64,
     lock: Arc<Mutex<()>>,
     state: PortState,
+    /// The descriptors it selected (`driver_select`), reached like the
+    /// state: see [`Port::select`].
+    select: crate::select::PortSelect,
 }
 
 // SAFETY: the only non-thread-safe parts are the cells of `state`, which
 // are reachable only through `Port::state` with a `Held` proof that the
-// current thread holds `lock`; so at most one thread touches them at a
-// time. `DrvData` inside is an opaque pointer the driver owns.
+// current thread holds `lock`, and `select`, reachable only through
+// `Port::select` with that `&PortState`; so at most one thread touches
+// them at a time. `DrvData` inside is an opaque pointer the driver owns.
 unsafe impl Send for Port {}
-// SAFETY: as above.
+// SAFETY: shared access to a Port reaches the non-thread-safe cells of
+// `state` only through `Port::state` with a `Held` proof that the current
+// thread holds `lock`, so no two threads use them at once; the other fields
+// are immutable after creation or thread-safe (Arc<Mutex>).
 unsafe impl Sync for Port {}
 
 /// The result of a callback run: the value and the effects to hand back.
@@ -126,6 +133,13 @@ impl Port {
     /// The state, when `held` proves this port's lock is held.
     pub fn state<'a>(&'a self, held: &'a Held) -> Option<&'a PortState> {
         held.covers(&self.lock).then_some(&self.state)
+    }
+
+    /// The port's selected descriptors, when `st` is this port's state
+    /// (which only a holder of the port's lock can have, see
+    /// [`Port::state`]).
+    pub fn select<'a>(&'a self, st: &'a PortState) -> Option<&'a crate::select::PortSelect> {
+        std::ptr::eq(st, &self.state).then_some(&self.select)
     }
 
     /// True when both ports are guarded by the same lock (driver-level
