@@ -5,12 +5,14 @@
 %%
 %% The stress cases run twice as many calling processes as there are
 %% schedulers, each making a few thousand calls (port_control, port_command,
-%% timers through driver_set_timer, async jobs through driver_async) against
+%% timers through driver_set_timer, async jobs through driver_async, bytes
+%% written into a pipe each port selects for reading) against
 %% one port and against the ports of one driver, while the driver counts the
 %% callbacks running at once (see lc_lock_drv.c). They are differential: the
 %% native ports must show no overlap (measured: none), and the compat
-%% pseudo-ports the same; nothing sleeps: the end of the timers and async
-%% jobs is a last timeout and a last ready_async that emit a message.
+%% pseudo-ports the same; nothing sleeps: the end of the timers, async
+%% jobs and pipe reads is a last timeout, ready_async and ready_input that
+%% emit a message.
 %%
 %% The locking mode is chosen by the driver when it is loaded, from the
 %% emulator's environment: each group loads the driver afresh (natively
@@ -37,6 +39,8 @@
 -define(OP_TIMER_DONE, 5).
 -define(OP_ASYNC_DONE, 6).
 -define(OP_LOCK_DRIVER, 7).
+-define(OP_SELECT, 8).
+-define(OP_SELECT_DONE, 9).
 
 %% Calls per calling process.
 -define(CALLS, 10000).
@@ -98,7 +102,7 @@ ctl(B, P, Op) ->
     edc_diff:parse_term(edc_diff:call(B, port_control, [P, Op, ""])).
 
 %% Callers processes, each making ?CALLS calls spread over Ports (caller I
-%% starts at port I); returns the number of async jobs submitted per port
+%% starts at port I); returns {AsyncJobs, PipeBytes} submitted per port
 %% (in the order of Ports).
 stress(B, Ports, Callers) ->
     Self = self(),
@@ -115,7 +119,7 @@ stress(B, Ports, Callers) ->
                                                       end, Acc, Counts)
                                     end
                             end, #{}, Pids),
-    [maps:get(P, Submitted, 0) || P <- Ports].
+    [{maps:get({async, P}, Submitted, 0), maps:get({select, P}, Submitted, 0)} || P <- Ports].
 
 caller(_B, _Ports, _N, _I, ?CALLS, Submitted) ->
     Submitted;
@@ -127,7 +131,10 @@ caller(B, Ports, N, I, Call, Submitted) ->
                          Submitted;
                      5 ->
                          true = ctl(B, P, ?OP_ASYNC),
-                         maps:update_with(P, fun(X) -> X + 1 end, 1, Submitted);
+                         maps:update_with({async, P}, fun(X) -> X + 1 end, 1, Submitted);
+                     7 ->
+                         ok = ctl(B, P, ?OP_SELECT),
+                         maps:update_with({select, P}, fun(X) -> X + 1 end, 1, Submitted);
                      3 ->
                          true = edc_diff:call(B, port_command, [P, "x"]),
                          Submitted;
@@ -141,16 +148,21 @@ caller(B, Ports, N, I, Call, Submitted) ->
 %% any pending one) and for the ready_async of every job (the one that
 %% brings the port's count to Submitted + 1 reports it: natively
 %% ready_async calls do not always come in submission order), then reads
-%% the counts: [{DriverMax, PortMax, Timeouts, Readies}].
+%% the counts, once every byte written into its pipe was read by
+%% ready_input: [{DriverMax, PortMax, Timeouts, Readies}].
 finish(B, Ports, Submitted) ->
     [begin
          0 = ctl(B, P, ?OP_TIMER_DONE),
          true = edc_diff:parse_term(
                   edc_diff:call(B, port_control,
-                                [P, ?OP_ASYNC_DONE, integer_to_list(S + 1)]))
-     end || {P, S} <- lists:zip(Ports, Submitted)],
+                                [P, ?OP_ASYNC_DONE, integer_to_list(S + 1)])),
+         ok = edc_diff:parse_term(
+                edc_diff:call(B, port_control,
+                              [P, ?OP_SELECT_DONE, integer_to_list(W)]))
+     end || {P, {S, W}} <- lists:zip(Ports, Submitted)],
     [receive {P, {data, "timer_done"}} -> ok end || P <- Ports],
     [receive {P, {data, "async_done"}} -> ok end || P <- Ports],
+    [receive {P, {data, "select_done"}} -> ok end || P <- Ports],
     [ctl(B, P, ?OP_REPORT) || P <- Ports].
 
 callers() ->
@@ -170,15 +182,15 @@ locking_mode(Config) ->
                     fun(B) -> edc_diff:call(B, port_info2, [open(B), locking]) end,
                     {locking, Expected}).
 
-%% Callers, timeouts and ready_asyncs on one port never overlap, in either
-%% mode; every async job's ready_async ran.
+%% Callers, timeouts, ready_asyncs and ready_inputs on one port never
+%% overlap, in either mode; every async job's ready_async ran.
 stress_one_port(_Config) ->
     Callers = callers(),
     edc_diff:expect("stress one port",
                     fun(B) ->
                             P = open(B),
-                            [Submitted] = stress(B, [P], Callers),
-                            [{DriverMax, PortMax, Timeouts, Readies}] = finish(B, [P], [Submitted]),
+                            [{Submitted, _} = S] = stress(B, [P], Callers),
+                            [{DriverMax, PortMax, Timeouts, Readies}] = finish(B, [P], [S]),
                             {DriverMax, PortMax, Timeouts >= 1, Readies - Submitted}
                     end,
                     {1, 1, true, 1}).
@@ -204,7 +216,7 @@ stress_one_driver(Config) ->
                  end,
                  lists:usort([M || {_, M, _, _} <- Reports]),
                  lists:usort([T >= 1 || {_, _, T, _} <- Reports]),
-                 lists:usort([R - S || {{_, _, _, R}, S} <- lists:zip(Reports, Submitted)])}
+                 lists:usort([R - S || {{_, _, _, R}, {S, _}} <- lists:zip(Reports, Submitted)])}
         end,
     edc_diff:expect("stress one driver", Scenario,
                     {case Group of

@@ -11,8 +11,11 @@
  * LC_LOCK_DRV_PORT_LOCKING (os:putenv/2) is "1".
  *
  * Callbacks that count: start, stop, output, control, timeout,
- * ready_async. Each spins briefly inside, to widen the window in which an
- * overlap would be seen.
+ * ready_async, ready_input. Each spins briefly inside, to widen the window
+ * in which an overlap would be seen. Each port owns a pipe whose read end
+ * is selected for reading (driver_select, ERL_DRV_READ|ERL_DRV_USE) from
+ * start; ready_input reads what is there; stop deselects it (stop_select
+ * closes it) and closes the write end.
  *
  * Operations (port_control command numbers, arguments as text); replies
  * are Erlang terms written as text (without the final dot):
@@ -27,15 +30,20 @@
  *             port's count of ready_asyncs to N outputs "async_done"
  *                                                          -> "Ret > 0"
  *   7         driver_lock_driver(port)                     -> "Ret"
+ *   8         writes one byte into the port's pipe          -> "ok"
+ *   9 "N"     the ready_input (or this call) that finds N bytes read
+ *             from the pipe in all outputs "select_done"   -> "ok"
  *
  * output: counts, emits nothing.
  * finish: writes "finished" to the file named by the emulator's
  * environment variable LC_LOCK_DRV_FINISH_FILE (when set), so that a test
  * can see whether finish ran.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "erl_driver.h"
 
 static int lock_init(void);
@@ -48,13 +56,15 @@ static ErlDrvSSizeT lock_control(ErlDrvData handle, unsigned int op,
                                  char **rbuf, ErlDrvSizeT rlen);
 static void lock_timeout(ErlDrvData handle);
 static void lock_ready_async(ErlDrvData handle, ErlDrvThreadData data);
+static void lock_ready_input(ErlDrvData handle, ErlDrvEvent event);
+static void lock_stop_select(ErlDrvEvent event, void *reserved);
 
 static ErlDrvEntry lock_entry = {
     lock_init,
     lock_start,
     lock_stop,
     lock_output,
-    NULL,                       /* ready_input */
+    lock_ready_input,
     NULL,                       /* ready_output */
     "lc_lock_drv",
     lock_finish,
@@ -72,7 +82,7 @@ static ErlDrvEntry lock_entry = {
     0,                          /* driver_flags: set by lock_init */
     NULL,                       /* handle2 */
     NULL,                       /* process_exit */
-    NULL,                       /* stop_select */
+    lock_stop_select,
     NULL                        /* emergency_close */
 };
 
@@ -93,6 +103,8 @@ DRIVER_INIT(lc_lock_drv)
 #define OP_TIMER_DONE  5
 #define OP_ASYNC_DONE  6
 #define OP_LOCK_DRIVER 7
+#define OP_SELECT      8
+#define OP_SELECT_DONE 9
 
 typedef struct {
     ErlDrvPort port;
@@ -102,6 +114,10 @@ typedef struct {
     long readies;
     long readies_done;          /* output "async_done" at this count */
     int timer_done;
+    int pipe_r;                 /* selected for reading */
+    int pipe_w;
+    long bytes_read;
+    long bytes_done;            /* output "select_done" at this count */
 } LockData;
 
 static int driver_in = 0;
@@ -155,12 +171,22 @@ static void lock_finish(void)
 static ErlDrvData lock_start(ErlDrvPort port, char *command)
 {
     LockData *d = driver_alloc(sizeof(LockData));
+    int fds[2];
     (void) command;
     if (d == NULL)
         return ERL_DRV_ERROR_GENERAL;
     memset(d, 0, sizeof(LockData));
     d->port = port;
     enter(d);
+    if (pipe(fds) != 0) {
+        leave(d);
+        driver_free(d);
+        return ERL_DRV_ERROR_ERRNO;
+    }
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    d->pipe_r = fds[0];
+    d->pipe_w = fds[1];
+    driver_select(port, (ErlDrvEvent) (long) d->pipe_r, ERL_DRV_READ | ERL_DRV_USE, 1);
     leave(d);
     return (ErlDrvData) d;
 }
@@ -169,8 +195,37 @@ static void lock_stop(ErlDrvData handle)
 {
     LockData *d = (LockData *) handle;
     enter(d);
+    driver_select(d->port, (ErlDrvEvent) (long) d->pipe_r, ERL_DRV_READ | ERL_DRV_USE, 0);
+    close(d->pipe_w);
     leave(d);
     driver_free(d);
+}
+
+static void lock_stop_select(ErlDrvEvent event, void *reserved)
+{
+    (void) reserved;
+    close((int) (long) event);
+}
+
+static void select_check(LockData *d)
+{
+    if (d->bytes_done > 0 && d->bytes_read == d->bytes_done) {
+        d->bytes_done = 0;
+        driver_output(d->port, "select_done", 11);
+    }
+}
+
+static void lock_ready_input(ErlDrvData handle, ErlDrvEvent event)
+{
+    LockData *d = (LockData *) handle;
+    char buf[64];
+    ssize_t n;
+    enter(d);
+    n = read((int) (long) event, buf, sizeof(buf));
+    if (n > 0)
+        d->bytes_read += n;
+    select_check(d);
+    leave(d);
 }
 
 static void lock_output(ErlDrvData handle, char *buf, ErlDrvSizeT len)
@@ -272,6 +327,18 @@ static ErlDrvSSizeT lock_control(ErlDrvData handle, unsigned int op,
         text[len] = '\0';
         d->readies_done = strtol(text, NULL, 10);
         n = reply(rbuf, rlen, submit(d) > 0 ? "true" : "false");
+        break;
+    case OP_SELECT:
+        n = reply(rbuf, rlen, write(d->pipe_w, "s", 1) == 1 ? "ok" : "error");
+        break;
+    case OP_SELECT_DONE:
+        if (len >= sizeof(text))
+            len = sizeof(text) - 1;
+        memcpy(text, buf, len);
+        text[len] = '\0';
+        d->bytes_done = strtol(text, NULL, 10);
+        select_check(d);
+        n = reply(rbuf, rlen, "ok");
         break;
     case OP_LOCK_DRIVER:
         snprintf(text, sizeof(text), "%d", driver_lock_driver(d->port));
