@@ -10,6 +10,7 @@
 %%        | {deliver, Late}
 %%        | {start_timer, PortPid, Ms, Gen}
 %%        | {unbusy, PortPid}
+%%        | {start_created, PortPid, Owner}
 %% Late   = [{To :: pid(), Message}]
 %% '''
 %%
@@ -22,6 +23,8 @@
 %% `unbusy' tells the port process that the driver cleared the port's busy
 %% state: it lets the commands that wait for that run (see
 %% erl_driver_compat_port).
+%% `start_created' starts the idle port process that `driver_create_port'
+%% made a port of (see erl_driver_compat_port).
 %%
 %% A NIF result without effects is the plain value. Effects are carried
 %% out in order: messages (sent to the calling process, in emission
@@ -42,7 +45,8 @@
 -type action() :: {exit_port, pid(), term(), pid() | false, late()}
                 | {deliver, late()}
                 | {start_timer, pid(), non_neg_integer(), non_neg_integer()}
-                | {unbusy, pid()}.
+                | {unbusy, pid()}
+                | {start_created, pid(), pid()}.
 %% Work for the Erlang side.
 -type late() :: [{pid(), term()}].
 %% Messages from `stop', sent after the port's exit signals.
@@ -109,4 +113,7 @@ perform_one({start_timer, Port, Ms, Gen}) ->
 %% The port process wakes the commands waiting for the port.
 perform_one({unbusy, Port}) ->
     Port ! '$edc_unbusy',
-    ok.
+    ok;
+%% driver_create_port: the new port's process starts, linked to its owner.
+perform_one({start_created, Port, Owner}) ->
+    erl_driver_compat_port:start_created(Port, Owner).

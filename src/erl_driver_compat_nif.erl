@@ -26,6 +26,9 @@
          msg_bad/1,
          msg_timeout/2,
          msg_async/2,
+         pool_put/1,
+         pool_status/0,
+         adopt_created/0,
          set_async_threads/1,
          msg_select/4,
          msg_is_busy/1,
@@ -126,6 +129,21 @@ msg_bad(_Res) -> ?NIF_STUB.
 msg_timeout(_Res, _Gen) -> ?NIF_STUB.
 -spec msg_async(reference(), non_neg_integer()) -> term().
 msg_async(_Res, _Id) -> ?NIF_STUB.
+
+%% @doc Hands idle port processes to the NIF for `driver_create_port'.
+-spec pool_put([pid()]) -> ok.
+pool_put(_Pids) -> ?NIF_STUB.
+
+%% @doc `{Idle, Missed}': idle port processes left, and the
+%% `driver_create_port' calls that found none since the last call.
+-spec pool_status() -> {non_neg_integer(), non_neg_integer()}.
+pool_status() -> ?NIF_STUB.
+
+%% @doc Called by an idle port process started as a port that
+%% `driver_create_port' made: the port's resource, or `undefined'.
+-spec adopt_created() -> reference() | undefined.
+adopt_created() -> ?NIF_STUB.
+
 -spec set_async_threads(pos_integer()) -> boolean().
 set_async_threads(_Threads) -> ?NIF_STUB.
 -spec msg_select(reference(), reference(), non_neg_integer(), boolean()) -> term().

@@ -22,20 +22,59 @@
 %% While the driver has marked the port busy it keeps the commands that
 %% wait for it (callers registered with `{'$edc_wait', Pid, Ref}', command
 %% messages) and lets them run on `'$edc_unbusy'' (see "Busy port" below).
+%% `driver_create_port' must return a port synchronously from inside a
+%% driver callback, where no process can be spawned: the ports it creates
+%% are processes of a pool of idle port processes kept by a registered
+%% keeper process (started with the first port), handed to the NIF, and
+%% refilled after each creation before the creator goes on (the pool
+%% grows when a burst of creations found it empty). A created port's
+%% process is started with {@link start_created/2}: it links to its owner
+%% and takes the port over from the NIF.
 -module(erl_driver_compat_port).
 
 -export([spawn_for/1,
          process_kind/1,
          go/2,
          abort/1,
+         start_created/2,
          log_bad_value/1]).
 
--export([init/0]).
+-export([init/0,
+         pool_init/0]).
+
+-define(POOL, erl_driver_compat_port_pool).
+%% Idle port processes kept at first; doubled (up to ?POOL_MAX) whenever
+%% a driver_create_port found the pool empty.
+-define(POOL_MIN, 16).
+-define(POOL_MAX, 4096).
 
 %% @doc Spawns an idle port process linked to the caller (the owner).
 -spec spawn_for(pid()) -> pid().
 spawn_for(Owner) when Owner =:= self() ->
+    ensure_pool(),
     spawn_opt(?MODULE, init, [], [link]).
+
+%% @doc Starts the idle process `Port' that a callback made a port of with
+%% `driver_create_port', linked to `Owner' (before this returns, as
+%% natively the link exists when the driver gets the port), and has the
+%% pool refilled. Called by whoever carries out the callback's effects;
+%% by the idle process itself when the callback ran without a wrapper.
+-spec start_created(pid(), pid()) -> ok.
+start_created(Port, Owner) when Port =:= self() ->
+    self() ! {'$edc_created', Owner, none},
+    refill();
+start_created(Port, Owner) when Owner =:= self() ->
+    link(Port),
+    Port ! {'$edc_created', Owner, none},
+    refill();
+start_created(Port, Owner) ->
+    Ref = erlang:monitor(process, Port),
+    Port ! {'$edc_created', Owner, {self(), Ref}},
+    receive
+        {Ref, linked} -> erlang:demonitor(Ref, [flush]);
+        {'DOWN', Ref, process, Port, _} -> ok
+    end,
+    refill().
 
 %% @doc What the local pid `Pid' is, in one look: a pseudo-port's process
 %% (open, starting or closing; it stands for a port, so it can never own
@@ -66,10 +105,117 @@ abort(Pid) ->
 -spec init() -> no_return().
 init() ->
     process_flag(trap_exit, true),
+    idle().
+
+-spec idle() -> no_return().
+idle() ->
     receive
         {'$edc_go', Resource} -> loop(Resource);
-        '$edc_abort' -> exit(normal)
+        '$edc_abort' -> exit(normal);
+        {'$edc_created', Owner, ReplyTo} -> created(Owner, ReplyTo);
+        {'$edc_actions', Actions} ->
+            %% start_created from a callback run without a wrapper.
+            erl_driver_compat_effects:perform(Actions),
+            idle();
+        {'EXIT', _From, Reason} ->
+            %% The process it was spawned for (the opener, or the pool's
+            %% keeper) is gone.
+            exit(Reason)
     end.
+
+%% An idle process of the pool becomes the port driver_create_port made
+%% of it: it leaves the keeper, links to its owner, takes the port over.
+created(Owner, ReplyTo) ->
+    {links, Links} = process_info(self(), links),
+    lists:foreach(fun unlink/1, Links -- [Owner]),
+    link(Owner),
+    case ReplyTo of
+        {Pid, Ref} -> Pid ! {Ref, linked}, ok;
+        none -> ok
+    end,
+    case erl_driver_compat_nif:adopt_created() of
+        undefined -> exit(normal);
+        Resource -> loop(Resource)
+    end.
+
+%%--------------------------------------------------------------------
+%% The pool of idle port processes
+%%--------------------------------------------------------------------
+
+%% The keeper is started by the first port opened; starting it waits until
+%% the pool is filled (also when another process won the race to start it).
+ensure_pool() ->
+    case whereis(?POOL) of
+        undefined -> start_pool();
+        _ -> ok
+    end.
+
+start_pool() ->
+    Keeper = spawn(?MODULE, pool_init, []),
+    try register(?POOL, Keeper) of
+        true -> Keeper ! start
+    catch
+        error:badarg -> exit(Keeper, kill)
+    end,
+    case whereis(?POOL) of
+        undefined ->
+            ok;
+        Pool ->
+            Ref = erlang:monitor(process, Pool),
+            Pool ! {sync, self(), Ref},
+            receive
+                {Ref, ready} -> erlang:demonitor(Ref, [flush]), ok;
+                {'DOWN', Ref, process, Pool, _} -> ok
+            end
+    end.
+
+%% Synchronous, so that a process creating ports one after the other
+%% never finds the pool empty.
+refill() ->
+    case whereis(?POOL) of
+        undefined ->
+            ok;
+        Pool ->
+            Ref = erlang:monitor(process, Pool),
+            Pool ! {refill, self(), Ref},
+            receive
+                {Ref, ready} -> erlang:demonitor(Ref, [flush]), ok;
+                {'DOWN', Ref, process, Pool, _} -> ok
+            end
+    end.
+
+%% @private
+-spec pool_init() -> no_return().
+pool_init() ->
+    %% Idle processes that end (killed) must not take the keeper along.
+    process_flag(trap_exit, true),
+    receive start -> ok end,
+    pool_loop(fill(?POOL_MIN)).
+
+pool_loop(Target) ->
+    receive
+        {refill, From, Ref} ->
+            Target1 = fill(Target),
+            From ! {Ref, ready},
+            pool_loop(Target1);
+        {sync, From, Ref} ->
+            From ! {Ref, ready},
+            pool_loop(Target);
+        _Other ->
+            pool_loop(Target)
+    end.
+
+%% Tops the pool up to Target idle processes, doubling Target first when
+%% creations found it empty; returns the target.
+fill(Target0) ->
+    {Idle, Missed} = erl_driver_compat_nif:pool_status(),
+    Target = case Missed of
+                 0 -> Target0;
+                 _ -> min(2 * Target0, ?POOL_MAX)
+             end,
+    New = [spawn_opt(?MODULE, init, [], [link]) || _ <- lists:seq(1, Target - Idle)],
+    ok = erl_driver_compat_nif:pool_put(New),
+    Target.
 
 -spec loop(reference()) -> no_return().
 loop(Res) ->

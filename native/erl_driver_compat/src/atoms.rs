@@ -23,6 +23,7 @@ rustler::atoms! {
     exit_port,
     deliver,
     start_timer,
+    start_created,
     undefined,
     enoent,
     not_elf,

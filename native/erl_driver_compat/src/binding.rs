@@ -217,6 +217,7 @@ api_table! {
         "driver_lock_driver" => api::port::driver_lock_driver,
         "set_busy_port" => api::port::set_busy_port,
         "erl_drv_busy_msgq_limits" => api::port::erl_drv_busy_msgq_limits,
+        "driver_create_port" => api::port::driver_create_port,
         "driver_system_info" => api::system::driver_system_info,
         "erl_errno_id" => api::system::erl_errno_id,
         "erl_drv_getenv" => api::system::erl_drv_getenv,

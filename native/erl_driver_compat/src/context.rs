@@ -20,6 +20,7 @@ use rustler::{Env, LocalPid, OwnedEnv, Term};
 use crate::driver::Driver;
 use crate::effects::{Action, Effects};
 use crate::ffi::{self, RawEnv};
+use crate::port::callbacks::CreatedLocks;
 use crate::port::state::{Held, PortState, Status};
 use crate::port::Port;
 
@@ -69,6 +70,9 @@ pub struct CallbackCtx<'p> {
     /// released (`Driver::port_closed` may run `finish`, which takes the
     /// driver's lock).
     closed: RefCell<Vec<Arc<Driver>>>,
+    /// Locks of ports this callback created (`driver_create_port` under
+    /// port-level locking), held until the context drops.
+    created: CreatedLocks,
 }
 
 thread_local! {
@@ -85,6 +89,7 @@ impl<'p> CallbackCtx<'p> {
             effects: RefCell::new(Effects::default()),
             caller_override: Cell::new(None),
             closed: RefCell::new(Vec::new()),
+            created: CreatedLocks::default(),
         }
     }
 
@@ -101,9 +106,17 @@ impl<'p> CallbackCtx<'p> {
     }
 
     /// The state of `other`, when the lock this callback holds covers it
-    /// (driver-level locking: every port of the driver).
+    /// (driver-level locking: every port of the driver), or when this
+    /// callback created `other` (see [`CreatedLocks`]).
     pub fn state_of<'a>(&'a self, other: &'a Port) -> Option<&'a PortState> {
-        other.state(&self.held)
+        other
+            .state(&self.held)
+            .or_else(|| self.created.state_of(other))
+    }
+
+    /// The locks of the ports this callback created.
+    pub fn created_locks(&self) -> &CreatedLocks {
+        &self.created
     }
 
     /// How messages are delivered.

@@ -17,6 +17,7 @@
 //!        | {deliver, Late}
 //!        | {start_timer, PortPid, Ms, Gen}
 //!        | {unbusy, PortPid}
+//!        | {start_created, PortPid, Owner}
 //! Late   = [{To :: pid(), Message}]
 //! ```
 //!
@@ -28,6 +29,10 @@
 //! tells the port process that the driver cleared the port's busy state
 //! (`set_busy_port(port, 0)`): it lets the commands waiting for that run,
 //! in the native order (`PortPid ! '$edc_unbusy'`).
+//! `erlang:start_timer(Ms, PortPid, {'$edc_timeout', Gen})`.
+//! `start_created` starts the idle process a callback took for
+//! `driver_create_port` as the new port, linked to `Owner`, and has the
+//! pool of idle processes refilled.
 //!
 //! When no Erlang wrapper runs after the callback (a resource `down`
 //! callback, a driver thread), the same actions are sent to the port
@@ -74,6 +79,14 @@ pub enum Action {
         /// The port process.
         port: LocalPid,
     },
+    /// `driver_create_port` made a port whose process is the idle process
+    /// `port`: start it as that port, linked to `owner`.
+    StartCreated {
+        /// The new port's process.
+        port: LocalPid,
+        /// Its owner (connected process).
+        owner: LocalPid,
+    },
 }
 
 impl Action {
@@ -84,6 +97,7 @@ impl Action {
             Action::ExitPort { port, .. }
             | Action::StartTimer { port, .. }
             | Action::Unbusy { port } => Some(port),
+            Action::StartCreated { port, .. } => Some(port),
             Action::Deliver(_) => None,
         }
     }
@@ -128,6 +142,9 @@ impl Action {
                 generation,
             } => (atoms::start_timer(), port, ms, generation).encode(env),
             Action::Unbusy { port } => (atoms::unbusy(), port).encode(env),
+            Action::StartCreated { port, owner } => {
+                (atoms::start_created(), port, owner).encode(env)
+            }
         }
     }
 }

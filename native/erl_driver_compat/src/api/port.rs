@@ -226,6 +226,92 @@ pub(crate) extern "C" fn erl_drv_busy_msgq_limits(
     })
 }
 
+/// What `driver_create_port` returns when it cannot create a port: OTP's
+/// `ERTS_INVALID_ERL_DRV_PORT`, `(ErlDrvPort) -1`.
+const INVALID_PORT: DrvPort = usize::MAX as DrvPort;
+
+/// `ErlDrvPort driver_create_port(ErlDrvPort port, ErlDrvTermData
+/// owner_pid, char *name, ErlDrvData drv_data)`: a new port of the
+/// driver, connected and linked to `owner_pid`, named `name`, whose
+/// callbacks get `drv_data` (`start` is not called). Returns the invalid
+/// handle `-1`, as natively, when `owner_pid` is not a live process (a
+/// port is not one), the driver is being unloaded, or outside a callback
+/// of the creating port; and, unlike natively, when no idle port process
+/// is left (see [`crate::port::registry::take_idle`]; logged once per
+/// burst, and the pool grows).
+pub(crate) extern "C" fn driver_create_port(
+    port: DrvPort,
+    owner_pid: TermData,
+    name: *mut c_char,
+    drv_data: abi::DrvData,
+) -> DrvPort {
+    guard(INVALID_PORT, || {
+        with_port(port, "driver_create_port", |ctx, p, _st| {
+            if name.is_null() {
+                return INVALID_PORT;
+            }
+            let Some(owner) = live_process(ctx, owner_pid) else {
+                return INVALID_PORT;
+            };
+            let taken = crate::port::registry::take_idle(|pid| match ctx.env() {
+                Some(env) => env.is_process_alive(*pid),
+                None => true,
+            });
+            let pid = match taken {
+                Ok(pid) => pid,
+                Err(first) => {
+                    if first {
+                        ctx.log(format!(
+                            "driver {} (port {}): driver_create_port found no idle port \
+                             process (more ports created at once than the pool holds; it \
+                             grows); returned -1",
+                            p.driver.name, p.number
+                        ));
+                    }
+                    return INVALID_PORT;
+                }
+            };
+            // SAFETY: the driver passes a NUL-terminated name.
+            let name = unsafe { CStr::from_ptr(name) }.to_bytes();
+            match crate::port::Port::create(ctx, p, pid, owner, name, drv_data) {
+                Some(new) => {
+                    ctx.act(crate::effects::Action::StartCreated { port: pid, owner });
+                    new.handle()
+                }
+                None => {
+                    crate::port::registry::add_idle([pid]);
+                    INVALID_PORT
+                }
+            }
+        })
+        .unwrap_or(INVALID_PORT)
+    })
+}
+
+/// The live local process `word` names, not a pseudo-port's (natively a
+/// port cannot own a port). Liveness is checked when the callback runs in
+/// a NIF call (a detached run has no process env to ask with).
+fn live_process(ctx: &context::CallbackCtx, word: TermData) -> Option<rustler::LocalPid> {
+    let env_raw = match ctx.delivery() {
+        context::Delivery::Process { env, .. } => env,
+        context::Delivery::Detached { caller_env } => caller_env,
+    };
+    if env_raw.is_null() {
+        return None;
+    }
+    // SAFETY: env_raw is the env of the NIF call or callback running this
+    // context; any word may be tested.
+    let pid = unsafe { crate::ffi::local_pid(env_raw, crate::ffi::from_raw(word)) }?;
+    let pid = rustler::LocalPid::from_c_arg(pid);
+    if crate::port::lookup(&pid).is_some() {
+        return None;
+    }
+    match ctx.env() {
+        Some(env) if !env.is_process_alive(pid) => None,
+        _ => Some(pid),
+    }
+}
+
 #[cfg(test)]
 mod busy_tests {
     use super::*;

@@ -275,3 +275,34 @@ fn ports<'a>(env: Env<'a>) -> Vec<Term<'a>> {
         .map(|p| unsafe { terms::raw(env, p.pid_term) })
         .collect()
 }
+
+/// `pool_put(Pids)`: idle port processes for `driver_create_port` (see
+/// `erl_driver_compat_port`). Returns `ok`.
+#[rustler::nif]
+fn pool_put(pids: Vec<LocalPid>) -> rustler::Atom {
+    port::registry::add_idle(pids);
+    atoms::ok()
+}
+
+/// `pool_status()`: `{Idle, Missed}`, the idle processes left and the
+/// `driver_create_port` calls that found none since the last call.
+#[rustler::nif]
+fn pool_status() -> (usize, u64) {
+    port::registry::idle_status()
+}
+
+/// `adopt_created()`, called by an idle process a callback made a port of
+/// with `driver_create_port`: the port's resource (the process then
+/// monitors as for `open`), or `undefined` when there is no such port.
+#[rustler::nif]
+fn adopt_created<'a>(env: Env<'a>) -> Term<'a> {
+    let pid = env.pid();
+    match port::registry::adopt_created(&pid) {
+        Some(port) => {
+            let resource = ResourceArc::new(PortResource { port });
+            let _ = resource.monitor(Some(env), &pid);
+            resource.encode(env)
+        }
+        None => atoms::undefined().encode(env),
+    }
+}

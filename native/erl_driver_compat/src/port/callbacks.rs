@@ -3,6 +3,7 @@
 //! No Rust borrow that the driver could invalidate is held across a call
 //! into driver code: the state is reached through `&PortState` (cells).
 
+use std::cell::RefCell;
 use std::ffi::CString;
 use std::os::raw::{c_char, c_uint};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,22 +52,7 @@ impl Port {
         if !driver.port_opened() {
             return failed(PortError::Badarg);
         }
-        let lock = if driver.port_locking {
-            Arc::new(Mutex::new(()))
-        } else {
-            driver.lock.clone()
-        };
-        let port = Arc::new(Port {
-            driver: driver.clone(),
-            pid,
-            pid_term: pid_term(&pid),
-            command: command.to_vec(),
-            number: PORT_NUMBERS.fetch_add(1, Ordering::Relaxed),
-            queue: PortQueue::new(),
-            lock,
-            state: PortState::new(owner),
-            select: Default::default(),
-        });
+        let port = Port::new(driver.clone(), pid, owner, command);
         // Registered before start so that the driver can use the handle in
         // calls from `start` made through the registry.
         register(&port);
@@ -112,6 +98,68 @@ impl Port {
             value: std::mem::replace(&mut ran.value, Ok(())).map(|()| port),
             effects: ran.effects,
         }
+    }
+
+    /// A port of `driver` (counted by the caller) whose process is `pid`,
+    /// connected to `owner`, named `command`: under the driver's lock, or
+    /// its own with port-level locking.
+    fn new(driver: Arc<Driver>, pid: LocalPid, owner: LocalPid, command: &[u8]) -> Arc<Port> {
+        let lock = if driver.port_locking {
+            Arc::new(Mutex::new(()))
+        } else {
+            driver.lock.clone()
+        };
+        Arc::new(Port {
+            driver,
+            pid,
+            pid_term: pid_term(&pid),
+            command: command.to_vec(),
+            number: PORT_NUMBERS.fetch_add(1, Ordering::Relaxed),
+            queue: PortQueue::new(),
+            lock,
+            state: PortState::new(owner),
+            select: Default::default(),
+        })
+    }
+
+    /// `driver_create_port` for `creator` (a port whose lock the callback
+    /// `ctx` runs under holds): a new open port of the same driver whose
+    /// process is `pid` (an idle one, see
+    /// [`super::registry::take_idle`]), connected to `owner`, named `name`,
+    /// with `data` as its `ErlDrvData`. As natively, `start` is not
+    /// called, the port is in list mode and inherits the creating port's
+    /// parallelism. `None` when the driver is being unloaded.
+    ///
+    /// Under port-level locking the new port's lock is taken now and held
+    /// until the creating callback's run ends: natively the creating
+    /// callback may use the new port until it returns, and nothing else
+    /// reaches it before.
+    pub fn create(
+        ctx: &CallbackCtx,
+        creator: &Port,
+        pid: LocalPid,
+        owner: LocalPid,
+        name: &[u8],
+        data: crate::abi::DrvData,
+    ) -> Option<Arc<Port>> {
+        let creator_st = ctx.state_of(creator)?;
+        if !creator.driver.port_opened() {
+            return None;
+        }
+        let port = Port::new(creator.driver.clone(), pid, owner, name);
+        if !port.shares_lock_with(creator) {
+            ctx.created_locks().hold(port.clone());
+        }
+        let st = ctx
+            .state_of(&port)
+            .unwrap_or_else(|| unreachable!("the new port's lock is held by this callback"));
+        let options = PortOptions {
+            parallelism: creator_st.options().parallelism,
+            ..PortOptions::default()
+        };
+        st.started(data, options);
+        super::registry::register_created(&port);
+        Some(port)
     }
 
     /// Runs `f` (a driver callback) under the port's lock with a callback
@@ -428,6 +476,45 @@ fn finish_flush(ctx: &CallbackCtx, port: &Port, st: &PortState, later: bool) {
     });
 }
 
+/// The locks of the ports a callback created under port-level locking
+/// ([`Port::create`]): taken at creation, released when the callback's
+/// run ends (its context drops), after the creating port's own lock was
+/// taken and before it is released.
+#[derive(Default)]
+pub struct CreatedLocks(RefCell<Vec<Arc<Port>>>);
+
+impl CreatedLocks {
+    /// Takes the lock of `port`, a port nothing else can reach yet (so
+    /// the lock is free), until this value drops.
+    fn hold(&self, port: Arc<Port>) {
+        std::mem::forget(port.lock.lock());
+        self.0.borrow_mut().push(port);
+    }
+
+    /// The state of `port` when its lock is one held here.
+    pub fn state_of<'a>(&self, port: &'a Port) -> Option<&'a PortState> {
+        let held = self
+            .0
+            .borrow()
+            .iter()
+            .any(|p| Arc::ptr_eq(&p.lock, &port.lock));
+        // The lock is held by this thread (taken in `hold`, released only
+        // when `self` drops, and `self` belongs to a context, which is not
+        // Send): the cells may be reached from here, as through `Held`.
+        held.then_some(&port.state)
+    }
+}
+
+impl Drop for CreatedLocks {
+    fn drop(&mut self) {
+        for port in self.0.get_mut().drain(..) {
+            // SAFETY: `hold` locked this mutex on this thread and forgot
+            // the guard; this is the one matching unlock.
+            unsafe { port.lock.force_unlock() };
+        }
+    }
+}
+
 /// Closes `port` (whose state `ctx` can reach) synchronously: runs `stop`,
 /// unregisters the port and tells its process to exit with `reason`
 /// (after unlinking `unlink`, for `driver_exit`). A no-op unless the port
@@ -665,6 +752,28 @@ mod tests {
         assert_eq!(ran.value, Ok(()));
         assert_eq!(ran.effects.actions().len(), 1, "one exit, not two");
         assert_eq!(driver.open_ports(), 0);
+    }
+
+    #[test]
+    fn a_created_ports_lock_is_held_until_the_creating_run_ends() {
+        let driver = fake_driver("creator", |e| e.driver_flags = abi::FLAG_USE_PORT_LOCKING);
+        let creator = fake_port(&driver, 41);
+        assert!(driver.port_opened());
+        let created = Port::new(driver.clone(), fake_pid(42), fake_pid(1042), b"made");
+        let ran = creator.run_with(detached(), |ctx| {
+            assert!(ctx.state_of(&created).is_none(), "not this callback's lock");
+            ctx.created_locks().hold(created.clone());
+            let st = ctx.state_of(&created).expect("held by the creating run");
+            st.started(std::ptr::null_mut(), PortOptions::default());
+            Ok(created.lock.try_lock().is_none())
+        });
+        assert_eq!(ran.value, Ok(true), "locked during the run");
+        assert!(created.lock.try_lock().is_some(), "released after it");
+        let _ = creator.run_with(detached(), |ctx| {
+            terminate(ctx, ctx.port(), ExitReason::Normal, None);
+            Ok(())
+        });
+        driver.port_closed();
     }
 
     #[test]

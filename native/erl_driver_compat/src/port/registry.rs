@@ -126,3 +126,71 @@ pub(super) fn unregister(port: &Port) {
         .write()
         .remove(&port.pid_term);
 }
+
+/// Idle port processes for `driver_create_port` (DESIGN.md "Pseudo-ports":
+/// a port must be returned synchronously from inside a callback, and a
+/// NIF cannot spawn a process). The Erlang side keeps the pool filled
+/// (`erl_driver_compat_port`); a callback takes one process per created
+/// port.
+struct IdlePool {
+    idle: Vec<LocalPid>,
+    /// `driver_create_port` calls that found the pool empty since the
+    /// Erlang side last asked ([`idle_status`]).
+    missed: u64,
+}
+
+fn idle_pool() -> &'static parking_lot::Mutex<IdlePool> {
+    static POOL: OnceLock<parking_lot::Mutex<IdlePool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        parking_lot::Mutex::new(IdlePool {
+            idle: Vec::new(),
+            missed: 0,
+        })
+    })
+}
+
+/// Adds idle port processes to the pool.
+pub fn add_idle(pids: impl IntoIterator<Item = LocalPid>) {
+    idle_pool().lock().idle.extend(pids);
+}
+
+/// Takes an idle port process for which `usable` holds (processes for
+/// which it does not, ended ones, are dropped), or counts a miss: then
+/// `Err(first)`, `first` when it is the first miss since the Erlang side
+/// last asked (to report a burst once).
+pub fn take_idle(usable: impl Fn(&LocalPid) -> bool) -> Result<LocalPid, bool> {
+    let mut pool = idle_pool().lock();
+    while let Some(pid) = pool.idle.pop() {
+        if usable(&pid) {
+            return Ok(pid);
+        }
+    }
+    pool.missed += 1;
+    Err(pool.missed == 1)
+}
+
+/// `(idle processes, misses since the last call)`; resets the misses.
+pub fn idle_status() -> (usize, u64) {
+    let mut pool = idle_pool().lock();
+    (pool.idle.len(), std::mem::take(&mut pool.missed))
+}
+
+/// Ports made by `driver_create_port` whose process has not taken them
+/// over yet (see [`adopt_created`]), by pid term.
+fn unadopted() -> &'static parking_lot::Mutex<WordMap<Arc<Port>>> {
+    static UNADOPTED: OnceLock<parking_lot::Mutex<WordMap<Arc<Port>>>> = OnceLock::new();
+    UNADOPTED.get_or_init(|| parking_lot::Mutex::new(WordMap::default()))
+}
+
+/// Registers a port made by `driver_create_port`, also for its process to
+/// take over: that process may start after the port has already closed
+/// (failed in the creating callback), and must still find it.
+pub(super) fn register_created(port: &Arc<Port>) {
+    register(port);
+    unadopted().lock().insert(port.pid_term, port.clone());
+}
+
+/// The created port whose process is `pid`, once (open or not).
+pub fn adopt_created(pid: &LocalPid) -> Option<Arc<Port>> {
+    unadopted().lock().remove(&pid_term(pid))
+}
