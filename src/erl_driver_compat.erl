@@ -65,10 +65,12 @@
       | {unsupported_functions, [string()]}
       | {copy_error, string()} | {bind_error, string()}
       | driver_init_failed | driver_incorrect_version | bad_driver_name
-      | not_loaded | not_loaded_by_this_process | linked_in_driver | unloading.
+      | not_loaded | not_loaded_by_this_process | linked_in_driver | permanent
+      | unloading.
 %% The names erl_ddll uses mean the same here (`no_driver_init',
 %% `driver_init_failed', `driver_incorrect_version', `bad_driver_name',
-%% `not_loaded', `not_loaded_by_this_process', `linked_in_driver');
+%% `not_loaded', `not_loaded_by_this_process', `linked_in_driver',
+%% `permanent');
 %% `{open_error, Text}' carries the dynamic linker's message instead of
 %% erl_ddll's numeric id.
 

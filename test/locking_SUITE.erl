@@ -228,27 +228,18 @@ stress_one_driver(Config) ->
 %% After driver_lock_driver the last unload leaves the driver loaded: its
 %% port keeps working and finish does not run (natively unload_driver
 %% would otherwise kill the port and run finish before returning), and
-%% the driver is still listed. Natively that unload, and any later
-%% load_driver or unload_driver of the name (by any process), return
-%% {error, permanent} (measured); compat returns ok for both (driver.rs
-%% does not refuse them yet): everything else is compared, and that one
-%% difference makes the case skip with its reason instead of passing.
-%% (One run per backend: natively a locked driver cannot be loaded
-%% again.)
+%% the driver is still listed. That unload, and any later load_driver or
+%% unload_driver of the name (by any process), return {error, permanent}
+%% (measured natively). (One run per backend: natively a locked driver
+%% cannot be loaded again.)
 lock_driver_keeps_loaded(_Config) ->
     Native = edc_diff:run(native, fun locked_unload/1),
     Compat = edc_diff:run(compat, fun locked_unload/1),
     ct:pal("native: ~p~ncompat: ~p", [Native, Compat]),
     {ok, {error, enoent}, true, {{error, permanent}, {error, permanent}}} = Native,
-    {Works, Finished, Loaded, NativeResults} = Native,
     case Compat of
-        {Works, Finished, Loaded, NativeResults} ->
-            ok;
-        {Works, Finished, Loaded, {ok, ok}} ->
-            {skip, "compat unload_driver and load_driver of a locked driver return ok, "
-                   "natively {error, permanent}"};
-        _ ->
-            ct:fail({differs, [{native, Native}, {compat, Compat}]})
+        Native -> ok;
+        _ -> ct:fail({differs, [{native, Native}, {compat, Compat}]})
     end.
 
 %% Loads the driver (the only reference), locks it from a port, unloads

@@ -42,6 +42,7 @@ rustler::atoms! {
     not_loaded,
     not_loaded_by_this_process,
     unloading,
+    permanent,
     locking,
     queue_size,
     parallelism,

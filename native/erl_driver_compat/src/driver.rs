@@ -58,6 +58,10 @@ pub enum DriverError {
     NotLoadedByThisProcess,
     /// The driver is being unloaded; it cannot be loaded again yet.
     Unloading,
+    /// The driver called `driver_lock_driver`: it stays loaded for the
+    /// life of the VM, and every load or unload of its name is refused
+    /// (`{error, permanent}`, as natively).
+    Permanent,
 }
 
 impl From<LoadError> for DriverError {
@@ -259,6 +263,9 @@ pub fn load(env: Env, dir: &Path, name: &str, user: &LocalPid) -> Result<(), Dri
         LOAD_DONE.wait(&mut reg);
     }
     if let Some(existing) = reg.drivers.get(name) {
+        if existing.state.lock().permanent {
+            return Err(DriverError::Permanent);
+        }
         if existing.path != canonical {
             return Err(DriverError::Inconsistent);
         }
@@ -427,6 +434,9 @@ pub fn unload(env: Env, name: &str, user: &LocalPid) -> Result<(), DriverError> 
     let key = crate::terms::pid_term(user);
     {
         let mut usage = driver.state.lock();
+        if usage.permanent {
+            return Err(DriverError::Permanent);
+        }
         match usage.users.get_mut(&key) {
             None => return Err(DriverError::NotLoadedByThisProcess),
             Some((count, _)) if *count > 1 => {

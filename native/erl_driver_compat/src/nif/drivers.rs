@@ -31,6 +31,7 @@ fn driver_error<'a>(env: Env<'a>, e: DriverError) -> Term<'a> {
         DriverError::NotLoaded => atoms::not_loaded().encode(env),
         DriverError::NotLoadedByThisProcess => atoms::not_loaded_by_this_process().encode(env),
         DriverError::Unloading => atoms::unloading().encode(env),
+        DriverError::Permanent => atoms::permanent().encode(env),
     };
     (atoms::error(), reason).encode(env)
 }
