@@ -26,6 +26,7 @@
          msg_bad/1,
          msg_timeout/2,
          msg_async/2,
+         msg_down/2,
          set_async_threads/1,
          command3/3,
          binary_refc/1,
@@ -117,6 +118,8 @@ msg_bad(_Res) -> ?NIF_STUB.
 msg_timeout(_Res, _Gen) -> ?NIF_STUB.
 -spec msg_async(reference(), non_neg_integer()) -> term().
 msg_async(_Res, _Id) -> ?NIF_STUB.
+-spec msg_down(reference(), non_neg_integer()) -> term().
+msg_down(_Res, _Id) -> ?NIF_STUB.
 -spec set_async_threads(pos_integer()) -> boolean().
 set_async_threads(_Threads) -> ?NIF_STUB.
 -spec command3(pid(), iodata(), boolean()) -> term().

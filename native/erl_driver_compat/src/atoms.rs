@@ -17,6 +17,7 @@ rustler::atoms! {
     edc_error = "$edc_error",
     edc_actions = "$edc_actions",
     edc_async = "$edc_async",
+    edc_down = "$edc_down",
     exit_port,
     deliver,
     start_timer,

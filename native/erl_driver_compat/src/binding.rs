@@ -268,6 +268,10 @@ api_table! {
         "driver_async" => api::async_job::driver_async,
         "driver_async_port_key" => api::async_job::driver_async_port_key,
         "driver_async_cancel" => api::async_job::driver_async_cancel,
+        "driver_monitor_process" => api::monitor::driver_monitor_process,
+        "driver_demonitor_process" => api::monitor::driver_demonitor_process,
+        "driver_get_monitored_process" => api::monitor::driver_get_monitored_process,
+        "driver_compare_monitors" => api::monitor::driver_compare_monitors,
     }
     int {}
 }

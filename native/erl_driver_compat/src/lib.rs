@@ -16,6 +16,7 @@
 //! * [`port`] (pseudo-ports: state, registry, callbacks), [`context`] (the
 //!   running callback) and [`effects`] (what a callback hands back);
 //!   [`timer`] (the port timer on the VM's timers, and the VM's clock);
+//!   [`monitor`] (process monitors of ports);
 //! * [`api`]: the `extern "C"` functions a driver calls;
 //! * [`nif`]: the entry points the Erlang modules call.
 //!
@@ -40,6 +41,7 @@ pub mod effects;
 pub mod ffi;
 pub mod iodata;
 pub mod loader;
+pub mod monitor;
 pub mod nif;
 pub mod port;
 pub mod reply;

@@ -1,7 +1,7 @@
 //! NIFs the port process calls for what reaches a port as a message or a
 //! signal: `{From, {command, Data}}`, `{From, close}`, `{From, {connect,
 //! New}}`, anything else (`badsig`), exit signals, the VM timers of
-//! the port's timer and finished async jobs.
+//! the port's timer, finished async jobs and monitored processes that died.
 
 use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 
@@ -148,6 +148,19 @@ fn msg_timeout<'a>(
 fn msg_async<'a>(env: Env<'a>, res: ResourceArc<PortResource>, id: u32) -> NifResult<Term<'a>> {
     let ran = res.port.run(env, |ctx| {
         crate::api::async_job::on_ready(ctx, id);
+        Ok(atoms::ok().encode(env))
+    });
+    finish_msg(env, ran)
+}
+
+/// `{'$edc_down', Id}`: a process the port monitors (monitor `Id`) died.
+/// Runs the driver's `process_exit` under the port's lock unless the
+/// monitor was removed meanwhile (see [`crate::monitor`]); ignored for a
+/// closed port, whose monitors went with it. Returns `ok`.
+#[rustler::nif]
+fn msg_down<'a>(env: Env<'a>, res: ResourceArc<PortResource>, id: u64) -> NifResult<Term<'a>> {
+    let ran = res.port.run(env, |ctx| {
+        crate::monitor::on_down(ctx, id);
         Ok(atoms::ok().encode(env))
     });
     finish_msg(env, ran)

@@ -279,6 +279,7 @@ fn mark_closed(ctx: &CallbackCtx, port: &Port, st: &PortState) {
     st.set_status(Status::Closed);
     unregister(port);
     crate::api::async_job::port_closed(port);
+    crate::monitor::port_closed(ctx, port);
     ctx.port_closed(&port.driver);
 }
 
