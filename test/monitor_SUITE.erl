@@ -2,8 +2,8 @@
 %% driver_demonitor_process, driver_get_monitored_process,
 %% driver_compare_monitors and the process_exit callback.
 %%
-%% Every case runs the same scenario against the native port and the
-%% compat pseudo-port; the native result must be the expected value
+%% The differential cases run the same scenario against the native port
+%% and the compat pseudo-port; the native result must be the expected value
 %% (measured on OTP 25) and the compat result equal to it. Nothing sleeps:
 %% a monitored process's death is awaited with an Erlang monitor, and
 %% "no process_exit came" is shown by a sentinel: a process monitored
@@ -12,11 +12,12 @@
 %% first).
 %%
 %% Natively, driver_demonitor_process on the monitor process_exit runs for
-%% crashes the VM (measured: segmentation fault): no case does that here.
+%% crashes the VM (measured: segmentation fault): that case is compat only.
 -module(monitor_SUITE).
 -include_lib("common_test/include/ct.hrl").
 
 -export([all/0,
+         groups/0,
          init_per_suite/1,
          end_per_suite/1]).
 -export([monitor_caller/1,
@@ -28,7 +29,8 @@
          compare_and_copies/1,
          from_start_and_stop/1,
          close_with_monitors_pending/1,
-         owner_monitored_dies/1]).
+         owner_monitored_dies/1,
+         demonitor_inside_process_exit/1]).
 
 -define(DRV, "lc_monitor_drv").
 
@@ -41,8 +43,17 @@
 -define(OP_COMPARE, 7).
 -define(OP_COPY, 8).
 -define(OP_STOP_MONITOR, 9).
+-define(OP_EXIT_DEMONITORS, 10).
 
 all() ->
+    [{group, differential},
+     {group, compat_only}].
+
+groups() ->
+    [{differential, [], differential()},
+     {compat_only, [], [demonitor_inside_process_exit]}].
+
+differential() ->
     [monitor_caller,
      process_exit_fires,
      demonitor,
@@ -283,3 +294,24 @@ owner_monitored_dies(_Config) ->
                             end
                     end,
                     {{0, 0}, {0, 1}, boom, undefined}).
+
+%%--------------------------------------------------------------------
+%% Compat only
+%%--------------------------------------------------------------------
+
+%% driver_demonitor_process on the monitor process_exit runs for: natively
+%% it returns 0 and the VM then crashes (measured on OTP 25: segmentation
+%% fault), so this runs against compat only. Here it returns 0, nothing
+%% fires twice, and the port keeps working.
+demonitor_inside_process_exit(_Config) ->
+    Result = edc_diff:run(
+               compat,
+               fun(B) ->
+                       P = open(B),
+                       ok = ctl(B, P, ?OP_EXIT_DEMONITORS),
+                       {W, [{0, 0}]} = helper(B, P, [{?OP_MONITOR_CALLER, ""}]),
+                       kill_helper(W),
+                       Exit = receive {process_exit, _, _, _} = M -> M after 5000 -> none end,
+                       {Exit, ctl(B, P, ?OP_DEMONITOR, "0"), ctl(B, P, ?OP_MONITOR_CALLER)}
+               end),
+    {{process_exit, 0, pid, 0}, 1, {0, 1}} = Result.
