@@ -249,8 +249,9 @@ from_start_and_stop(_Config) ->
                     end,
                     {{start_monitor, 0, 0}, self, {stop_monitor, 0}}).
 
-%% A port that closes with monitors pending: no process_exit afterwards
-%% (the sentinel runs on another port).
+%% A port that closes with monitors pending: the monitors go (the process
+%% is no longer monitored) and no process_exit comes afterwards (the
+%% sentinel runs on another port).
 close_with_monitors_pending(_Config) ->
     edc_diff:expect("close with monitors pending",
                     fun(B) ->
@@ -258,11 +259,18 @@ close_with_monitors_pending(_Config) ->
                             Q = open(B),
                             {W, [{0, 0}, {0, 1}]} =
                                 helper(B, P, lists:duplicate(2, {?OP_MONITOR_CALLER, ""})),
+                            Before = monitored_by(W),
                             true = edc_diff:call(B, port_close, [P]),
+                            After = monitored_by(W),
                             kill_helper(W),
-                            sentinel(B, Q)
+                            {Before, After, sentinel(B, Q)}
                     end,
-                    []).
+                    {2, 0, []}).
+
+%% How many monitor Pid (ports, processes or NIF resources).
+monitored_by(Pid) ->
+    {monitored_by, By} = erlang:process_info(Pid, monitored_by),
+    length(By).
 
 %% The owner monitors itself (as caller and as connected process) and
 %% dies: the port closes with the owner's reason (the owner's exit signal
