@@ -42,12 +42,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use parking_lot::Mutex;
+use rustler::sys::ErlNifMonitor;
 use rustler::{Encoder, Env, LocalPid, Monitor, OwnedEnv, Resource, ResourceArc};
 
 use crate::abi::{DrvMonitor, TermData};
 use crate::atoms;
 use crate::context::{CallbackCtx, Delivery};
-use crate::ffi;
+use crate::ffi::{self, RawEnv};
 use crate::port::Port;
 
 /// The resource behind one monitor: its `down` callback tells the port
@@ -85,7 +86,17 @@ struct Entry {
     /// The monitored process.
     pid: LocalPid,
     watch: ResourceArc<MonitorWatch>,
-    monitor: Monitor,
+    monitor: ErlNifMonitor,
+}
+
+impl Entry {
+    /// Removes the VM's monitor (nothing if it has fired).
+    fn demonitor(&self, env: RawEnv) {
+        // SAFETY: env is the running NIF call's or callback's (see
+        // `caller_env`); the monitor was made for this resource, which
+        // `watch` keeps alive.
+        unsafe { ffi::demonitor_process(env, self.watch.as_c_arg(), &self.monitor) };
+    }
 }
 
 /// The live monitors of every port: port number → monitor id → entry.
@@ -127,15 +138,14 @@ pub fn compare(a: &DrvMonitor, b: &DrvMonitor) -> c_int {
     }
 }
 
-/// The env of the NIF call or callback running `ctx`, if any.
-fn caller_env<'a>(ctx: &'a CallbackCtx) -> Option<Env<'a>> {
-    let raw = match ctx.delivery() {
+/// The env of the NIF call or callback running `ctx` (process-bound or a
+/// callback's), or NULL on a thread the VM does not manage: what
+/// `enif_monitor_process` and `enif_demonitor_process` take.
+fn caller_env(ctx: &CallbackCtx) -> RawEnv {
+    match ctx.delivery() {
         Delivery::Process { env, .. } => env,
         Delivery::Detached { caller_env } => caller_env,
-    };
-    // SAFETY: a delivery carries the env of the NIF call or callback
-    // running on this thread (or NULL), live for the context's life.
-    (!raw.is_null()).then(|| unsafe { Env::new(&(), raw) })
+    }
 }
 
 /// `driver_monitor_process` for `port` (locked by `ctx`): 0 and the new
@@ -146,20 +156,26 @@ pub fn monitor(ctx: &CallbackCtx, port: &Port, process: TermData, out: &mut DrvM
         return -1;
     }
     let env = caller_env(ctx);
-    let Some(env_for_check) = env else {
+    if env.is_null() {
+        // No callback runs on an unmanaged thread (`with_port` refuses).
         return 1;
-    };
+    }
     // SAFETY: the env is live; any word may be tested.
-    let Some(pid) = (unsafe { ffi::local_pid(env_for_check.as_c_arg(), ffi::from_raw(process)) })
-    else {
+    let Some(pid) = (unsafe { ffi::local_pid(env, ffi::from_raw(process)) }) else {
         return 1;
     };
-    let pid = LocalPid::from_c_arg(pid);
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let watch = ResourceArc::new(MonitorWatch { port: port.pid, id });
-    let Some(monitor) = watch.monitor(env, &pid) else {
+    // SAFETY: all-zero is a valid ErlNifMonitor (plain bytes), written by
+    // the VM on success.
+    let mut monitor: ErlNifMonitor = unsafe { std::mem::zeroed() };
+    // SAFETY: env is the running NIF call's or callback's; `watch` is a
+    // live resource of a type with a down callback.
+    let ret = unsafe { ffi::monitor_process(env, watch.as_c_arg(), &pid, &mut monitor) };
+    if ret != 0 {
         return 1;
-    };
+    }
+    let pid = LocalPid::from_c_arg(pid);
     table().lock().entry(port.number).or_default().insert(
         id,
         Entry {
@@ -184,7 +200,7 @@ pub fn demonitor(ctx: &CallbackCtx, port: &Port, monitor: &DrvMonitor) -> c_int 
         .and_then(|monitors| monitors.remove(&id));
     match entry {
         Some(entry) => {
-            entry.watch.demonitor(caller_env(ctx), &entry.monitor);
+            entry.demonitor(caller_env(ctx));
             0
         }
         None => 1,
@@ -233,8 +249,8 @@ pub fn port_closed(ctx: &CallbackCtx, port: &Port) {
         return;
     };
     let env = caller_env(ctx);
-    for entry in monitors.into_values() {
-        entry.watch.demonitor(env, &entry.monitor);
+    for entry in monitors.values() {
+        entry.demonitor(env);
     }
 }
 
