@@ -17,8 +17,8 @@
 //!
 //! * `driver_monitor_process` returns 0, or 1 for a process that is no
 //!   longer alive (no `process_exit` ever follows); -1 for a driver
-//!   without `process_exit`. It works from `start` and from `stop` (a
-//!   monitor made in `stop` never fires).
+//!   without `process_exit` (the manual's value; not measured). It works
+//!   from `start` and from `stop` (a monitor made in `stop` never fires).
 //! * Inside `process_exit` the monitor is still known:
 //!   `driver_get_monitored_process` gives the process; afterwards the
 //!   monitor is gone (`driver_term_nil`, and demonitoring it returns 1).
@@ -32,9 +32,11 @@
 //!   earlier is less), like a byte comparison (`memcmp`) of the structs.
 //!
 //! What differs: natively `driver_demonitor_process` on the monitor that
-//! `process_exit` is running for returns 0 and the VM then crashes
-//! (measured: segmentation fault); here it returns 0 and nothing more
-//! happens.
+//! `process_exit` is running for crashes the VM (measured: segmentation
+//! fault, before the driver could report the return value); here it
+//! returns 0 (the monitor was live) and nothing more happens. The ids
+//! are ours (a global counter), so monitors of different ports compare
+//! by creation too, where natively they compare by reference number.
 
 use std::collections::HashMap;
 use std::os::raw::c_int;
