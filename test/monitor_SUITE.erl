@@ -308,8 +308,8 @@ owner_monitored_dies(_Config) ->
 %%--------------------------------------------------------------------
 
 %% driver_demonitor_process on the monitor process_exit runs for: natively
-%% it returns 0 and the VM then crashes (measured on OTP 25: segmentation
-%% fault), so this runs against compat only. Here it returns 0, nothing
+%% it crashes the VM (measured on OTP 25: segmentation fault), so this runs
+%% against compat only. Here it returns 0, nothing
 %% fires twice, and the port keeps working.
 demonitor_inside_process_exit(_Config) ->
     Result = edc_diff:run(
