@@ -29,6 +29,7 @@
          pool_put/1,
          pool_status/0,
          adopt_created/0,
+         msg_down/2,
          set_async_threads/1,
          msg_select/4,
          msg_is_busy/1,
@@ -143,7 +144,8 @@ pool_status() -> ?NIF_STUB.
 %% `driver_create_port' made: the port's resource, or `undefined'.
 -spec adopt_created() -> reference() | undefined.
 adopt_created() -> ?NIF_STUB.
-
+-spec msg_down(reference(), non_neg_integer()) -> term().
+msg_down(_Res, _Id) -> ?NIF_STUB.
 -spec set_async_threads(pos_integer()) -> boolean().
 set_async_threads(_Threads) -> ?NIF_STUB.
 -spec msg_select(reference(), reference(), non_neg_integer(), boolean()) -> term().

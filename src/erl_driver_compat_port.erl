@@ -7,9 +7,10 @@
 %% `{Owner, {command, Data}}', `{Owner, close}', `{Owner, {connect, Pid}}',
 %% exit signals from linked processes (it traps exits), the VM timers of
 %% the driver's timer (`{timeout, _, {'$edc_timeout', Gen}}'), finished
-%% driver_async jobs (`{'$edc_async', Id}'), the poll set's messages for
-%% the descriptors the driver selected (`{select, Obj, Seq, ready_input |
-%% ready_output}', see `select.rs'), and the
+%% driver_async jobs (`{'$edc_async', Id}'), monitored processes that died
+%% (`{'$edc_down', Id}'), the poll set's messages for the descriptors the
+%% driver selected (`{select, Obj, Seq, ready_input | ready_output}', see
+%% `select.rs'), and the
 %% internal `{'$edc_exit', Reason, Unlink, Late}' that ends it when the
 %% port terminates (see erl_driver_compat_effects).
 %%
@@ -238,6 +239,11 @@ loop(Res) ->
         {'$edc_async', Id} ->
             %% A driver_async job finished: ready_async runs in the NIF.
             _ = result(erl_driver_compat_nif:msg_async(Res, Id)),
+            loop(Res);
+        {'$edc_down', Id} ->
+            %% A process the driver monitors died: process_exit runs in
+            %% the NIF (nothing for a monitor removed meanwhile).
+            _ = result(erl_driver_compat_nif:msg_down(Res, Id)),
             loop(Res);
         {select, Obj, Seq, Event} when is_reference(Obj), is_integer(Seq), Seq >= 0,
                                         (Event =:= ready_input orelse

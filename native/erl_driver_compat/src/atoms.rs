@@ -20,6 +20,7 @@ rustler::atoms! {
     edc_flushing = "$edc_flushing",
     flushing,
     kill,
+    edc_down = "$edc_down",
     exit_port,
     deliver,
     start_timer,

@@ -288,6 +288,10 @@ api_table! {
         "driver_pdl_get_refc" => api::queue::driver_pdl_get_refc,
         "driver_pdl_inc_refc" => api::queue::driver_pdl_inc_refc,
         "driver_pdl_dec_refc" => api::queue::driver_pdl_dec_refc,
+        "driver_monitor_process" => api::monitor::driver_monitor_process,
+        "driver_demonitor_process" => api::monitor::driver_demonitor_process,
+        "driver_get_monitored_process" => api::monitor::driver_get_monitored_process,
+        "driver_compare_monitors" => api::monitor::driver_compare_monitors,
     }
     int {}
 }

@@ -17,6 +17,7 @@
 //!   running callback) and [`effects`] (what a callback hands back);
 //!   [`timer`] (the port timer on the VM's timers, and the VM's clock);
 //!   [`select`] (`driver_select` on the VM's poll set);
+//!   [`monitor`] (process monitors of ports);
 //! * [`api`]: the `extern "C"` functions a driver calls;
 //! * [`nif`]: the entry points the Erlang modules call.
 //!
@@ -42,6 +43,7 @@ pub mod effects;
 pub mod ffi;
 pub mod iodata;
 pub mod loader;
+pub mod monitor;
 pub mod nif;
 pub mod port;
 pub mod queue;

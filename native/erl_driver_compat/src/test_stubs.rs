@@ -29,6 +29,7 @@ stand_ins! {
     enif_cond_signal,
     enif_cond_wait,
     enif_consume_timeslice,
+    enif_demonitor_process,
     enif_free,
     enif_free_env,
     enif_get_atom,

@@ -12,6 +12,7 @@ pub mod async_job;
 pub mod binary;
 pub mod failure;
 pub mod memory;
+pub mod monitor;
 pub mod output;
 pub mod port;
 pub mod queue;

@@ -270,6 +270,39 @@ pub unsafe fn pid_from_term(term: RawTerm) -> ErlNifPid {
     unsafe { std::mem::transmute::<RawTerm, ErlNifPid>(term) }
 }
 
+/// `enif_monitor_process(caller_env, obj, pid, mon)`: 0 when the resource
+/// `obj` now monitors `pid` (`mon` written), > 0 when the process is not
+/// alive, < 0 when the resource type has no `down` callback. (rustler's
+/// `ResourceArc::monitor` refuses callback envs, which the VM accepts.)
+///
+/// # Safety
+/// `caller_env` is the env of the running NIF call or callback (process
+/// bound or not), or NULL on a thread the VM does not manage; `obj` is a
+/// live resource object.
+pub unsafe fn monitor_process(
+    caller_env: RawEnv,
+    obj: *const c_void,
+    pid: &ErlNifPid,
+    mon: &mut sys::ErlNifMonitor,
+) -> c_int {
+    // SAFETY: per the contract; `pid` and `mon` are valid for the call.
+    unsafe { sys::enif_monitor_process(caller_env, obj, pid, mon) }
+}
+
+/// `enif_demonitor_process(caller_env, obj, mon)`: 0 when the monitor was
+/// active and is removed, non-zero when it had fired or was removed.
+///
+/// # Safety
+/// As [`monitor_process`]; `mon` was written by it for `obj`.
+pub unsafe fn demonitor_process(
+    caller_env: RawEnv,
+    obj: *const c_void,
+    mon: &sys::ErlNifMonitor,
+) -> c_int {
+    // SAFETY: per the contract.
+    unsafe { sys::enif_demonitor_process(caller_env, obj, mon) }
+}
+
 /// Looks up a function the BEAM exports (by its C name).
 pub fn vm_symbol(name: &std::ffi::CStr) -> Option<usize> {
     // SAFETY: dlsym only reads the global symbol tables; `name` is a

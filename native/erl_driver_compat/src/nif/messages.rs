@@ -1,8 +1,8 @@
 //! NIFs the port process calls for what reaches a port as a message or a
 //! signal: `{From, {command, Data}}`, `{From, close}`, `{From, {connect,
 //! New}}`, anything else (`badsig`), exit signals, the VM timers of
-//! the port's timer, finished async jobs, and the poll set's readiness
-//! messages (`driver_select`).
+//! the port's timer, finished async jobs, the poll set's readiness
+//! messages (`driver_select`) and monitored processes that died.
 
 use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 
@@ -203,6 +203,19 @@ fn msg_select<'a>(
             return Ok((atoms::badsig(), ctx.state().connected()).encode(env));
         };
         crate::select::on_ready(ctx, object, seq, input);
+        Ok(atoms::ok().encode(env))
+    });
+    finish_msg(env, ran)
+}
+
+/// `{'$edc_down', Id}`: a process the port monitors (monitor `Id`) died.
+/// Runs the driver's `process_exit` under the port's lock unless the
+/// monitor was removed meanwhile (see [`crate::monitor`]); ignored for a
+/// closed port, whose monitors went with it. Returns `ok`.
+#[rustler::nif]
+fn msg_down<'a>(env: Env<'a>, res: ResourceArc<PortResource>, id: u64) -> NifResult<Term<'a>> {
+    let ran = res.port.run(env, |ctx| {
+        crate::monitor::on_down(ctx, id);
         Ok(atoms::ok().encode(env))
     });
     finish_msg(env, ran)

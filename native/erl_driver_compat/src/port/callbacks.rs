@@ -572,6 +572,7 @@ fn mark_closed(ctx: &CallbackCtx, port: &Port, st: &PortState) {
     port.queue.close();
     unregister(port);
     crate::api::async_job::port_closed(port);
+    crate::monitor::port_closed(ctx, port);
     ctx.port_closed(&port.driver);
 }
 
