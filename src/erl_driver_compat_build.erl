@@ -20,7 +20,7 @@
 
 -include_lib("kernel/include/file.hrl").
 
--export([compile_driver/3, command/3]).
+-export([compile_driver/3, command/3, main/0, main/1]).
 
 -export_type([option/0, source/0]).
 
@@ -127,6 +127,81 @@ command(Src, OutDir, Opts) ->
         ++ ["-l" ++ L || L <- all(libs, Opts, Bad)]
         ++ all(ldflags, Opts, Bad),
     {Cc ++ Args, So}.
+
+%% @doc Command-line entry point, for build tools without Erlang glue (a
+%% rebar3 hook, a Makefile):
+%%
+%% ```
+%% erl -noshell -pa EBIN -run erl_driver_compat_build main -extra SOURCE...
+%%     [-o DIR] [-I DIR] [-L DIR] [-l LIB] [-D NAME[=VALUE]] [--name NAME]
+%%     [--cflags FLAGS] [--ldflags FLAGS] [--cc COMMAND]
+%% '''
+%%
+%% The arguments follow `-extra' (`erl' would take those starting with `-'
+%% as its own flags otherwise); {@link main/0} reads them. `-o' defaults to
+%% `priv'; `-I', `-L', `-l' and `-D' may also be joined to their value
+%% (`-Iinc'). Prints the library's path, or the compiler's output, and
+%% halts the VM with status 0, 1 (compile error) or 2 (bad arguments).
+-spec main([string()]) -> no_return().
+main(Args) ->
+    main_args(Args).
+
+%% @doc {@link main/1} with the arguments that follow the `-extra' flag of
+%% `erl' (`erl -run erl_driver_compat_build main -extra ...').
+-spec main() -> no_return().
+main() ->
+    main_args(init:get_plain_arguments()).
+
+main_args(Args) ->
+    try cli_options(Args, [], "priv", []) of
+        {Sources, Out, Opts} when Sources =/= [] ->
+            case compile_driver(Sources, Out, Opts) of
+                {ok, So} ->
+                    io:format("~ts~n", [So]),
+                    halt(0);
+                {error, Text} ->
+                    io:format(standard_error, "~ts~n", [Text]),
+                    halt(1)
+            end;
+        _ ->
+            cli_usage()
+    catch
+        throw:usage -> cli_usage()
+    end.
+
+cli_usage() ->
+    io:format(standard_error,
+              "usage: erl -noshell -run erl_driver_compat_build main -extra SOURCE... [-o DIR] "
+              "[-I DIR] [-L DIR] [-l LIB] [-D NAME[=VALUE]] [--name NAME] "
+              "[--cflags FLAGS] [--ldflags FLAGS] [--cc COMMAND]~n", []),
+    halt(2).
+
+cli_options(["-o", Dir | T], Srcs, _Out, Opts) -> cli_options(T, Srcs, Dir, Opts);
+cli_options(["--name", N | T], Srcs, Out, Opts) -> cli_options(T, Srcs, Out, [{name, N} | Opts]);
+cli_options(["--cc", C | T], Srcs, Out, Opts) -> cli_options(T, Srcs, Out, [{cc, C} | Opts]);
+cli_options(["--cflags", F | T], Srcs, Out, Opts) ->
+    cli_options(T, Srcs, Out, [{cflags, string:lexemes(F, " \t")} | Opts]);
+cli_options(["--ldflags", F | T], Srcs, Out, Opts) ->
+    cli_options(T, Srcs, Out, [{ldflags, string:lexemes(F, " \t")} | Opts]);
+cli_options([[$-, Letter] , Value | T], Srcs, Out, Opts) when Letter =:= $I; Letter =:= $L;
+                                                            Letter =:= $l; Letter =:= $D ->
+    cli_options(T, Srcs, Out, [cli_flag(Letter, Value) | Opts]);
+cli_options([[$-, Letter | Value] | T], Srcs, Out, Opts) when Value =/= [], (Letter =:= $I orelse
+                                                            Letter =:= $L orelse Letter =:= $l
+                                                            orelse Letter =:= $D) ->
+    cli_options(T, Srcs, Out, [cli_flag(Letter, Value) | Opts]);
+cli_options([[$- | _] | _], _Srcs, _Out, _Opts) -> throw(usage);
+cli_options([Src | T], Srcs, Out, Opts) -> cli_options(T, [Src | Srcs], Out, Opts);
+cli_options([], Srcs, Out, Opts) -> {lists:reverse(Srcs), Out, lists:reverse(Opts)}.
+
+cli_flag($I, Dir) -> {include_dirs, [Dir]};
+cli_flag($L, Dir) -> {lib_dirs, [Dir]};
+cli_flag($l, Lib) -> {libs, [Lib]};
+cli_flag($D, Def) ->
+    case string:split(Def, "=") of
+        [Name, Value] -> {defines, [{Name, Value}]};
+        [Name] -> {defines, [Name]}
+    end.
 
 %% One file name (a string, a binary, a deep character list) or a list of
 %% them.
@@ -375,6 +450,18 @@ command_test_() ->
      ?_assertError(badarg, command("a.c", "o", [{libs, notalist}])),
      ?_assertError(badarg, command("a.c", "o", [{name, "a/b"}])),
      ?_assertError(badarg, command("a.c", "o", [{defines, [{1, 2}]}]))].
+
+cli_options_test_() ->
+    [?_assertEqual({["a.c", "b.c"], "out",
+                    [{include_dirs, ["inc"]}, {include_dirs, ["inc2"]}, {defines, ["X"]},
+                     {defines, [{"Y", "1=2"}]}, {libs, ["z"]}, {lib_dirs, ["/l"]},
+                     {name, "n"}, {cflags, ["-Wall", "-g"]}, {cc, "gcc"}]},
+                   cli_options(["a.c", "-I", "inc", "-Iinc2", "-o", "out", "-DX", "-D", "Y=1=2",
+                                "b.c", "-lz", "-L/l", "--name", "n", "--cflags", " -Wall  -g",
+                                "--cc", "gcc"], [], "priv", [])),
+     ?_assertEqual({["a.c"], "priv", []}, cli_options(["a.c"], [], "priv", [])),
+     ?_assertThrow(usage, cli_options(["a.c", "--bad"], [], "priv", [])),
+     ?_assertThrow(usage, cli_options(["a.c", "-I"], [], "priv", []))].
 
 with_env(Var, Value, Fun) ->
     Old = os:getenv(Var),
