@@ -23,8 +23,12 @@
 # says when the working tree has uncommitted changes, which are not tested.
 # No Hex (HEX_OFFLINE=1), MIX_ENV=test. CARGO_TARGET_DIR is shared with
 # test/consumer/rebar3_consumer.sh (target/consumer-test/, so crates.io
-# dependencies are compiled once). KEEP_CONSUMER=1 keeps the temporary
-# directory; CONSUMER_CARGO_TARGET_DIR overrides the cargo target directory.
+# dependencies are compiled once). As observed, cargo takes the path
+# consumer's first build (the same sources as the git consumer's last one,
+# marker 1 included, with older mtimes) as up to date: there, only the
+# rebuild after a change compiles the crate. KEEP_CONSUMER=1 keeps the
+# temporary directory; CONSUMER_CARGO_TARGET_DIR overrides the cargo target
+# directory.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
