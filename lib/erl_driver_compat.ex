@@ -404,4 +404,94 @@ defmodule ErlDriverCompat do
       {:error, text} -> {:error, List.to_string(text)}
     end
   end
+
+  ## Raising variants
+
+  @doc """
+  `load_driver/2`, raising `ErlDriverCompat.Error` (with the
+  `format_error/1` text) instead of returning `{:error, reason}`.
+
+  ## Example
+
+      iex> ErlDriverCompat.load_driver!("test/drivers/build", "echo_drv")
+      :ok
+      iex> ErlDriverCompat.load_driver!("/nonexistent", "echo_drv")
+      ** (ErlDriverCompat.Error) Cannot open the driver: No such file or directory (os error 2)
+  """
+  @spec load_driver!(String.t() | charlist(), driver_name()) :: :ok
+  def load_driver!(dir, name), do: ok!(load_driver(dir, name))
+
+  @doc """
+  `unload_driver/1`, raising `ErlDriverCompat.Error` on an error.
+
+  ## Example
+
+      iex> ErlDriverCompat.unload_driver!("echo_drv")
+      :ok
+      iex> ErlDriverCompat.unload_driver!("never_loaded_drv")
+      ** (ErlDriverCompat.Error) DDLL driver is not loaded
+  """
+  @spec unload_driver!(driver_name()) :: :ok
+  def unload_driver!(name), do: ok!(unload_driver(name))
+
+  @doc """
+  `load/2`, raising `ErlDriverCompat.Error` on an error.
+
+  ## Example
+
+      iex> ErlDriverCompat.load!("test/drivers/build", "echo_drv")
+      :ok
+  """
+  @spec load!(String.t() | charlist(), driver_name()) :: :ok
+  def load!(dir, name), do: ok!(load(dir, name))
+
+  @doc """
+  `unload/1`, raising `ErlDriverCompat.Error` on an error.
+
+  ## Example
+
+      iex> ErlDriverCompat.unload!("echo_drv")
+      :ok
+  """
+  @spec unload!(driver_name()) :: :ok
+  def unload!(name), do: ok!(unload(name))
+
+  @doc """
+  `check_driver/2`, returning the report itself and raising
+  `ErlDriverCompat.Error` on an error.
+
+  ## Example
+
+      iex> ErlDriverCompat.check_driver!("test/drivers/build", "echo_drv").unsupported
+      []
+  """
+  @spec check_driver!(Path.t() | atom(), driver_name()) :: %{
+          file: charlist(),
+          api_imports: [charlist()],
+          unsupported: [charlist()],
+          driver_init: boolean()
+        }
+  def check_driver!(dir, name), do: ok!(check_driver(dir, name))
+
+  @doc """
+  `compile_driver/3`, returning the library's path and raising
+  `ErlDriverCompat.Error` (reason `{:compile_error, text}`, message the
+  compiler's output) when compiling fails.
+
+  ## Example
+
+      iex> ErlDriverCompat.compile_driver!("c_src/my_drv.c", "priv")
+      "priv/my_drv.so"
+  """
+  @spec compile_driver!(Path.t() | [Path.t()], Path.t(), [compile_option()]) :: String.t()
+  def compile_driver!(sources, out_dir, options \\ []) do
+    case compile_driver(sources, out_dir, options) do
+      {:ok, so} -> so
+      {:error, text} -> raise ErlDriverCompat.Error, reason: {:compile_error, text}, message: text
+    end
+  end
+
+  defp ok!(:ok), do: :ok
+  defp ok!({:ok, value}), do: value
+  defp ok!({:error, reason}), do: raise(ErlDriverCompat.Error, reason: reason)
 end

@@ -74,6 +74,9 @@ defmodule Mix.Tasks.ErlDriverCompat.CompileDriver do
     case ErlDriverCompat.compile_driver(sources, out, build_options(opts)) do
       {:ok, so} ->
         Mix.shell().info("==> erl_driver_compat: compiled #{Path.relative_to_cwd(so)}")
+        # A priv/ made by this task is not yet linked into _build (Mix
+        # links it when the application is built, if it exists then).
+        if Mix.Project.get(), do: Mix.Project.build_structure()
         {:ok, so}
 
       {:error, text} ->
