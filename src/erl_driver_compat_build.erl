@@ -103,6 +103,8 @@ compile(Exe, [_Cc | Args], So) ->
 %% given (not yet looked up in `PATH'). Raises `badarg' for malformed
 %% arguments.
 -spec command(source(), file:filename_all(), [option()]) -> {[string()], file:filename()}.
+%% (Bad raises badarg: the fun only terminates with an exception, on purpose.)
+-dialyzer({nowarn_function, command/3}).
 command(Src, OutDir, Opts) ->
     Bad = fun() -> erlang:error(badarg, [Src, OutDir, Opts]) end,
     Sources = sources(Src, Bad),
@@ -152,6 +154,7 @@ main(Args) ->
 main() ->
     main_args(init:get_plain_arguments()).
 
+-spec main_args([string()]) -> no_return().
 main_args(Args) ->
     try cli_options(Args, [], "priv", []) of
         {Sources, Out, Opts} when Sources =/= [] ->
@@ -169,6 +172,7 @@ main_args(Args) ->
         throw:usage -> cli_usage()
     end.
 
+-spec cli_usage() -> no_return().
 cli_usage() ->
     io:format(standard_error,
               "usage: erl -noshell -run erl_driver_compat_build main -extra SOURCE... [-o DIR] "
