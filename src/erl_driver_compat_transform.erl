@@ -62,7 +62,9 @@
 %%     matching `#Port<...>' in `io_lib:format' output) sees a pid.</li>
 %% <li>A module that defines its own function of the same name and arity
 %%     as an auto-imported BIF (with `-compile({no_auto_import, ...})'),
-%%     or imports one, keeps calling its own function for local calls.</li>
+%%     or imports one from another module, keeps calling it. (Functions
+%%     imported from `erl_ddll' or `erlang' with `-import' are
+%%     redirected.)</li>
 %% </ul>
 -module(erl_driver_compat_transform).
 
@@ -77,7 +79,8 @@
 parse_transform(Forms, _Options) ->
     Local = local_functions(Forms),
     Module = hd([M || {attribute, _, module, M} <- Forms] ++ [undefined]),
-    Env = #{local => Local, counter => counter(), module => Module},
+    Env = #{local => Local, imports => imports(Forms), counter => counter(),
+            module => Module},
     try
         [form(F, Env) || F <- Forms]
     after
@@ -104,11 +107,21 @@ redirected(erlang, port_info, 2) -> true;
 redirected(erlang, is_port, 1) -> true;
 redirected(_, _, _) -> false.
 
-%% A local call F(...) means erlang:F(...) when F/A is an auto-imported
-%% BIF that the module neither defines nor imports.
-local_bif(F, A, #{local := Local}) ->
-    erl_internal:bif(F, A) andalso redirected(erlang, F, A)
-        andalso not sets:is_element({F, A}, Local).
+%% A local call F(...) means M:F(...) when F/A is imported from M
+%% (`-import(erl_ddll, [load_driver/2])'), or is an auto-imported BIF that
+%% the module neither defines nor imports (M = erlang).
+local_bif(F, A, #{local := Local, imports := Imports}) ->
+    case Imports of
+        #{{F, A} := M} ->
+            redirected(M, F, A);
+        #{} ->
+            erl_internal:bif(F, A) andalso redirected(erlang, F, A)
+                andalso not sets:is_element({F, A}, Local)
+    end.
+
+%% {F, A} => Module for the module's -import attributes.
+imports(Forms) ->
+    maps:from_list([{FA, M} || {attribute, _, import, {M, Fs}} <- Forms, FA <- Fs]).
 
 %% Functions defined, imported or excluded from auto-import in the module.
 local_functions(Forms) ->

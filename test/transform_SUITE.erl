@@ -16,12 +16,14 @@
          monitoring_with_port_info/1,
          guards_decided_exactly/1,
          own_functions_kept/1,
+         imported_functions_redirected/1,
          closed_pseudo_port_limit/1]).
 
 all() ->
     [calls_are_redirected, gen_server_owning_a_port, port_exit_stops_the_server,
      handover_with_port_connect, dispatch_with_is_port_guards, monitoring_with_port_info,
-     guards_decided_exactly, own_functions_kept, closed_pseudo_port_limit].
+     guards_decided_exactly, own_functions_kept, imported_functions_redirected,
+     closed_pseudo_port_limit].
 
 -define(FIXTURES, [tf_echo_server, tf_dispatch, tf_monitor]).
 
@@ -273,6 +275,21 @@ own_functions_kept(_Config) ->
           "port_close(_) -> mine.\n",
     Mod = compile_string(Src),
     {mine, true} = Mod:t(pseudo_port()),
+    ok.
+
+%% -import(erl_ddll, ...) and -import(erlang, ...): local calls of the
+%% imported functions are redirected too.
+imported_functions_redirected(_Config) ->
+    Src = "-module(tf_imports).\n"
+          "-import(erl_ddll, [load_driver/2, unload_driver/1]).\n"
+          "-import(erlang, [port_info/2]).\n"
+          "-export([t/1]).\n"
+          "t(Dir) -> ok = load_driver(Dir, \"echo_drv\"),\n"
+          "    P = open_port({spawn, \"echo_drv\"}, []),\n"
+          "    Name = port_info(P, name), true = port_close(P),\n"
+          "    {is_pid(P), Name, unload_driver(\"echo_drv\")}.\n",
+    Mod = compile_string(Src),
+    {true, {name, "echo_drv"}, ok} = Mod:t(edc_diff:drivers_dir()),
     ok.
 
 %% Documented limit: erl_driver_compat:is_port/1 is false for a closed
