@@ -19,7 +19,21 @@ defmodule ErlDriverCompat do
   Names, paths and commands may be Elixir strings, charlists or (for driver
   names) atoms; port data is any iodata. Strings that the Erlang side
   returns (driver names, paths, `format_error/1` texts) are charlists, as in
-  Erlang.
+  Erlang; `compile_driver/3` returns Elixir strings.
+
+  ## Errors
+
+  Functions that can fail return `:ok` / `{:ok, value}` or
+  `{:error, reason}`, with the reasons of `:erl_ddll` where they mean the
+  same; `format_error/1` describes them. Their `!` variants
+  (`load_driver!/2`, `unload_driver!/1`, `load!/2`, `unload!/1`,
+  `check_driver!/2`, `compile_driver!/3`) return the value itself and raise
+  `ErlDriverCompat.Error` (its message is the `format_error/1` text)
+  instead. The port functions raise `ArgumentError` on bad arguments or a
+  closed port, as the `:erlang` functions do.
+
+  To move code written against `:erl_ddll`, `Port` and `:erlang` without
+  editing it, see `ErlDriverCompat.Migrate`.
 
   ## Example
 
