@@ -1,5 +1,7 @@
 %% erl_driver_compat_transform: application code written against erl_ddll
-%% and the port BIFs (test/fixtures/transform/*.erl) is compiled twice, as
+%% and the port BIFs (test/fixtures/transform/*.erl.in: .erl.in because
+%% rebar3 eunit would take a .erl under test/ for a test module of its own)
+%% is compiled twice, as
 %% it is (module tf_X_native: native ports) and with the parse transform
 %% (module tf_X_compat: pseudo-ports), and the same scenario must give the
 %% same results with both. The drivers are loaded only by the fixtures'
@@ -29,7 +31,7 @@ all() ->
 
 init_per_suite(Config) ->
     Dir = fixtures_dir(),
-    Beams = [compile_fixture(filename:join(Dir, atom_to_list(M) ++ ".erl"), M, Kind)
+    Beams = [compile_fixture(filename:join(Dir, atom_to_list(M) ++ ".erl.in"), M, Kind)
              || M <- ?FIXTURES, Kind <- [native, compat]],
     [{beams, Beams}, {drivers, edc_diff:drivers_dir()} | Config].
 
