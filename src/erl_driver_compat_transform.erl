@@ -77,15 +77,32 @@
 -spec parse_transform([erl_parse:abstract_form()], [compile:option()]) ->
           [erl_parse:abstract_form()].
 parse_transform(Forms, _Options) ->
+    case lists:keymember(?MODULE, 3, Forms) of
+        true ->
+            %% Already transformed (the transform given twice, e.g. in
+            %% erl_opts and in a -compile attribute): once is enough.
+            Forms;
+        false ->
+            transform(Forms)
+    end.
+
+transform(Forms) ->
     Local = local_functions(Forms),
     Module = hd([M || {attribute, _, module, M} <- Forms] ++ [undefined]),
     Env = #{local => Local, imports => imports(Forms), counter => counter(),
             module => Module},
     try
-        [form(F, Env) || F <- Forms]
+        lists:append([mark(form(F, Env)) || F <- Forms])
     after
         erase(counter_key(Env))
     end.
+
+%% -erl_driver_compat_transform(done). after -module: the mark of a
+%% transformed module.
+mark({attribute, Anno, module, _} = Module) ->
+    [Module, {attribute, gen(Anno), ?MODULE, done}];
+mark(Form) ->
+    [Form].
 
 %%--------------------------------------------------------------------
 %% Which calls are redirected

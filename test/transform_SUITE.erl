@@ -251,7 +251,16 @@ guards_decided_exactly(_Config) ->
           "n(X, Y) when is_port(X) orelse is_port(Y) -> one; n(_, _) -> none.\n"
           "k(X) when is_port(X) -> port.\n",
     Mod = compile_string(Src),
+    %% The transform given twice transforms once.
+    {ok, _, Twice, []} = compile:file(
+                            filename:join(edc_diff:private_dir(), "tf_guards.erl"),
+                            [binary, return_errors, return_warnings, warnings_as_errors,
+                             {parse_transform, erl_driver_compat_transform},
+                             {parse_transform, erl_driver_compat_transform}]),
     Pseudo = pseudo_port(),
+    code:purge(tf_guards),
+    {module, tf_guards} = code:load_binary(tf_guards, "tf_guards.erl", Twice),
+    [port, pid] = [tf_guards:f(X) || X <- [Pseudo, self()]],
     Native = hd(erlang:ports()),
     Self = self(),
     [port, port, pid, other] = [Mod:f(X) || X <- [Pseudo, Native, Self, 1]],
