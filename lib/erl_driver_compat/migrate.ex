@@ -93,7 +93,6 @@ defmodule ErlDriverCompat.Migrate do
     quote do
       import Kernel, except: [def: 1, def: 2, defp: 1, defp: 2, is_port: 1]
       import ErlDriverCompat.Migrate, only: [def: 1, def: 2, defp: 1, defp: 2, is_port: 1]
-      @before_compile ErlDriverCompat.Migrate
     end
   end
 
@@ -180,7 +179,19 @@ defmodule ErlDriverCompat.Migrate do
   # Records a clause (while the module's code is being expanded: before its
   # body runs); returns its index among the function's clauses.
   defp record(module, key, clause) do
-    clauses = Module.get_attribute(module, :edc_migrate_clauses) || []
+    clauses = Module.get_attribute(module, :edc_migrate_clauses)
+
+    # The first clause of the module (also of a module nested in one that
+    # uses us: the imports are lexical) registers the hook that defines
+    # the private functions.
+    clauses =
+      if clauses == nil do
+        Module.put_attribute(module, :before_compile, __MODULE__)
+        []
+      else
+        clauses
+      end
+
     n = Enum.count(clauses, &(elem(&1, 0) == key))
     Module.put_attribute(module, :edc_migrate_clauses, [{key, n + 1, clause} | clauses])
     n + 1
