@@ -19,7 +19,21 @@ defmodule ErlDriverCompat do
   Names, paths and commands may be Elixir strings, charlists or (for driver
   names) atoms; port data is any iodata. Strings that the Erlang side
   returns (driver names, paths, `format_error/1` texts) are charlists, as in
-  Erlang.
+  Erlang; `compile_driver/3` returns Elixir strings.
+
+  ## Errors
+
+  Functions that can fail return `:ok` / `{:ok, value}` or
+  `{:error, reason}`, with the reasons of `:erl_ddll` where they mean the
+  same; `format_error/1` describes them. Their `!` variants
+  (`load_driver!/2`, `unload_driver!/1`, `load!/2`, `unload!/1`,
+  `check_driver!/2`, `compile_driver!/3`) return the value itself and raise
+  `ErlDriverCompat.Error` (its message is the `format_error/1` text)
+  instead. The port functions raise `ArgumentError` on bad arguments or a
+  closed port, as the `:erlang` functions do.
+
+  To move code written against `:erl_ddll`, `Port` and `:erlang` without
+  editing it, see `ErlDriverCompat.Migrate`.
 
   ## Example
 
@@ -327,4 +341,171 @@ defmodule ErlDriverCompat do
   """
   @spec ports() :: [pid()]
   defdelegate ports(), to: :erl_driver_compat
+
+  ## erl_ddll's other names
+
+  @doc """
+  Loads the driver like `:erl_ddll.load/2`: the same as `load_driver/2`.
+
+  Difference from `:erl_ddll.load/2`: natively the ports of a driver loaded
+  this way keep running after the last reference is dropped (the driver is
+  unloaded when they have closed); here the last `unload/1` or
+  `unload_driver/1` closes them with reason `:driver_unloaded`.
+
+  ## Example
+
+      iex> ErlDriverCompat.load("test/drivers/build", "echo_drv")
+      :ok
+  """
+  @spec load(String.t() | charlist(), driver_name()) :: :ok | {:error, error_reason()}
+  defdelegate load(dir, name), to: :erl_driver_compat
+
+  @doc """
+  Drops the calling process's reference to the driver like
+  `:erl_ddll.unload/1`: the same as `unload_driver/1` (see `load/2`).
+
+  ## Example
+
+      iex> ErlDriverCompat.unload("echo_drv")
+      :ok
+  """
+  @spec unload(driver_name()) :: :ok | {:error, error_reason()}
+  defdelegate unload(name), to: :erl_driver_compat
+
+  ## Compiling drivers
+
+  @typedoc """
+  An option of `compile_driver/3`: include and library directories,
+  libraries, defines (`"NAME"` or `{"NAME", value}`), extra compiler and
+  linker flags, the compiler command and the library name.
+  """
+  @type compile_option ::
+          {:include_dirs, [Path.t()]}
+          | {:lib_dirs, [Path.t()]}
+          | {:libs, [String.t() | atom()]}
+          | {:defines, [String.t() | atom() | {String.t() | atom(), String.t() | integer()}]}
+          | {:cflags, [String.t()]}
+          | {:ldflags, [String.t()]}
+          | {:cc, String.t()}
+          | {:name, String.t() | atom()}
+
+  @doc """
+  Compiles a driver's C (or C++) sources against our `erl_driver.h` into
+  `out_dir/NAME.so` (`NAME`: the first source's base name, or the `:name`
+  option), with `:erl_driver_compat.compile_driver/3`: the compiler is
+  `$CC` (or `cc`) with `-fPIC -shared -O2 -I include_dir()` and the flags
+  the options give. An old library is replaced by renaming, never
+  overwritten in place.
+
+  Returns `{:ok, so_path}` or `{:error, text}`, `text` being the command
+  line and the compiler's output. Unlike the Erlang function, paths and
+  texts are Elixir strings. `mix erl_driver_compat.compile_driver` runs this
+  from the command line.
+
+  ## Example
+
+      iex> ErlDriverCompat.compile_driver("c_src/my_drv.c", "priv",
+      ...>   include_dirs: ["c_src/include"], defines: [{"VERSION", 3}], libs: ["z"])
+      {:ok, "priv/my_drv.so"}
+      iex> ErlDriverCompat.compile_driver("c_src/broken_drv.c", "priv", [])
+      {:error, "cc -fPIC -shared -O2 ... c_src/broken_drv.c:3:1: error: ..."}
+  """
+  @spec compile_driver(Path.t() | [Path.t()], Path.t(), [compile_option()]) ::
+          {:ok, String.t()} | {:error, String.t()}
+  def compile_driver(sources, out_dir, options \\ []) do
+    case :erl_driver_compat.compile_driver(sources, out_dir, options) do
+      {:ok, so} -> {:ok, List.to_string(so)}
+      {:error, text} -> {:error, List.to_string(text)}
+    end
+  end
+
+  ## Raising variants
+
+  @doc """
+  `load_driver/2`, raising `ErlDriverCompat.Error` (with the
+  `format_error/1` text) instead of returning `{:error, reason}`.
+
+  ## Example
+
+      iex> ErlDriverCompat.load_driver!("test/drivers/build", "echo_drv")
+      :ok
+      iex> ErlDriverCompat.load_driver!("/nonexistent", "echo_drv")
+      ** (ErlDriverCompat.Error) Cannot open the driver: No such file or directory (os error 2)
+  """
+  @spec load_driver!(String.t() | charlist(), driver_name()) :: :ok
+  def load_driver!(dir, name), do: ok!(load_driver(dir, name))
+
+  @doc """
+  `unload_driver/1`, raising `ErlDriverCompat.Error` on an error.
+
+  ## Example
+
+      iex> ErlDriverCompat.unload_driver!("echo_drv")
+      :ok
+      iex> ErlDriverCompat.unload_driver!("never_loaded_drv")
+      ** (ErlDriverCompat.Error) DDLL driver is not loaded
+  """
+  @spec unload_driver!(driver_name()) :: :ok
+  def unload_driver!(name), do: ok!(unload_driver(name))
+
+  @doc """
+  `load/2`, raising `ErlDriverCompat.Error` on an error.
+
+  ## Example
+
+      iex> ErlDriverCompat.load!("test/drivers/build", "echo_drv")
+      :ok
+  """
+  @spec load!(String.t() | charlist(), driver_name()) :: :ok
+  def load!(dir, name), do: ok!(load(dir, name))
+
+  @doc """
+  `unload/1`, raising `ErlDriverCompat.Error` on an error.
+
+  ## Example
+
+      iex> ErlDriverCompat.unload!("echo_drv")
+      :ok
+  """
+  @spec unload!(driver_name()) :: :ok
+  def unload!(name), do: ok!(unload(name))
+
+  @doc """
+  `check_driver/2`, returning the report itself and raising
+  `ErlDriverCompat.Error` on an error.
+
+  ## Example
+
+      iex> ErlDriverCompat.check_driver!("test/drivers/build", "echo_drv").unsupported
+      []
+  """
+  @spec check_driver!(Path.t() | atom(), driver_name()) :: %{
+          file: charlist(),
+          api_imports: [charlist()],
+          unsupported: [charlist()],
+          driver_init: boolean()
+        }
+  def check_driver!(dir, name), do: ok!(check_driver(dir, name))
+
+  @doc """
+  `compile_driver/3`, returning the library's path and raising
+  `ErlDriverCompat.Error` (reason `{:compile_error, text}`, message the
+  compiler's output) when compiling fails.
+
+  ## Example
+
+      iex> ErlDriverCompat.compile_driver!("c_src/my_drv.c", "priv")
+      "priv/my_drv.so"
+  """
+  @spec compile_driver!(Path.t() | [Path.t()], Path.t(), [compile_option()]) :: String.t()
+  def compile_driver!(sources, out_dir, options \\ []) do
+    case compile_driver(sources, out_dir, options) do
+      {:ok, so} -> so
+      {:error, text} -> raise ErlDriverCompat.Error, reason: {:compile_error, text}, message: text
+    end
+  end
+
+  defp ok!(:ok), do: :ok
+  defp ok!({:ok, value}), do: value
+  defp ok!({:error, reason}), do: raise(ErlDriverCompat.Error, reason: reason)
 end

@@ -196,6 +196,7 @@ step "mix format --check-formatted" count_one mix format --check-formatted
 step "erlc +warnings_as_errors src/*.erl" count_one bash -c \
     'out=$(mktemp -d) && trap "rm -rf $out" EXIT && erlc +warnings_as_errors -o "$out" src/*.erl'
 step "rebar3 dependency (test/consumer)" count_one bash test/consumer/rebar3_consumer.sh
+step "Mix dependency (test/consumer)" count_one bash test/consumer/mix_consumer.sh
 step "rebar3 dialyzer" count_one rebar3 dialyzer
 
 # --- summary -------------------------------------------------------------------

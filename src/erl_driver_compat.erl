@@ -37,7 +37,10 @@
          port_info/1,
          port_info/2,
          is_port/1,
-         ports/0]).
+         ports/0,
+         load/2,
+         unload/1,
+         compile_driver/3]).
 
 -export_type([port_ref/0,
               port_arg/0,
@@ -102,11 +105,11 @@ load_driver(Dir, Name) ->
         false ->
             case lists:member($/, DriverName) of
                 true -> no_such_driver(DirChars, DriverName);
-                false -> load(DirChars, DriverName)
+                false -> load_file(DirChars, DriverName)
             end
     end.
 
-load(Dir, Name) ->
+load_file(Dir, Name) ->
     case erl_driver_compat_nif:load_driver(Dir, Name) of
         ok -> ok;
         {error, Reason} -> {error, readable(Reason)}
@@ -891,3 +894,42 @@ to_chars(L) when is_list(L) ->
         _ -> erlang:error(badarg, [L])
     end;
 to_chars(Other) -> erlang:error(badarg, [Other]).
+
+%%====================================================================
+%% erl_ddll's other names, compiling drivers
+%%====================================================================
+
+%% @doc `erl_ddll:load/2': loads the driver as {@link load_driver/2} does.
+%%
+%% Difference: natively a driver loaded with `erl_ddll:load/2' (without
+%% the `kill_ports' option) is unloaded only when its last port has
+%% closed, its ports keep running after the last reference is dropped;
+%% here the last {@link unload/1} or {@link unload_driver/1} closes them
+%% with reason `driver_unloaded', as after `erl_ddll:load_driver/2'.
+-spec load(Dir :: file:filename_all(), Name :: driver_name()) -> ok | {error, error_reason()}.
+load(Dir, Name) ->
+    load_driver(Dir, Name).
+
+%% @doc `erl_ddll:unload/1': drops the caller's reference to the driver as
+%% {@link unload_driver/1} does (see {@link load/2} for the difference).
+-spec unload(Name :: driver_name()) -> ok | {error, error_reason()}.
+unload(Name) ->
+    unload_driver(Name).
+
+%% @doc Compiles a driver's C sources against our `erl_driver.h' into
+%% `OutDir/Name.so': `{ok, SoPath}', or `{error, Text}' with the command
+%% line and the compiler's output. The compiler is `$CC' (or `cc') with
+%% `-fPIC -shared -O2 -I' {@link include_dir/0}; options add include and
+%% library directories, libraries, defines and flags. See
+%% {@link erl_driver_compat_build} for the options.
+%%
+%% ```
+%% {ok, So} = erl_driver_compat:compile_driver("c_src/my_drv.c", "priv",
+%%                                             [{defines, ["NDEBUG"]}, {libs, ["m"]}]),
+%% ok = erl_driver_compat:load_driver("priv", "my_drv").
+%% '''
+-spec compile_driver(Src :: erl_driver_compat_build:source(), OutDir :: file:filename_all(),
+                     Opts :: [erl_driver_compat_build:option()]) ->
+          {ok, file:filename()} | {error, string()}.
+compile_driver(Src, OutDir, Opts) ->
+    erl_driver_compat_build:compile_driver(Src, OutDir, Opts).

@@ -5,10 +5,11 @@
 #   checkouts  the same dependency overridden by a copy in _checkouts/
 #
 # Each consumer is built with `rebar3 compile` (our pre_hooks build the NIF
-# in the dependency's own directory), then compiles a tiny driver
-# (consumer_drv.c) against erl_driver_compat:include_dir() and runs
-# edc_consumer.erl in `erl -noshell`: load_driver, open_port, port_command
-# -> {data, _}, port_control, port_close. Any mismatch exits non-zero.
+# in the dependency's own directory); the consumer's post_hook compiles its
+# tiny driver (consumer_drv.c) with erl_driver_compat_build (the rebar3
+# hook of README.md "Compiling drivers"), then edc_consumer.erl runs in
+# `erl -noshell`: load_driver, open_port, port_command -> {data, _},
+# port_control, port_close. Any mismatch exits non-zero.
 #
 # What is tested is the repository's HEAD commit (a clone of it); a warning
 # says when the working tree has uncommitted changes, which are not tested.
@@ -65,6 +66,11 @@ new_consumer() {
     cat >"$dir/rebar.config" <<EOF
 {erl_opts, [debug_info, warnings_as_errors]}.
 {deps, [{erl_driver_compat, {git, "file://$clone", {branch, "$branch"}}}]}.
+%% README.md "Compiling drivers": the driver is compiled by the dependency.
+{post_hooks, [{compile, "erl -noshell -pa \\"\$REBAR_BUILD_DIR\\"/lib/erl_driver_compat/ebin "
+                        "-pa \\"\$REBAR_BUILD_DIR\\"/checkouts/erl_driver_compat/ebin "
+                        "-run erl_driver_compat_build main "
+                        "-extra c_src/consumer_drv.c -o priv --cflags '-Wall -Wextra -Werror'"}]}.
 EOF
     cat >"$dir/src/edc_consumer.app.src" <<'EOF'
 {application, edc_consumer,
@@ -88,17 +94,14 @@ ebin_dirs() {
     done
 }
 
-# build_and_run DIR: rebar3 compile, the driver, the checks.
+# build_and_run DIR: rebar3 compile (and its hook: the driver), the checks.
 build_and_run() {
-    local dir=$1 pa include
+    local dir=$1 pa
     phase "rebar3 compile in $dir"
     (cd "$dir" && rebar3 compile)
     mapfile -t pa < <(ebin_dirs "$dir")
-    include=$(cd "$dir" && erl -noshell "${pa[@]}" \
-        -eval 'io:format("~ts", [erl_driver_compat:include_dir()]), halt().')
-    phase "gcc consumer_drv.c -I $include"
-    gcc -shared -fPIC -O2 -Wall -Wextra -Werror -I "$include" \
-        -o "$dir/priv/consumer_drv.so" "$dir/c_src/consumer_drv.c"
+    test -f "$dir/priv/consumer_drv.so" ||
+        { echo "FAIL: the post_hook did not compile $dir/priv/consumer_drv.so"; exit 1; }
     phase "erl -run edc_consumer main"
     (cd "$dir" && erl -noshell "${pa[@]}" -run edc_consumer main "$dir/priv")
 }
