@@ -40,6 +40,7 @@
          flush_dequeues_all_port_close/1,
          flush_fails_port/1,
          failure_while_closing/1,
+         failure_eof_while_closing/1,
          failure_on_open_port_skips_flush/1,
          kill_skips_flush/1,
          partial_flush_then_control/1,
@@ -79,6 +80,7 @@
 -define(OP_FAIL, 27).
 -define(OP_OUTPUT, 29).
 -define(OP_ENQ_BIN_OTHER, 30).
+-define(OP_FAIL_EOF, 31).
 
 -define(FLUSH_LEAVE, "0").
 -define(FLUSH_DEQ_ALL, "1").
@@ -114,6 +116,7 @@ groups() ->
                   flush_dequeues_all_port_close,
                   flush_fails_port,
                   failure_while_closing,
+                failure_eof_while_closing,
                   failure_on_open_port_skips_flush,
                   kill_skips_flush,
                   partial_flush_then_control,
@@ -527,6 +530,23 @@ flush_fails_port(_Config) ->
                     R
             end,
             [normal, closed, {1, 3, 0, 1, 3, 0}, []]).
+
+%% driver_failure_eof on a port whose close waits for its queue ends it
+%% now, also with the `eof' option (no {Port, eof} then).
+failure_eof_while_closing(_Config) ->
+    edc_diff:expect("driver_failure_eof while closing",
+            fun(B) ->
+                    process_flag(trap_exit, true),
+                    O = observer(B),
+                    P = edc_diff:call(B, open_port, [{spawn, ?DRV}, [binary, eof]]),
+                    ctl(B, P, ?OP_ENQ, "abc"),
+                    P ! {self(), close},
+                    R = [await_exit(P), ctl(B, P, ?OP_FAIL_EOF, ""), await(P, closed),
+                         stats(B, O), mailbox()],
+                    close(B, O),
+                    R
+            end,
+            [normal, 0, closed, {1, 3, 0, 1, 3, 0}, []]).
 
 failure_while_closing(_Config) ->
     edc_diff:expect("driver_failure while closing",

@@ -86,6 +86,7 @@ DRIVER_INIT(lc_queue_drv) { return &q_entry; }
 #define OP_SIZEQ_OTHER 28   /* driver_sizeq on the other port */
 #define OP_OUTPUT      29   /* bytes: driver_output -> Rc */
 #define OP_ENQ_BIN_OTHER 30 /* "OFF LEN": driver_enq_bin(other, kept) -> {Rc, Refc} */
+#define OP_FAIL_EOF    31   /* driver_failure_eof(port) -> Rc */
 
 /* What flush does. */
 #define FLUSH_LEAVE     0   /* nothing: the data stays queued */
@@ -546,6 +547,8 @@ static ErlDrvSSizeT q_control(ErlDrvData handle, unsigned int cmd, char *buf,
     case OP_FAIL:
         driver_failure(st->port, 5);
         return reply(rbuf, rlen, "failed");
+    case OP_FAIL_EOF:
+        return reply_long(rbuf, rlen, driver_failure_eof(st->port));
     default:
         return -1;
     }

@@ -75,12 +75,16 @@ pub(crate) extern "C" fn driver_exit(port: DrvPort, err: c_int) -> c_int {
 
 /// `int driver_failure_eof(ErlDrvPort port)`: with the `eof` option the
 /// connected process gets `{Port, eof}` and the port stays open; otherwise
-/// the port closes normally.
+/// (or when the port's close waits for its queue) the port closes
+/// normally.
 pub(crate) extern "C" fn driver_failure_eof(port: DrvPort) -> c_int {
     guard(-1, || {
         with_port(port, "driver_failure_eof", |ctx, p, st| {
             super::output::flush_line_buffer(ctx, p, st);
-            if st.options().eof {
+            // A port whose close waits for its queue ends now, also with
+            // the `eof' option (natively no {Port, eof} then).
+            let flushing = p.queue.pending().is_some();
+            if st.options().eof && !flushing {
                 let port_pid = p.pid;
                 ctx.emit_to_connected(st, |env| {
                     use rustler::Encoder;
