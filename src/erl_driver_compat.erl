@@ -511,23 +511,8 @@ connect(Port, Pid, Args) ->
 -spec port_info(port_arg()) -> [{atom(), term()}] | undefined.
 port_info(Port) ->
     case erl_driver_compat_args:port_of(Port) of
-        {compat, Pid} ->
-            case erl_driver_compat_nif:info(Pid) of
-                undefined ->
-                    closed_info(Port, Pid, [Port]);
-                Info ->
-                    %% As natively: registered_name first, and only when
-                    %% registered.
-                    Registered = case info_item(Pid, registered_name, Info) of
-                                     [] -> [];
-                                     RegName -> [RegName]
-                                 end,
-                    Registered ++
-                        [info_item(Pid, Item, Info)
-                         || Item <- [name, links, id, connected, input, output, os_pid]]
-            end;
-        {native, P} ->
-            erlang:port_info(P)
+        {compat, Pid} -> erl_driver_compat_info:all(Port, Pid);
+        {native, P} -> erlang:port_info(P)
     end.
 
 %% @doc One item of information about the port, like
@@ -535,70 +520,8 @@ port_info(Port) ->
 -spec port_info(port_arg(), atom()) -> {atom(), term()} | [] | undefined.
 port_info(Port, Item) ->
     case erl_driver_compat_args:port_of(Port) of
-        {compat, Pid} ->
-            case erl_driver_compat_nif:info(Pid) of
-                undefined ->
-                    %% Natively any item of a closed port gives undefined.
-                    closed_info(Port, Pid, [Port, Item]);
-                Info ->
-                    case lists:member(Item, [name, links, id, connected, input, output, os_pid,
-                                             memory, queue_size, locking, monitors,
-                                             monitored_by, parallelism, registered_name]) of
-                        false -> erlang:error(badarg, [Port, Item]);
-                        true -> info_item(Pid, Item, Info)
-                    end
-            end;
-        {native, P} ->
-            erlang:port_info(P, Item)
-    end.
-
-%% No open pseudo-port: `undefined' for a closed one (and for a registered
-%% name, which natively gives undefined when it is not a port's); badarg
-%% for a pid that is a live process and no pseudo-port, or a remote pid. A
-%% pid whose process has ended cannot be told from a closed pseudo-port.
-closed_info(Port, _Pid, _Args) when is_atom(Port) ->
-    undefined;
-closed_info(_Port, Pid, Args) when node(Pid) =/= node() ->
-    erlang:error(badarg, Args);
-closed_info(_Port, Pid, Args) ->
-    case erl_driver_compat_port:process_kind(Pid) of
-        process -> erlang:error(badarg, Args);
-        _ -> undefined
-    end.
-
-info_item(_Port, name, #{name := Name}) -> {name, port_name(Name)};
-info_item(Port, links, _) -> {links, links(Port)};
-info_item(_Port, id, #{id := Id}) -> {id, Id};
-info_item(_Port, connected, #{connected := C}) -> {connected, C};
-info_item(_Port, input, #{input := In}) -> {input, In};
-info_item(_Port, output, #{output := Out}) -> {output, Out};
-info_item(_Port, os_pid, _) -> {os_pid, undefined};
-info_item(Port, memory, _) -> {memory, proc_info(Port, memory, 0)};
-info_item(_Port, queue_size, #{queue_size := Q}) -> {queue_size, Q};
-info_item(_Port, locking, #{locking := driver}) -> {locking, driver_level};
-info_item(_Port, locking, #{locking := port_level}) -> {locking, port_level};
-info_item(Port, monitors, _) -> {monitors, proc_info(Port, monitors, [])};
-info_item(Port, monitored_by, _) ->
-    %% The NIF's own monitor on the port process (a resource) is not shown.
-    {monitored_by, [P || P <- proc_info(Port, monitored_by, []), is_pid(P)]};
-info_item(_Port, parallelism, #{parallelism := P}) -> {parallelism, P};
-info_item(Port, registered_name, _) ->
-    case proc_info(Port, registered_name, []) of
-        [] -> [];
-        Name -> {registered_name, Name}
-    end.
-
-%% As natively, the name is the command's bytes, one list element each
-%% (UTF-8 is not decoded).
-port_name(Command) ->
-    binary_to_list(Command).
-
-links(Port) -> proc_info(Port, links, []).
-
-proc_info(Pid, Item, Default) ->
-    case erlang:process_info(Pid, Item) of
-        {Item, Value} -> Value;
-        _ -> Default
+        {compat, Pid} -> erl_driver_compat_info:item(Port, Pid, Item);
+        {native, P} -> erlang:port_info(P, Item)
     end.
 
 %% @doc True for an open pseudo-port or a native port.
