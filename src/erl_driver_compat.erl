@@ -95,8 +95,8 @@
           ok | {error, error_reason()}.
 load_driver(Dir, Name) ->
     Args = [Dir, Name],
-    DriverName = ddll_name(Name, Args),
-    DirChars = ddll_dir(Dir, Args),
+    DriverName = erl_driver_compat_args:ddll_name(Name, Args),
+    DirChars = erl_driver_compat_args:ddll_dir(Dir, Args),
     case is_linked_in(DriverName) of
         true ->
             {error, linked_in_driver};
@@ -133,46 +133,6 @@ readable({Tag, Text}) when is_binary(Text) ->
 readable(Reason) ->
     Reason.
 
-%% erl_ddll's driver name: an atom other than '', or iodata of bytes; as a
-%% C string it ends at the first NUL byte.
-ddll_name('', Args) ->
-    erlang:error(badarg, Args);
-ddll_name(Name, _Args) when is_atom(Name) ->
-    bytes_to_chars(until_nul(atom_to_binary(Name, utf8)));
-ddll_name(Name, Args) when is_list(Name); is_binary(Name) ->
-    try iolist_to_binary(Name) of
-        Bytes -> bytes_to_chars(until_nul(Bytes))
-    catch
-        error:_ -> erlang:error(badarg, Args)
-    end;
-ddll_name(_Name, Args) ->
-    erlang:error(badarg, Args).
-
-%% erl_ddll's directory: a file name (characters, no binaries inside a
-%% list) or a binary.
-ddll_dir(Dir, _Args) when is_binary(Dir) ->
-    bytes_to_chars(Dir);
-ddll_dir(Dir, Args) when is_list(Dir) ->
-    case filename_bytes(Dir) of
-        {ok, Bytes} -> bytes_to_chars(Bytes);
-        error -> erlang:error(badarg, Args)
-    end;
-ddll_dir(_Dir, Args) ->
-    erlang:error(badarg, Args).
-
-%% The NIF takes names as characters and encodes them in UTF-8, which gives
-%% back the same bytes for valid UTF-8. Other bytes are taken as latin1
-%% characters (a different file name than natively: no such file, most
-%% likely, either way).
-bytes_to_chars(Bytes) ->
-    case unicode:characters_to_list(Bytes) of
-        Chars when is_list(Chars) -> Chars;
-        _ -> binary_to_list(Bytes)
-    end.
-
-until_nul(Bytes) ->
-    hd(binary:split(Bytes, <<0>>)).
-
 %% Drivers statically linked into the VM (tcp_inet, ram_file_drv, ...)
 %% cannot be loaded or unloaded.
 is_linked_in(Name) ->
@@ -187,7 +147,7 @@ is_linked_in(Name) ->
 %% `Name' is checked as for {@link load_driver/2}.
 -spec unload_driver(Name :: driver_name()) -> ok | {error, error_reason()}.
 unload_driver(Name) ->
-    DriverName = ddll_name(Name, [Name]),
+    DriverName = erl_driver_compat_args:ddll_name(Name, [Name]),
     case is_linked_in(DriverName) of
         true -> {error, linked_in_driver};
         false -> erl_driver_compat_nif:unload_driver(DriverName)
@@ -207,7 +167,7 @@ loaded_drivers() ->
                         locking := driver | port_level, ports := non_neg_integer(),
                         outputv := boolean()}.
 driver_info(Name) ->
-    case erl_driver_compat_nif:driver_info(to_chars(Name)) of
+    case erl_driver_compat_nif:driver_info(erl_driver_compat_args:to_chars(Name)) of
         undefined -> undefined;
         {Path, Version, Locking, Ports, Outputv} ->
             #{path => unicode:characters_to_list(Path), version => Version,
@@ -251,7 +211,8 @@ text(Text, Args) ->
                  unsupported := [string()], driver_init := boolean()}}
         | {error, error_reason()}.
 check_driver(Dir, Name) ->
-    File = filename:join(to_chars(Dir), to_chars(Name) ++ ".so"),
+    File = filename:join(erl_driver_compat_args:to_chars(Dir),
+                         erl_driver_compat_args:to_chars(Name) ++ ".so"),
     case erl_driver_compat_nif:check_driver(File) of
         {ok, Imports, Unsupported, HasInit} ->
             Strings = fun(L) -> [unicode:characters_to_list(N) || N <- L] end,
@@ -288,11 +249,11 @@ include_dir() ->
 %% port with `erlang:open_port/2'.
 -spec open_port(port_name() | term(), [port_option()]) -> port_ref().
 open_port({Kind, Name} = PortName, Opts) when Kind =:= spawn; Kind =:= spawn_driver ->
-    case command_bytes(Name) of
+    case erl_driver_compat_args:command_bytes(Name) of
         {ok, Command} ->
-            case compat_driver(Command) of
+            case erl_driver_compat_args:compat_driver(Command) of
                 {ok, Driver} ->
-                    Settings = parse_options(Opts, PortName),
+                    Settings = erl_driver_compat_args:open_options(Opts, PortName),
                     open_compat(Driver, Command, Settings, PortName, Opts);
                 false ->
                     erlang:open_port(PortName, Opts)
@@ -305,69 +266,6 @@ open_port({Kind, Name} = PortName, Opts) when Kind =:= spawn; Kind =:= spawn_dri
     end;
 open_port(PortName, Opts) ->
     erlang:open_port(PortName, Opts).
-
-%% The command as the bytes the driver's start callback gets.
-command_bytes(Name) when is_atom(Name) ->
-    atom_filename(Name);
-command_bytes(Name) when is_binary(Name) ->
-    {ok, until_nul(Name)};
-command_bytes(Name) when is_bitstring(Name) ->
-    bitstring;
-command_bytes(Name) when is_list(Name) ->
-    filename_bytes(Name);
-command_bytes(_Name) ->
-    error.
-
-%% An atom as a file name: its text in the file name encoding, no NUL.
-atom_filename(Atom) ->
-    try atom_to_binary(Atom, file:native_name_encoding()) of
-        Bytes ->
-            case binary:match(Bytes, <<0>>) of
-                nomatch -> {ok, Bytes};
-                _ -> error
-            end
-    catch
-        error:_ -> error
-    end.
-
-%% {ok, DriverName} when the command's first word names a driver loaded
-%% through us.
-compat_driver(Command) ->
-    Driver = hd(binary:split(Command, <<" ">>)),
-    case unicode:characters_to_list(Driver) of
-        Chars when is_list(Chars), Chars =/= [] ->
-            case erl_driver_compat_nif:driver_info(Driver) of
-                undefined -> false;
-                _ -> {ok, Driver}
-            end;
-        _ ->
-            false
-    end.
-
-%% A character list as the VM converts a file name (a port command, `cd',
-%% `env'): characters and nested lists, no binaries, no NUL, valid in the
-%% file name encoding.
-filename_bytes(List) ->
-    Enc = file:native_name_encoding(),
-    try filename_chars(List, Enc, []) of
-        Chars when Enc =:= utf8 -> {ok, unicode:characters_to_binary(lists:reverse(Chars))};
-        Chars -> {ok, list_to_binary(lists:reverse(Chars))}
-    catch
-        throw:bad_filename -> error
-    end.
-
-filename_chars([C | T], Enc, Acc) when is_integer(C) ->
-    valid_char(C, Enc) orelse throw(bad_filename),
-    filename_chars(T, Enc, [C | Acc]);
-filename_chars([L | T], Enc, Acc) when is_list(L) ->
-    filename_chars(T, Enc, filename_chars(L, Enc, Acc));
-filename_chars([], _Enc, Acc) ->
-    Acc;
-filename_chars(_, _Enc, _Acc) ->
-    throw(bad_filename).
-
-valid_char(C, latin1) -> C > 0 andalso C =< 255;
-valid_char(C, _Utf8) -> C > 0 andalso C < 16#110000 andalso (C < 16#D800 orelse C > 16#DFFF).
 
 %% Command: the bytes start() gets.
 open_compat(DriverName, Command, Settings, PortName, Opts) ->
@@ -385,101 +283,6 @@ open_compat(DriverName, Command, Settings, PortName, Opts) ->
         {error, Reason} -> erlang:error(Reason, [PortName, Opts])
     end.
 
-%% {Binary, Eof, LineLength, Parallelism, MsgqLimits} (MsgqLimits: the
-%% last busy_limits_msgq option, or `default'). Accepts what erlang:open_port/2
-%% accepts for a driver port (most options are ignored there, as natively)
-%% and raises badarg for the rest.
--dialyzer({nowarn_function, parse_options/2}).
-parse_options(Opts, PortName) ->
-    Bad = fun() -> erlang:error(badarg, [PortName, Opts]) end,
-    is_proper_list(Opts) orelse Bad(),
-    Acc0 = #{binary => false, eof => false, packet => false, line => 0,
-             stderr => false, nouse_stdio => false, msgq => default,
-             parallelism => erlang:system_info(port_parallelism)},
-    Acc = lists:foldl(fun(O, A) -> option(O, A, Bad) end, Acc0, Opts),
-    case Acc of
-        #{packet := true, line := L} when L > 0 -> Bad();
-        #{stderr := true, nouse_stdio := true} -> Bad();
-        #{cd := Dir} -> is_filename(Dir) orelse Bad();
-        _ -> ok
-    end,
-    {maps:get(binary, Acc), maps:get(eof, Acc), maps:get(line, Acc),
-     maps:get(parallelism, Acc), maps:get(msgq, Acc)}.
-
-is_proper_list([_ | T]) -> is_proper_list(T);
-is_proper_list([]) -> true;
-is_proper_list(_) -> false.
-
-%% The largest small integer: the VM takes only small integers for
-%% `packet' and `line'.
--define(MAX_SMALL, ((1 bsl 59) - 1)).
-%% erl_driver.h: ERL_DRV_BUSY_MSGQ_LIM_MIN and _LIM_MAX.
--define(BUSY_MSGQ_MIN, 1).
--define(BUSY_MSGQ_MAX, ((1 bsl 64) - 2)).
-
-option(binary, A, _) -> A#{binary := true};
-option(eof, A, _) -> A#{eof := true};
-%% Accepted and, as natively for driver ports, not acted upon.
-option(in, A, _) -> A;
-option(out, A, _) -> A;
-option(stream, A, _) -> A#{packet := false};
-option(hide, A, _) -> A;
-option(use_stdio, A, _) -> A#{nouse_stdio := false};
-option(nouse_stdio, A, _) -> A#{nouse_stdio := true};
-option(stderr_to_stdout, A, _) -> A#{stderr := true};
-option(overlapped_io, A, _) -> A;
-option(line, A, _) -> A#{line := 512};
-option({packet, N}, A, _) when N =:= 1; N =:= 2; N =:= 4 -> A#{packet := true};
-option({line, N}, A, _) when is_integer(N), N > 0, N =< ?MAX_SMALL -> A#{line := N};
-%% Only the last cd counts, and is checked after all options (as
-%% natively).
-option({cd, Dir}, A, _) -> A#{cd => Dir};
-option({env, Env}, A, Bad) ->
-    is_env(Env) orelse Bad(),
-    A;
-option({parallelism, B}, A, _) when is_boolean(B) -> A#{parallelism := B};
-option({busy_limits_msgq, disabled}, A, _) -> A#{msgq := disabled};
-option({busy_limits_msgq, {Lo, Hi} = Limits}, A, _)
-  when is_integer(Lo), is_integer(Hi), Lo >= ?BUSY_MSGQ_MIN, Hi >= ?BUSY_MSGQ_MIN,
-       Lo =< ?BUSY_MSGQ_MAX, Hi =< ?BUSY_MSGQ_MAX -> A#{msgq := Limits};
-%% busy_limits_port, args, arg0 and exit_status are for external programs
-%% only: badarg for a driver, as natively.
-option(_, _, Bad) -> Bad().
-
-%% `cd': a file name (an atom too); a binary is taken as raw bytes.
-is_filename(Dir) when is_atom(Dir) -> atom_filename(Dir) =/= error;
-is_filename(Dir) when is_binary(Dir) -> true;
-is_filename(Dir) when is_list(Dir) -> filename_bytes(Dir) =/= error;
-is_filename(_) -> false.
-
-%% `env': a proper list of {Name, Value}; both character lists as file
-%% names (no atoms, no binaries), Value `false' to unset, Name without `='.
-is_env([{Name, Value} | T]) when is_list(Name), is_list(Value) orelse Value =:= false ->
-    case filename_bytes(Name) of
-        {ok, Bytes} ->
-            binary:match(Bytes, <<"=">>) =:= nomatch
-                andalso (Value =:= false orelse filename_bytes(Value) =/= error)
-                andalso is_env(T);
-        error ->
-            false
-    end;
-is_env([]) -> true;
-is_env(_) -> false.
-
-%% What a port argument names: `{compat, Pid}' for a pid, also one that a
-%% registered name stands for (it may turn out not to be a pseudo-port),
-%% or `{native, Term}' for the erlang BIFs (a native port, a name that is
-%% not registered or is registered by a native port, or a bad argument).
-port_of(Pid) when is_pid(Pid) ->
-    {compat, Pid};
-port_of(Name) when is_atom(Name) ->
-    case whereis(Name) of
-        Pid when is_pid(Pid) -> {compat, Pid};
-        _ -> {native, Name}
-    end;
-port_of(Other) ->
-    {native, Other}.
-
 %% @doc Sends data to the port's driver, like `erlang:port_command/2'. The
 %% driver's `output' or `outputv' callback runs in the calling process
 %% before this returns.
@@ -489,7 +292,7 @@ port_of(Other) ->
 %% then run their commands one after the other, in the native order.
 -spec port_command(port_arg(), iodata()) -> true.
 port_command(Port, Data) ->
-    case port_of(Port) of
+    case erl_driver_compat_args:port_of(Port) of
         {compat, Pid} -> command(Pid, Data, [Port, Data]);
         {native, P} -> erlang:port_command(P, Data)
     end.
@@ -522,7 +325,7 @@ command_result(Pid, _Data, Args, Result, Turn) ->
     end.
 
 command_error(Pid, Data, Args, error, bad_value, _Stack) ->
-    case short_bits(Pid, Data) of
+    case erl_driver_compat_args:short_bits(Pid, Data) of
         {ok, Bytes} -> command(Pid, Bytes, Args);
         false -> bad_value(Pid, Args)
     end;
@@ -565,10 +368,10 @@ end_turn(_Pid, _NoTurn) ->
 %% `ERL_DRV_FLAG_SOFT_BUSY' (else `notsup').
 -spec port_command(port_arg(), iodata(), [force | nosuspend]) -> boolean().
 port_command(Port, Data, Opts) ->
-    case port_of(Port) of
+    case erl_driver_compat_args:port_of(Port) of
         {compat, Pid} ->
             Args = [Port, Data, Opts],
-            command3(Pid, Data, command_options(Opts, Args), Args);
+            command3(Pid, Data, erl_driver_compat_args:command_options(Opts, Args), Args);
         {native, P} ->
             erlang:port_command(P, Data, Opts)
     end.
@@ -581,7 +384,7 @@ command3(Pid, Data, {Force, NoSuspend}, Args) ->
         Result -> result(Result, Args)
     catch
         error:bad_value ->
-            case short_bits(Pid, Data) of
+            case erl_driver_compat_args:short_bits(Pid, Data) of
                 {ok, Bytes} -> command3(Pid, Bytes, {Force, NoSuspend}, Args);
                 false -> bad_value(Pid, Args)
             end;
@@ -589,64 +392,11 @@ command3(Pid, Data, {Force, NoSuspend}, Args) ->
             erlang:error(notsup, Args)
     end.
 
-%% {Force, NoSuspend}.
-command_options(Opts, Args) ->
-    command_options(Opts, {false, false}, Args).
-
-command_options([force | T], {_, NoSuspend}, Args) -> command_options(T, {true, NoSuspend}, Args);
-command_options([nosuspend | T], {Force, _}, Args) -> command_options(T, {Force, true}, Args);
-command_options([], Flags, _) -> Flags;
-command_options(_, _, Args) -> erlang:error(badarg, Args).
-
 %% Natively, data that is not iodata raises badarg and logs a line.
 -spec bad_value(pid(), [term()]) -> no_return().
 bad_value(Port, Args) ->
     erl_driver_compat_port:log_bad_value(Port),
     erlang:error(badarg, Args).
-
-%% Natively a driver with only an `output' callback is given bitstrings
-%% shorter than a byte (anywhere in the iolist) as nothing, when the data
-%% has at most 8192 bytes (the VM's small buffer); in more data, and to a
-%% driver with `outputv', any bitstring is a bad value, as are longer ones
-%% that are not whole bytes. {ok, Data} with the short ones removed, or
-%% false.
-short_bits(Pid, Data) ->
-    case has_short_bits(Data) andalso not takes_outputv(Pid) of
-        true -> small_io(drop_short_bits(Data));
-        false -> false
-    end.
-
--define(SMALL_IO, 8192).
-
-small_io(Data) ->
-    try iolist_size(Data) =< ?SMALL_IO of
-        true -> {ok, Data};
-        false -> false
-    catch
-        error:badarg -> false
-    end.
-
-has_short_bits(B) when is_bitstring(B) -> bit_size(B) < 8 andalso bit_size(B) > 0;
-has_short_bits([H | T]) -> has_short_bits(H) orelse has_short_bits(T);
-has_short_bits(_) -> false.
-
-drop_short_bits(B) when is_bitstring(B), bit_size(B) < 8 -> <<>>;
-drop_short_bits([H | T]) -> [drop_short_bits(H) | drop_short_bits(T)];
-drop_short_bits(T) -> T.
-
-%% Whether the port's driver has an `outputv' callback (the fifth element
-%% of the NIF's driver_info/1).
-takes_outputv(Pid) ->
-    case erl_driver_compat_nif:info(Pid) of
-        #{name := Command} ->
-            Driver = hd(binary:split(Command, <<" ">>)),
-            case erl_driver_compat_nif:driver_info(Driver) of
-                {_, _, _, _, Outputv} -> Outputv =:= true;
-                _ -> false
-            end;
-        _ ->
-            false
-    end.
 
 %% @doc Calls the driver's `control' callback, like `erlang:port_control/3'.
 %% The reply is a list, or a binary when the driver set
@@ -660,7 +410,7 @@ port_control(Port, Operation, Data) when is_pid(Port) ->
         Reply -> Reply
     end;
 port_control(Port, Operation, Data) ->
-    case port_of(Port) of
+    case erl_driver_compat_args:port_of(Port) of
         {compat, Pid} ->
             case control(Pid, Operation, Data) of
                 Result when ?IS_EFFECTS(Result) -> result(Result, [Port, Operation, Data]);
@@ -675,33 +425,17 @@ control(Pid, Operation, Data) ->
         erl_driver_compat_nif:control(Pid, Operation, Data)
     catch
         error:badarg:Stack ->
-            case control_bytes(Data) of
+            case erl_driver_compat_args:control_bytes(Data) of
                 {ok, Bytes} -> erl_driver_compat_nif:control(Pid, Operation, Bytes);
                 false -> erlang:raise(error, badarg, Stack)
             end
     end.
 
-%% Natively a bitstring given as the whole data is cut to its whole bytes
-%% (when it was built, not matched at an odd bit offset); in a list,
-%% bitstrings shorter than a byte are nothing in at most 8192 bytes, as for
-%% port_command to an `output' driver.
-control_bytes(Data) when is_bitstring(Data), not is_binary(Data) ->
-    Whole = bit_size(Data) div 8,
-    <<Bytes:Whole/binary, _/bits>> = Data,
-    {ok, Bytes};
-control_bytes(Data) when is_list(Data) ->
-    case has_short_bits(Data) of
-        true -> small_io(drop_short_bits(Data));
-        false -> false
-    end;
-control_bytes(_Data) ->
-    false.
-
 %% @doc Calls the driver's `call' callback with `Data' in external term
 %% format and decodes its reply, like `erlang:port_call/3'.
 -spec port_call(port_arg(), integer(), term()) -> term().
 port_call(Port, Operation, Data) ->
-    case port_of(Port) of
+    case erl_driver_compat_args:port_of(Port) of
         {compat, Pid} ->
             case erl_driver_compat_nif:call(Pid, Operation, Data) of
                 Result when ?IS_EFFECTS(Result) -> result(Result, [Port, Operation, Data]);
@@ -716,7 +450,7 @@ port_call(Port, Operation, Data) ->
 %% before this returns.
 -spec port_close(port_arg()) -> true.
 port_close(Port) ->
-    case port_of(Port) of
+    case erl_driver_compat_args:port_of(Port) of
         {compat, Pid} -> close(Pid, [Port]);
         {native, P} -> erlang:port_close(P)
     end.
@@ -741,7 +475,7 @@ close(Pid, Args) ->
 -spec port_connect(port_arg(), pid()) -> true.
 port_connect(Port, Pid) ->
     Args = [Port, Pid],
-    case {port_of(Port), is_pid(Pid) andalso can_own(Pid)} of
+    case {erl_driver_compat_args:port_of(Port), is_pid(Pid) andalso can_own(Pid)} of
         {_, false} ->
             erlang:error(badarg, Args);
         {{compat, P}, true} ->
@@ -776,95 +510,18 @@ connect(Port, Pid, Args) ->
 %% when it is closed, `badarg' for a pid that is not a pseudo-port's.
 -spec port_info(port_arg()) -> [{atom(), term()}] | undefined.
 port_info(Port) ->
-    case port_of(Port) of
-        {compat, Pid} ->
-            case erl_driver_compat_nif:info(Pid) of
-                undefined ->
-                    closed_info(Port, Pid, [Port]);
-                Info ->
-                    %% As natively: registered_name first, and only when
-                    %% registered.
-                    Registered = case info_item(Pid, registered_name, Info) of
-                                     [] -> [];
-                                     RegName -> [RegName]
-                                 end,
-                    Registered ++
-                        [info_item(Pid, Item, Info)
-                         || Item <- [name, links, id, connected, input, output, os_pid]]
-            end;
-        {native, P} ->
-            erlang:port_info(P)
+    case erl_driver_compat_args:port_of(Port) of
+        {compat, Pid} -> erl_driver_compat_info:all(Port, Pid);
+        {native, P} -> erlang:port_info(P)
     end.
 
 %% @doc One item of information about the port, like
 %% `erlang:port_info/2'.
 -spec port_info(port_arg(), atom()) -> {atom(), term()} | [] | undefined.
 port_info(Port, Item) ->
-    case port_of(Port) of
-        {compat, Pid} ->
-            case erl_driver_compat_nif:info(Pid) of
-                undefined ->
-                    %% Natively any item of a closed port gives undefined.
-                    closed_info(Port, Pid, [Port, Item]);
-                Info ->
-                    case lists:member(Item, [name, links, id, connected, input, output, os_pid,
-                                             memory, queue_size, locking, monitors,
-                                             monitored_by, parallelism, registered_name]) of
-                        false -> erlang:error(badarg, [Port, Item]);
-                        true -> info_item(Pid, Item, Info)
-                    end
-            end;
-        {native, P} ->
-            erlang:port_info(P, Item)
-    end.
-
-%% No open pseudo-port: `undefined' for a closed one (and for a registered
-%% name, which natively gives undefined when it is not a port's); badarg
-%% for a pid that is a live process and no pseudo-port, or a remote pid. A
-%% pid whose process has ended cannot be told from a closed pseudo-port.
-closed_info(Port, _Pid, _Args) when is_atom(Port) ->
-    undefined;
-closed_info(_Port, Pid, Args) when node(Pid) =/= node() ->
-    erlang:error(badarg, Args);
-closed_info(_Port, Pid, Args) ->
-    case erl_driver_compat_port:process_kind(Pid) of
-        process -> erlang:error(badarg, Args);
-        _ -> undefined
-    end.
-
-info_item(_Port, name, #{name := Name}) -> {name, port_name(Name)};
-info_item(Port, links, _) -> {links, links(Port)};
-info_item(_Port, id, #{id := Id}) -> {id, Id};
-info_item(_Port, connected, #{connected := C}) -> {connected, C};
-info_item(_Port, input, #{input := In}) -> {input, In};
-info_item(_Port, output, #{output := Out}) -> {output, Out};
-info_item(_Port, os_pid, _) -> {os_pid, undefined};
-info_item(Port, memory, _) -> {memory, proc_info(Port, memory, 0)};
-info_item(_Port, queue_size, #{queue_size := Q}) -> {queue_size, Q};
-info_item(_Port, locking, #{locking := driver}) -> {locking, driver_level};
-info_item(_Port, locking, #{locking := port_level}) -> {locking, port_level};
-info_item(Port, monitors, _) -> {monitors, proc_info(Port, monitors, [])};
-info_item(Port, monitored_by, _) ->
-    %% The NIF's own monitor on the port process (a resource) is not shown.
-    {monitored_by, [P || P <- proc_info(Port, monitored_by, []), is_pid(P)]};
-info_item(_Port, parallelism, #{parallelism := P}) -> {parallelism, P};
-info_item(Port, registered_name, _) ->
-    case proc_info(Port, registered_name, []) of
-        [] -> [];
-        Name -> {registered_name, Name}
-    end.
-
-%% As natively, the name is the command's bytes, one list element each
-%% (UTF-8 is not decoded).
-port_name(Command) ->
-    binary_to_list(Command).
-
-links(Port) -> proc_info(Port, links, []).
-
-proc_info(Pid, Item, Default) ->
-    case erlang:process_info(Pid, Item) of
-        {Item, Value} -> Value;
-        _ -> Default
+    case erl_driver_compat_args:port_of(Port) of
+        {compat, Pid} -> erl_driver_compat_info:item(Port, Pid, Item);
+        {native, P} -> erlang:port_info(P, Item)
     end.
 
 %% @doc True for an open pseudo-port or a native port.
@@ -885,15 +542,6 @@ ports() ->
 
 result(Result, Args) ->
     erl_driver_compat_effects:unwrap(Result, Args).
-
-to_chars(A) when is_atom(A) -> atom_to_list(A);
-to_chars(B) when is_binary(B) -> unicode:characters_to_list(B);
-to_chars(L) when is_list(L) ->
-    case unicode:characters_to_list(L) of
-        S when is_list(S) -> S;
-        _ -> erlang:error(badarg, [L])
-    end;
-to_chars(Other) -> erlang:error(badarg, [Other]).
 
 %%====================================================================
 %% erl_ddll's other names, compiling drivers
