@@ -20,7 +20,7 @@ use rustler::{Env, LocalPid, OwnedEnv, Term};
 use crate::driver::Driver;
 use crate::effects::{Action, Effects};
 use crate::ffi::{self, RawEnv};
-use crate::port::callbacks::CreatedLocks;
+use crate::port::create::CreatedLocks;
 use crate::port::state::{Held, PortState, Status};
 use crate::port::Port;
 

@@ -8,12 +8,18 @@
 //! * [`state`]: the mutable state and the lock token that gates it;
 //! * [`registry`]: open ports by pid and by `ErlDrvPort` handle;
 //! * [`callbacks`]: running driver callbacks (open, command, control,
-//!   call, close with flush-before-close, terminate) under the lock with
-//!   a callback context.
+//!   call, terminate) under the lock with a callback context;
+//! * [`create`]: making ports (`driver_create_port` and the locks of the
+//!   ports a callback created);
+//! * [`closing`]: close with flush-before-close.
 
 pub mod callbacks;
+pub mod closing;
+pub mod create;
 pub mod registry;
 pub mod state;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -26,7 +32,8 @@ use crate::driver::Driver;
 use crate::effects::Effects;
 use state::{Held, PortState};
 
-pub use callbacks::{close, terminate, Closed, CALL_BUF, CONTROL_BUF};
+pub use callbacks::{terminate, CALL_BUF, CONTROL_BUF};
+pub use closing::{close, Closed};
 pub use registry::{all, is_closed_handle, kill_ports_of, lookup, lookup_handle};
 
 /// The reason a port terminates with.

@@ -14,17 +14,25 @@
 //! Natively `erl_drv_mutex_destroy` of a locked mutex (and of a held
 //! rwlock) aborts the VM; here the lock is left alive (leaked) and the
 //! misuse reported.
+//!
+//! Thread-specific data, which needs no handle slots, is in [`tsd`].
+
+mod tsd;
 
 use std::ffi::{c_void, CStr, CString};
 use std::os::raw::{c_char, c_int};
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 use parking_lot::Mutex;
 
 use super::guard;
 use super::thread::report;
 use crate::ffi::{self, NifMutex, NifRwLock};
+
+pub(crate) use tsd::{
+    erl_drv_tsd_get, erl_drv_tsd_key_create, erl_drv_tsd_key_destroy, erl_drv_tsd_set,
+};
 
 /// What a [`Slot`] holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -499,229 +507,5 @@ pub(crate) extern "C" fn erl_drv_rwlock_name(rwlck: *mut DrvRwLock) -> *mut c_ch
     })
 }
 
-// ---------------------------------------------------------------------
-// Thread-specific data
-// ---------------------------------------------------------------------
-
-/// The VM's keys created through us and not yet destroyed (the VM's key
-/// table is shared with native drivers and NIFs; it aborts on a key that
-/// is not live, so every key is checked here first). Keys are small
-/// (the VM hands out the lowest free one): a bitmap, and a set beyond it.
-struct LiveKeys {
-    low: [AtomicU64; 64],
-    high: Mutex<Vec<c_int>>,
-}
-
-const LOW_KEYS: c_int = 64 * 64;
-
-static LIVE_KEYS: LiveKeys = LiveKeys {
-    low: [const { AtomicU64::new(0) }; 64],
-    high: Mutex::new(Vec::new()),
-};
-
-impl LiveKeys {
-    fn bit(key: c_int) -> (usize, u64) {
-        ((key / 64) as usize, 1u64 << (key % 64))
-    }
-
-    fn insert(&self, key: c_int) {
-        if (0..LOW_KEYS).contains(&key) {
-            let (word, bit) = Self::bit(key);
-            self.low[word].fetch_or(bit, Ordering::AcqRel);
-        } else {
-            self.high.lock().push(key);
-        }
-    }
-
-    /// Removes `key`; false when it was not live.
-    fn remove(&self, key: c_int) -> bool {
-        if (0..LOW_KEYS).contains(&key) {
-            let (word, bit) = Self::bit(key);
-            return self.low[word].fetch_and(!bit, Ordering::AcqRel) & bit != 0;
-        }
-        let mut high = self.high.lock();
-        match high.iter().position(|&k| k == key) {
-            Some(i) => {
-                high.swap_remove(i);
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn contains(&self, key: c_int) -> bool {
-        if (0..LOW_KEYS).contains(&key) {
-            let (word, bit) = Self::bit(key);
-            return self.low[word].load(Ordering::Acquire) & bit != 0;
-        }
-        self.high.lock().contains(&key)
-    }
-}
-
-/// `int erl_drv_tsd_key_create(char *name, ErlDrvTSDKey *key)`: 0 and the
-/// key, or an errno value (`EINVAL` for a NULL `key`; natively an abort).
-pub(crate) extern "C" fn erl_drv_tsd_key_create(name: *mut c_char, key: *mut c_int) -> c_int {
-    guard(libc::ENOMEM, || {
-        if key.is_null() {
-            report("erl_drv_tsd_key_create", "a NULL key pointer");
-            return libc::EINVAL;
-        }
-        // SAFETY: name is NULL or a NUL-terminated string (the contract).
-        let (res, value) = match unsafe { ffi::tsd_key_create(name) } {
-            Ok(k) => {
-                LIVE_KEYS.insert(k);
-                (0, k)
-            }
-            Err(e) => (e, -1),
-        };
-        // SAFETY: key is non-NULL and points at an ErlDrvTSDKey the driver
-        // passed for us to write.
-        unsafe { *key = value };
-        res
-    })
-}
-
-/// `void erl_drv_tsd_key_destroy(ErlDrvTSDKey key)`
-pub(crate) extern "C" fn erl_drv_tsd_key_destroy(key: c_int) {
-    guard((), || {
-        if LIVE_KEYS.remove(key) {
-            // SAFETY: a live key of ours, destroyed once (removed above).
-            unsafe { ffi::tsd_key_destroy(key) }
-        } else {
-            report(
-                "erl_drv_tsd_key_destroy",
-                &format!("key {key}, which is not live"),
-            );
-        }
-    })
-}
-
-/// `void erl_drv_tsd_set(ErlDrvTSDKey key, void *data)`: for the calling
-/// thread.
-pub(crate) extern "C" fn erl_drv_tsd_set(key: c_int, data: *mut c_void) {
-    guard((), || {
-        if LIVE_KEYS.contains(key) {
-            // SAFETY: a live key of ours.
-            unsafe { ffi::tsd_set(key, data) }
-        } else {
-            report("erl_drv_tsd_set", &format!("key {key}, which is not live"));
-        }
-    })
-}
-
-/// `void *erl_drv_tsd_get(ErlDrvTSDKey key)`: the calling thread's value,
-/// NULL when none was set (or for a key that is not live).
-pub(crate) extern "C" fn erl_drv_tsd_get(key: c_int) -> *mut c_void {
-    guard(ptr::null_mut(), || {
-        if LIVE_KEYS.contains(key) {
-            // SAFETY: a live key of ours.
-            unsafe { ffi::tsd_get(key) }
-        } else {
-            report("erl_drv_tsd_get", &format!("key {key}, which is not live"));
-            ptr::null_mut()
-        }
-    })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fake_raw(n: usize) -> *mut c_void {
-        n as *mut c_void
-    }
-
-    #[test]
-    fn a_live_handle_is_found_by_its_kind_only() {
-        let slot = Slot::claim(Kind::Cond, fake_raw(8), c"c".to_owned());
-        let p = slot as *const Slot;
-        // SAFETY: p is a slot claimed above (slots are never freed).
-        assert!(unsafe { Slot::live(p, Kind::Cond) }.is_ok());
-        assert_eq!(
-            // SAFETY: as above.
-            unsafe { Slot::live(p, Kind::Mutex) }.err(),
-            Some(BadHandle::Other(Kind::Cond))
-        );
-        assert_eq!(
-            // SAFETY: NULL is checked before anything is read.
-            unsafe { Slot::live(ptr::null(), Kind::Cond) }.err(),
-            Some(BadHandle::Null)
-        );
-        // SAFETY: p is a slot.
-        let (raw, name) = unsafe { Slot::release(p, Kind::Cond) }.unwrap();
-        assert_eq!(raw, fake_raw(8));
-        assert_eq!(name.as_c_str(), c"c");
-    }
-
-    #[test]
-    fn a_destroyed_handle_is_reported_not_released_twice() {
-        let slot = Slot::claim(Kind::RwLock, fake_raw(16), c"r".to_owned());
-        let p = slot as *const Slot;
-        // SAFETY: p is a slot claimed above (slots are never freed).
-        assert!(unsafe { Slot::release(p, Kind::RwLock) }.is_ok());
-        // Until reused, the slot reads as destroyed.
-        if slot.kind.load(Ordering::Acquire) == Kind::Free as u32 {
-            assert_eq!(
-                // SAFETY: slots are never freed: p stays readable.
-                unsafe { Slot::release(p, Kind::RwLock) }.err(),
-                Some(BadHandle::Destroyed)
-            );
-            assert_eq!(
-                // SAFETY: as above.
-                unsafe { Slot::live(p, Kind::RwLock) }.err(),
-                Some(BadHandle::Destroyed)
-            );
-        }
-    }
-
-    #[test]
-    fn null_handles_give_the_documented_values_without_the_vm() {
-        assert_eq!(erl_drv_mutex_trylock(ptr::null_mut()), libc::EINVAL);
-        assert_eq!(erl_drv_rwlock_tryrlock(ptr::null_mut()), libc::EINVAL);
-        assert_eq!(erl_drv_rwlock_tryrwlock(ptr::null_mut()), libc::EINVAL);
-        assert!(erl_drv_mutex_name(ptr::null_mut()).is_null());
-        assert!(erl_drv_cond_name(ptr::null_mut()).is_null());
-        assert!(erl_drv_rwlock_name(ptr::null_mut()).is_null());
-        erl_drv_mutex_lock(ptr::null_mut());
-        erl_drv_mutex_unlock(ptr::null_mut());
-        erl_drv_mutex_destroy(ptr::null_mut());
-        erl_drv_cond_wait(ptr::null_mut(), ptr::null_mut());
-        erl_drv_cond_destroy(ptr::null_mut());
-        erl_drv_rwlock_destroy(ptr::null_mut());
-    }
-
-    #[test]
-    fn keys_that_are_not_live_are_refused_without_the_vm() {
-        assert_eq!(
-            erl_drv_tsd_key_create(ptr::null_mut(), ptr::null_mut()),
-            libc::EINVAL
-        );
-        assert!(erl_drv_tsd_get(-1).is_null());
-        assert!(erl_drv_tsd_get(5000).is_null());
-        erl_drv_tsd_set(7, ptr::null_mut());
-        erl_drv_tsd_key_destroy(7);
-    }
-
-    #[test]
-    fn live_keys_low_and_high() {
-        let keys = LiveKeys {
-            low: [const { AtomicU64::new(0) }; 64],
-            high: Mutex::new(Vec::new()),
-        };
-        for k in [0, 63, 64, LOW_KEYS - 1, LOW_KEYS, 100_000] {
-            assert!(!keys.contains(k));
-            keys.insert(k);
-            assert!(keys.contains(k));
-            assert!(keys.remove(k));
-            assert!(!keys.remove(k));
-            assert!(!keys.contains(k));
-        }
-        assert!(!keys.contains(-1));
-    }
-
-    #[test]
-    fn a_null_name_reads_back_as_unknown() {
-        assert_eq!(copy_name(ptr::null()).as_c_str(), c"unknown");
-        assert_eq!(copy_name(c"m".as_ptr()).as_c_str(), c"m");
-    }
-}
+mod tests;

@@ -58,24 +58,28 @@
 //! across a call into the VM's `enif_select` (which may call our `stop`
 //! callback, which calls the driver). The select object itself is shared
 //! with the VM's poll thread (the `stop` callback may run there): its
-//! fields are immutable except `call_stop`, an atomic.
+//! fields are immutable except `call_stop`, an atomic. The select object
+//! and its resource type are in [`object`].
+
+mod object;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::os::raw::c_int;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use rustler::{Encoder, Env, OwnedEnv, Term};
+use rustler::{Encoder, OwnedEnv, Term};
 
 use crate::abi::DrvEvent;
 use crate::atoms;
 use crate::context::{CallbackCtx, Delivery};
-use crate::driver::Driver;
 use crate::ffi::{self, RawEnv, RawTerm, SELECT_CANCEL, SELECT_READ, SELECT_STOP, SELECT_WRITE};
 use crate::port::state::PortState;
 use crate::port::Port;
+
+pub use object::on_load;
+use object::{new_object, select_type, ObjectRef, SelectObject};
 
 /// `ERL_DRV_READ`.
 pub const DRV_READ: c_int = SELECT_READ;
@@ -88,43 +92,9 @@ pub const DRV_USE_NO_CALLBACK: c_int = SELECT_STOP | SELECT_CANCEL;
 
 const MODES: [c_int; 2] = [DRV_READ, DRV_WRITE];
 
-/// The resource type of select objects.
-static SELECT_TYPE: AtomicPtr<rustler::sys::ErlNifResourceType> =
-    AtomicPtr::new(std::ptr::null_mut());
-
 /// The sequence numbers of armings (the `Ref` of the VM's messages; an
 /// immediate integer, far below 2^59).
 static SEQ: AtomicU64 = AtomicU64::new(1);
-
-/// What the VM's select messages point at: one per selected descriptor.
-struct SelectObject {
-    fd: c_int,
-    /// Keeps the driver (and its code) until `stop_select` ran.
-    driver: Arc<Driver>,
-    /// Whether our `stop` callback calls the driver's `stop_select`.
-    call_stop: AtomicBool,
-}
-
-/// One reference to a select object, released on drop.
-struct ObjectRef(*const SelectObject);
-
-impl ObjectRef {
-    fn get(&self) -> &SelectObject {
-        // SAFETY: we hold a reference, so the object lives.
-        unsafe { &*self.0 }
-    }
-
-    fn raw(&self) -> *const c_void {
-        self.0.cast()
-    }
-}
-
-impl Drop for ObjectRef {
-    fn drop(&mut self) {
-        // SAFETY: this value owns one reference to the object.
-        unsafe { ffi::release_resource(self.0.cast()) };
-    }
-}
 
 /// What a port has selected on one descriptor.
 struct Selected {
@@ -142,67 +112,6 @@ struct Selected {
 #[derive(Default)]
 pub struct PortSelect {
     fds: RefCell<HashMap<c_int, Selected>>,
-}
-
-// --- the resource type -------------------------------------------------------
-
-/// The NIF library's `load` callback: opens the select objects' resource
-/// type.
-pub fn on_load(env: Env, _info: Term) -> bool {
-    // SAFETY: `env` is the load callback's env; the callbacks have the
-    // types the VM calls them with.
-    let rtype =
-        unsafe { ffi::init_resource_type(env.as_c_arg(), c"edc_select", object_dtor, object_stop) };
-    SELECT_TYPE.store(rtype.cast_mut(), Ordering::Release);
-    !rtype.is_null()
-}
-
-fn select_type() -> *const rustler::sys::ErlNifResourceType {
-    SELECT_TYPE.load(Ordering::Acquire)
-}
-
-unsafe extern "C" fn object_dtor(_env: RawEnv, obj: *mut c_void) {
-    // SAFETY: the VM calls the destructor once, when the last reference to
-    // an object made by `new_object` is gone.
-    let _ =
-        std::panic::catch_unwind(|| unsafe { std::ptr::drop_in_place(obj.cast::<SelectObject>()) });
-}
-
-unsafe extern "C" fn object_stop(_env: RawEnv, obj: *mut c_void, event: c_int, _direct: c_int) {
-    let _ = std::panic::catch_unwind(|| {
-        // SAFETY: the VM passes a live object of our type.
-        let object = unsafe { &*obj.cast::<SelectObject>() };
-        if !object.call_stop.load(Ordering::Acquire) {
-            return;
-        }
-        if let Some(stop_select) = object.driver.entry().stop_select {
-            // SAFETY: the driver's callback, with the descriptor it
-            // selected; the driver is kept loaded by `object.driver`.
-            unsafe { stop_select(event as isize as DrvEvent, std::ptr::null_mut()) };
-        }
-    });
-}
-
-fn new_object(fd: c_int, driver: &Arc<Driver>) -> Option<ObjectRef> {
-    let rtype = select_type();
-    if rtype.is_null() {
-        return None;
-    }
-    const _: () = assert!(std::mem::align_of::<SelectObject>() <= 8);
-    // SAFETY: our resource type, opened at load.
-    let mem = unsafe { ffi::alloc_resource(rtype, std::mem::size_of::<SelectObject>()) };
-    if mem.is_null() {
-        return None;
-    }
-    let object = SelectObject {
-        fd,
-        driver: driver.clone(),
-        call_stop: AtomicBool::new(false),
-    };
-    // SAFETY: fresh memory of the object's size, aligned for 8 (resource
-    // data is), written once before anyone reads it.
-    unsafe { mem.cast::<SelectObject>().write(object) };
-    Some(ObjectRef(mem.cast()))
 }
 
 // --- the decisions, without the VM ---------------------------------------------
@@ -645,79 +554,4 @@ pub fn port_closed(ctx: &CallbackCtx, port: &Port, st: &PortState) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const R: c_int = DRV_READ;
-    const W: c_int = DRV_WRITE;
-    const U: c_int = DRV_USE;
-    const NOCB: c_int = DRV_USE_NO_CALLBACK;
-
-    #[test]
-    fn selecting_creates_and_arms_only_new_modes() {
-        let (next, p) = plan(None, R | U, true);
-        assert_eq!(next, Some((R, true)));
-        assert!(p.create);
-        assert_eq!(p.arm, R);
-        let (next, p) = plan(Some((R, true)), R | W, true);
-        assert_eq!(next, Some((R | W, true)));
-        assert!(!p.create);
-        assert_eq!(p.arm, W);
-    }
-
-    #[test]
-    fn use_alone_or_with_a_selected_mode_does_not_mark_used() {
-        assert_eq!(plan(None, U, true), (None, Plan::default()));
-        assert_eq!(plan(Some((R, false)), R | U, true).0, Some((R, false)));
-    }
-
-    #[test]
-    fn use_off_stops_with_stop_select() {
-        let (next, p) = plan(Some((R | W, true)), U, false);
-        assert_eq!(next, None);
-        assert_eq!(p.cancel, R | W);
-        assert_eq!(p.stop, Some(true));
-    }
-
-    #[test]
-    fn use_off_on_an_unknown_descriptor_calls_stop_select_at_once() {
-        let (_, p) = plan(None, R | U, false);
-        assert!(p.stop_now);
-        let (_, p) = plan(None, R | NOCB, false);
-        assert!(!p.stop_now);
-        let (_, p) = plan(None, R, false);
-        assert_eq!(p, Plan::default());
-    }
-
-    #[test]
-    fn no_callback_removes_only_the_modes_given() {
-        let (next, p) = plan(Some((R | W, true)), R | NOCB, false);
-        assert_eq!(next, Some((W, true)));
-        assert_eq!(p.cancel, R);
-        assert_eq!(p.stop, None);
-        let (next, p) = plan(Some((R, true)), R | W | NOCB, false);
-        assert_eq!(next, None);
-        assert_eq!(p.stop, Some(false));
-    }
-
-    #[test]
-    fn last_mode_off_keeps_a_used_descriptor_known() {
-        let (next, p) = plan(Some((R, true)), R, false);
-        assert_eq!(next, Some((0, true)));
-        assert_eq!(p.stop, None);
-        // ... which a later ERL_DRV_USE still stops, with stop_select.
-        let (next, p) = plan(Some((0, true)), U, false);
-        assert_eq!(next, None);
-        assert_eq!(p.stop, Some(true));
-    }
-
-    #[test]
-    fn last_mode_off_of_an_unused_descriptor_leaves_the_poll_set() {
-        let (next, p) = plan(Some((R | W, false)), W, false);
-        assert_eq!(next, Some((R, false)));
-        assert_eq!(p.stop, None);
-        let (next, p) = plan(Some((R, false)), R, false);
-        assert_eq!(next, None);
-        assert_eq!(p.stop, Some(false));
-    }
-}
+mod tests;

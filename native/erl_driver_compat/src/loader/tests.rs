@@ -1,0 +1,252 @@
+//! Unit tests of the loader: binding a compiled driver-like object
+//! (direct calls and function pointers in data), refusing imports we
+//! cannot provide, the symbol classification and `readable`.
+
+use super::patch::page_size;
+use super::symbols::{loaded_objects, provided_by_library, refused_as_vm_only};
+use super::*;
+
+/// A driver-like object that calls `driver_output` directly, through a
+/// function pointer stored in data (an `R_X86_64_64` relocation), and
+/// imports an API function we do not implement when asked to.
+const SOURCE: &str = r#"
+        typedef void *ErlDrvPort;
+        extern int driver_output(ErlDrvPort, char *, unsigned long);
+        static int (*table[1])(ErlDrvPort, char *, unsigned long) = { driver_output };
+        int call_direct(void) { return driver_output((ErlDrvPort)0x1, "x", 1); }
+        int call_table(void) { return table[0]((ErlDrvPort)0x1, "x", 1); }
+        void *driver_init(void) { return 0; }
+        #ifdef UNSUPPORTED
+        extern long driver_attach(void);
+        long use_attach(void) { return driver_attach(); }
+        #endif
+    "#;
+
+fn build(dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
+    let src = dir.join(format!("{name}.c"));
+    std::fs::write(&src, SOURCE).unwrap();
+    let so = dir.join(format!("{name}.so"));
+    let status = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-O1", "-o"])
+        .arg(&so)
+        .arg(&src)
+        .args(flags)
+        .status()
+        .expect("a C compiler (cc) is needed for the loader tests");
+    assert!(status.success());
+    so
+}
+
+/// `open` + `bind` for a 2.0+ driver, as `driver::load` does after
+/// `driver_init`.
+fn load(path: &Path, name: &str) -> Result<BoundLibrary, LoadError> {
+    let mut lib = open(path, name)?;
+    lib.bind(AbiVariant::SizeT)?;
+    Ok(lib)
+}
+
+fn call(lib: &BoundLibrary, name: &str) -> i32 {
+    let f = lib.symbol(name).unwrap();
+    // SAFETY: the test object defines these as `int f(void)`.
+    unsafe { std::mem::transmute::<*mut c_void, extern "C" fn() -> i32>(f)() }
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("edc-loader-test-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Unpatched, `driver_output` would not resolve at all in the test
+/// binary (calling it would abort); patched, it reaches our function,
+/// which rejects the made-up port handle with -1.
+fn assert_bound(flags: &[&str], tag: &str) {
+    let dir = temp_dir(tag);
+    let so = build(&dir, "bind_drv", flags);
+    let lib = load(&so, "bind_drv").unwrap();
+    assert!(lib.patched_slots >= 1, "{tag}: {} slots", lib.patched_slots);
+    assert_eq!(call(&lib, "call_direct"), -1);
+    assert_eq!(call(&lib, "call_table"), -1);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn binds_lazy_plt_slots_and_data_pointers() {
+    assert_bound(&[], "lazy");
+}
+
+#[test]
+fn binds_relro_slots_of_now_bound_objects() {
+    assert_bound(&["-Wl,-z,now", "-Wl,-z,relro"], "now");
+}
+
+#[test]
+fn binds_got_slots_without_plt() {
+    assert_bound(&["-fno-plt", "-Wl,-z,now"], "noplt");
+}
+
+#[test]
+fn refuses_unsupported_imports_by_name() {
+    let dir = temp_dir("unsupported");
+    let so = build(&dir, "attach_drv", &["-DUNSUPPORTED"]);
+    assert_eq!(
+        load(&so, "attach_drv").unwrap_err(),
+        LoadError::Unsupported(vec!["driver_attach".into()])
+    );
+    let report = inspect(&so).unwrap();
+    assert_eq!(report.api_imports, vec!["driver_attach", "driver_output"]);
+    assert!(report.has_driver_init);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Binding is chosen by the declared version: no `int`-variant (pre-2.0)
+/// functions exist yet, so such a driver's API imports are all
+/// unsupported and nothing is patched; the same object binds as 2.0+.
+#[test]
+fn binds_by_abi_variant() {
+    let dir = temp_dir("variant");
+    let so = build(&dir, "variant_drv", &[]);
+    let mut lib = open(&so, "variant_drv").unwrap();
+    assert_eq!(
+        lib.bind(AbiVariant::Int).unwrap_err(),
+        LoadError::Unsupported(vec!["driver_output".into()])
+    );
+    assert_eq!(lib.patched_slots, 0);
+    lib.bind(AbiVariant::SizeT).unwrap();
+    assert!(lib.patched_slots >= 1);
+    assert_eq!(call(&lib, "call_direct"), -1);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn reports_missing_and_non_elf_files() {
+    let dir = temp_dir("bad");
+    assert!(matches!(
+        load(&dir.join("nope.so"), "nope"),
+        Err(LoadError::NotFound(_))
+    ));
+    let text = dir.join("text.so");
+    std::fs::write(&text, "not a shared object").unwrap();
+    assert!(matches!(load(&text, "text"), Err(LoadError::NotElf(_))));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The A1 rule: a non-API import that the main program exports is
+/// refused only when no shared library provides it too; weak imports,
+/// API names and the ignored start-up symbols never are.
+#[test]
+fn only_symbols_nothing_but_the_vm_provides_are_refused() {
+    let main = |n: &str| matches!(n, "stderr" | "environ" | "erts_internal" | "driver_output");
+    let lib = |n: &str| matches!(n, "stderr" | "environ" | "malloc");
+    assert!(!refused_as_vm_only("stderr", false, main, lib));
+    assert!(!refused_as_vm_only("environ", false, main, lib));
+    assert!(!refused_as_vm_only("malloc", false, main, lib));
+    assert!(!refused_as_vm_only("nobody_has_it", false, main, lib));
+    assert!(refused_as_vm_only("erts_internal", false, main, lib));
+    assert!(!refused_as_vm_only("erts_internal", true, main, lib));
+    assert!(!refused_as_vm_only("driver_output", false, main, lib));
+    assert!(!refused_as_vm_only(
+        "__gmon_start__",
+        false,
+        |_| true,
+        |_| false
+    ));
+}
+
+/// libc's data symbols are found in a loaded library (libc), whatever
+/// the main program exports; a made-up name is not.
+#[test]
+fn libc_data_symbols_are_provided_by_a_library() {
+    for name in [
+        "stderr",
+        "stdout",
+        "stdin",
+        "environ",
+        "__errno_location",
+        "cos",
+    ] {
+        if name == "cos"
+            && !loaded_objects()
+                .iter()
+                .any(|o| o.to_string_lossy().contains("libm"))
+        {
+            continue;
+        }
+        assert!(provided_by_library(name), "{name}");
+    }
+    assert!(!provided_by_library("edc_no_such_symbol_anywhere"));
+}
+
+/// A driver using `stderr`, `stdout` and `environ` opens and binds.
+#[test]
+fn drivers_using_libc_data_symbols_load() {
+    let dir = temp_dir("libc");
+    let src = dir.join("libc_drv.c");
+    std::fs::write(
+        &src,
+        r#"
+            #include <stdio.h>
+            #include <errno.h>
+            extern char **environ;
+            typedef void *ErlDrvPort;
+            extern int driver_output(ErlDrvPort, char *, unsigned long);
+            int call_direct(void) {
+                fprintf(stderr, "%d", errno); fflush(stdout);
+                return environ ? driver_output((ErlDrvPort)0x1, "x", 1) : 0;
+            }
+            void *driver_init(void) { return 0; }
+            "#,
+    )
+    .unwrap();
+    let so = dir.join("libc_drv.so");
+    let status = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-O1", "-o"])
+        .arg(&so)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let data = std::fs::read(&so).unwrap();
+    let image = elf::parse(&data).unwrap();
+    assert!(image.undefined.iter().any(|(n, _)| n == "stderr"));
+    assert_eq!(vm_only_imports(&image), Vec::<String>::new());
+    let lib = load(&so, "libc_drv").unwrap();
+    assert_eq!(call(&lib, "call_direct"), -1);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `readable` accepts a live buffer and refuses a range running into an
+/// unmapped page.
+#[test]
+fn readable_stops_at_the_end_of_a_mapping() {
+    let page = page_size();
+    // SAFETY: a NULL hint lets the kernel choose a fresh anonymous
+    // mapping of two pages, which overlaps nothing of ours.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            2 * page,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(p, libc::MAP_FAILED);
+    // The second page is unmapped again, so the first ends right
+    // before a hole (page arithmetic on the address: no pointer use).
+    let second = (p as usize + page) as *mut c_void;
+    // SAFETY: second..second+page is the second page of the mapping
+    // made above, which nothing refers to.
+    assert_eq!(unsafe { libc::munmap(second, page) }, 0);
+    let end = p as usize + page;
+    assert!(readable(end - 168, 168));
+    assert!(!readable(end - 168, 176));
+    assert!(!readable(end, 1));
+    // SAFETY: p..p+page is the first page of the mapping made above,
+    // still mapped and no longer used.
+    unsafe { libc::munmap(p, page) };
+    let buf = [0u8; 64];
+    assert!(readable(buf.as_ptr() as usize, buf.len()));
+    assert!(!readable(usize::MAX - 4, 8));
+}
