@@ -10,6 +10,10 @@
 %%   lg_ctl_drv      / lc_ctl_drv    control: int returns (-1, -2), replies
 %%                                   in the default, driver_alloc'ed and
 %%                                   driver_alloc_binary'd buffers
+%%   lg_out_drv      / lc_out_drv    driver_output/output2/output_binary/
+%%                                   outputv (int lengths, a 24-byte
+%%                                   ErlIOVec the driver builds),
+%%                                   driver_vec_to_buf
 %%   lg_queue_drv    / lc_queue_drv  driver_enq/pushq/deq/sizeq/peekqv,
 %%                                   enq_bin/pushq_bin, outputv with the
 %%                                   24-byte ErlIOVec, enqv/pushqv
@@ -24,6 +28,8 @@
          marker_less_echo_cycle/1,
          control_replies_and_int_errors/1,
          control_binary_mode/1,
+         output_functions/1,
+         vec_to_buf/1,
          queue_enq_pushq_deq_sizeq/1,
          queue_binaries/1,
          outputv_enqv_with_24_byte_iovec/1,
@@ -34,6 +40,7 @@
 -define(TWINS, [{"lg_echo_drv", "echo_drv"},
                 {"lg_nomarker_drv", "echo_drv"},
                 {"lg_ctl_drv", "lc_ctl_drv"},
+                {"lg_out_drv", "lc_out_drv"},
                 {"lg_queue_drv", "lc_queue_drv"}]).
 
 -define(OP_ENQ, 1).
@@ -54,6 +61,8 @@ all() ->
      marker_less_echo_cycle,
      control_replies_and_int_errors,
      control_binary_mode,
+     output_functions,
+     vec_to_buf,
      queue_enq_pushq_deq_sizeq,
      queue_binaries,
      outputv_enqv_with_24_byte_iovec,
@@ -192,6 +201,52 @@ ctl(B, P, Op, Arg) ->
     try edc_diff:call(B, port_control, [P, Op, Arg])
     catch error:Reason -> {error, Reason}
     end.
+
+%%--------------------------------------------------------------------
+%% Output functions with int lengths (lg_out_drv; rows of lc_out_drv's
+%% table, see pseudo_port_io_SUITE)
+%%--------------------------------------------------------------------
+
+-define(LONG72, "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrst").
+
+output_functions(_Config) ->
+    Tail = tl(?LONG72),
+    Rows = [{1, "hello", <<"hello">>},
+            {2, [], <<>>},
+            {3, [], []},
+            {4, "hello", <<"hello">>},
+            {5, "hello", [$h, $e | <<"llo">>]},
+            {6, "hello", [$h, $e, $l, $l, $o | <<>>]},
+            {7, "he", "he"},
+            {8, [], []},
+            {9, "helo", [$h, $e | <<"lo">>]},
+            {10, "hello", <<"hello">>},
+            {11, "he", [$h, $e | <<>>]},
+            {12, "abcdef", [<<"ab">>, <<"cd">> | <<"ef">>]},
+            {13, "XYabcd", [$X, $Y, <<"ab">> | <<"cd">>]},
+            {14, "XYdef", [$X, $Y, <<"d">> | <<"ef">>]},
+            {15, [], []},
+            {16, "XY", "XY"},
+            {17, Tail ++ "x", [list_to_binary(Tail) | <<"x">>]}],
+    edc_diff:expect("output rows",
+            fun(#{open_port := Open} = B) ->
+                    List = Open({spawn, drv(B, "lg_out_drv")}, []),
+                    Bin = Open({spawn, drv(B, "lg_out_drv")}, [binary]),
+                    [{Op, ctl(B, List, Op, ""), edc_diff:flush(),
+                      ctl(B, Bin, Op, ""), edc_diff:flush()}
+                     || {Op, _, _} <- Rows]
+            end,
+            [{Op, "0", [{{port, 1}, {data, L}}], "0", [{{port, 2}, {data, Bn}}]}
+             || {Op, L, Bn} <- Rows]).
+
+%% driver_vec_to_buf(ev[ab,cd,ef], buf, 4 | 10 | 0) returns 4, 6, 0.
+vec_to_buf(_Config) ->
+    edc_diff:expect("driver_vec_to_buf",
+            fun(#{open_port := Open} = B) ->
+                    P = Open({spawn, drv(B, "lg_out_drv")}, []),
+                    ctl(B, P, 50, "")
+            end,
+            "4 6 0 abcdabcdef").
 
 %%--------------------------------------------------------------------
 %% The queue with int lengths (lg_queue_drv)
