@@ -54,9 +54,21 @@ DRIVER_SRCS := $(wildcard test/drivers/*.c)
 DRIVER_SOS := $(patsubst test/drivers/%.c,test/drivers/build/%.so,$(DRIVER_SRCS))
 CFLAGS_DRV := -shared -fPIC -O2 -g -Wall -Wextra -Werror -Ipriv/include
 
-test-drivers: $(DRIVER_SOS)
+# Seed-era drivers (test/drivers/legacy/): source written against the
+# interface 1.x prototypes, compiled in the header's legacy mode; loaded
+# through the compat layer only (OTP 25 refuses them), their modern twins
+# natively (test/legacy_SUITE.erl).
+LEGACY_DRIVER_SRCS := $(wildcard test/drivers/legacy/*.c)
+LEGACY_DRIVER_SOS := $(patsubst test/drivers/legacy/%.c,test/drivers/build/%.so,$(LEGACY_DRIVER_SRCS))
+
+test-drivers: $(DRIVER_SOS) $(LEGACY_DRIVER_SOS)
 
 test/drivers/build/%.so: test/drivers/%.c priv/include/erl_driver.h
 	@mkdir -p test/drivers/build
 	rm -f $@
 	$(CC) $(CFLAGS_DRV) -o $@ $<
+
+test/drivers/build/%.so: test/drivers/legacy/%.c priv/include/erl_driver.h
+	@mkdir -p test/drivers/build
+	rm -f $@
+	$(CC) $(CFLAGS_DRV) -DERL_DRV_COMPAT_LEGACY_INT_API -o $@ $<

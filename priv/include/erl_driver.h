@@ -78,8 +78,13 @@
  * same major but a newer minor than its own.
  */
 #define ERL_DRV_EXTENDED_MARKER        (0xfeeeeeed)
-#define ERL_DRV_EXTENDED_MAJOR_VERSION 3
-#define ERL_DRV_EXTENDED_MINOR_VERSION 3
+#ifdef ERL_DRV_COMPAT_LEGACY_INT_API
+#  define ERL_DRV_EXTENDED_MAJOR_VERSION 1
+#  define ERL_DRV_EXTENDED_MINOR_VERSION 5
+#else
+#  define ERL_DRV_EXTENDED_MAJOR_VERSION 3
+#  define ERL_DRV_EXTENDED_MINOR_VERSION 3
+#endif
 
 #define ERL_DRV_MIN_REQUIRED_MAJOR_VERSION_ON_LOAD 2
 
@@ -115,6 +120,35 @@ typedef ErlDrvSInt ErlDrvSSizeT;
 #else
 typedef size_t ErlDrvSizeT;
 typedef ssize_t ErlDrvSSizeT;
+#endif
+
+/*
+ * Legacy mode (erl_driver_compat only; OTP 25 refuses such drivers).
+ *
+ * Seed-era driver source (interface 1.x, R11B-3 ... R14B04) used `int'
+ * where 2.0 (R15B) has ErlDrvSizeT/ErlDrvSSizeT: in the output, control
+ * and call callbacks, in ErlIOVec.size, and in driver_output*,
+ * driver_vec_to_buf, driver_alloc_binary/realloc_binary and the queue
+ * functions (driver_enq* / pushq* / deq / sizeq / peekqv). To compile
+ * such source unchanged, define ERL_DRV_COMPAT_LEGACY_INT_API before
+ * including this header:
+ *
+ *     #define ERL_DRV_COMPAT_LEGACY_INT_API
+ *     #include "erl_driver.h"
+ *
+ * It declares exactly those items with `int' (ErlIOVec is then 24 bytes,
+ * size at offset 4) and sets ERL_DRV_EXTENDED_MAJOR_VERSION.MINOR to 1.5,
+ * so the entry declares the int ABI and erl_driver_compat binds the
+ * driver to its int-typed entry points. Everything else is unchanged.
+ * ERL_DRV_COMPAT_LEN_ / ERL_DRV_COMPAT_SLEN_ are the types of those
+ * lengths and results in the current mode.
+ */
+#ifdef ERL_DRV_COMPAT_LEGACY_INT_API
+#  define ERL_DRV_COMPAT_LEN_  int
+#  define ERL_DRV_COMPAT_SLEN_ int
+#else
+#  define ERL_DRV_COMPAT_LEN_  ErlDrvSizeT
+#  define ERL_DRV_COMPAT_SLEN_ ErlDrvSSizeT
 #endif
 
 /*
@@ -173,7 +207,7 @@ typedef enum {
  */
 typedef struct erl_io_vec {
     int vsize;              /* elements in iov and binv */
-    ErlDrvSizeT size;       /* total bytes over all elements */
+    ERL_DRV_COMPAT_LEN_ size; /* total bytes over all elements */
     SysIOVec *iov;
     ErlDrvBinary **binv;
 } ErlIOVec;
@@ -209,7 +243,7 @@ typedef struct erl_drv_entry {
 
     /* Data from port_command/2 or Port ! {Pid, {command, Data}}. */
     void (*output)(ErlDrvData drv_data, char *buf,
-                   ErlDrvSizeT len);                            /*  24 */
+                   ERL_DRV_COMPAT_LEN_ len);                            /*  24 */
 
     /* An event given to driver_select() became readable / writable. */
     void (*ready_input)(ErlDrvData drv_data, ErlDrvEvent event);  /* 32 */
@@ -227,9 +261,9 @@ typedef struct erl_drv_entry {
     /* port_control/3. The reply goes into *rbuf (rlen bytes available;
      * allocate a new buffer with driver_alloc, or a binary when
      * PORT_CONTROL_FLAG_BINARY is set). Returns the reply length. */
-    ErlDrvSSizeT (*control)(ErlDrvData drv_data, unsigned int command,
-                            char *buf, ErlDrvSizeT len,
-                            char **rbuf, ErlDrvSizeT rlen);     /*  72 */
+    ERL_DRV_COMPAT_SLEN_ (*control)(ErlDrvData drv_data, unsigned int command,
+                            char *buf, ERL_DRV_COMPAT_LEN_ len,
+                            char **rbuf, ERL_DRV_COMPAT_LEN_ rlen);     /*  72 */
 
     /* The timer set with driver_set_timer() expired. */
     void (*timeout)(ErlDrvData drv_data);                       /*  80 */
@@ -247,9 +281,9 @@ typedef struct erl_drv_entry {
 
     /* erlang:port_call/3: like control, with the data in the external
      * term format; *flags may be given DRIVER_CALL_KEEP_BUFFER. */
-    ErlDrvSSizeT (*call)(ErlDrvData drv_data, unsigned int command,
-                         char *buf, ErlDrvSizeT len,
-                         char **rbuf, ErlDrvSizeT rlen,
+    ERL_DRV_COMPAT_SLEN_ (*call)(ErlDrvData drv_data, unsigned int command,
+                         char *buf, ERL_DRV_COMPAT_LEN_ len,
+                         char **rbuf, ERL_DRV_COMPAT_LEN_ rlen,
                          unsigned int *flags);                  /* 112 */
 
     /* Formerly `event'; ignored since OTP 21. Leave NULL. */
@@ -380,15 +414,17 @@ EXTERN void driver_system_info(ErlDrvSysInfo *sip, size_t si_size);
  * vector into buf and returns the number of bytes copied.
  * ======================================================================== */
 
-EXTERN int driver_output(ErlDrvPort port, char *buf, ErlDrvSizeT len);
-EXTERN int driver_output2(ErlDrvPort port, char *hbuf, ErlDrvSizeT hlen,
-                          char *buf, ErlDrvSizeT len);
-EXTERN int driver_output_binary(ErlDrvPort port, char *hbuf, ErlDrvSizeT hlen,
-                                ErlDrvBinary *bin, ErlDrvSizeT offset,
-                                ErlDrvSizeT len);
-EXTERN int driver_outputv(ErlDrvPort port, char *hbuf, ErlDrvSizeT hlen,
-                          ErlIOVec *ev, ErlDrvSizeT skip);
-EXTERN ErlDrvSizeT driver_vec_to_buf(ErlIOVec *ev, char *buf, ErlDrvSizeT len);
+EXTERN int driver_output(ErlDrvPort port, char *buf, ERL_DRV_COMPAT_LEN_ len);
+EXTERN int driver_output2(ErlDrvPort port, char *hbuf, ERL_DRV_COMPAT_LEN_ hlen,
+                          char *buf, ERL_DRV_COMPAT_LEN_ len);
+EXTERN int driver_output_binary(ErlDrvPort port, char *hbuf,
+                                ERL_DRV_COMPAT_LEN_ hlen, ErlDrvBinary *bin,
+                                ERL_DRV_COMPAT_LEN_ offset,
+                                ERL_DRV_COMPAT_LEN_ len);
+EXTERN int driver_outputv(ErlDrvPort port, char *hbuf, ERL_DRV_COMPAT_LEN_ hlen,
+                          ErlIOVec *ev, ERL_DRV_COMPAT_LEN_ skip);
+EXTERN ERL_DRV_COMPAT_LEN_ driver_vec_to_buf(ErlIOVec *ev, char *buf,
+                                             ERL_DRV_COMPAT_LEN_ len);
 
 /* ========================================================================
  * Timer
@@ -448,9 +484,10 @@ EXTERN void *driver_realloc(void *ptr, ErlDrvSizeT size)
  * ======================================================================== */
 
 EXTERN void driver_free_binary(ErlDrvBinary *bin);
-EXTERN ErlDrvBinary *driver_alloc_binary(ErlDrvSizeT size)
+EXTERN ErlDrvBinary *driver_alloc_binary(ERL_DRV_COMPAT_LEN_ size)
     ERL_NAPI_ATTR_MALLOC_UD(driver_free_binary, 1);
-EXTERN ErlDrvBinary *driver_realloc_binary(ErlDrvBinary *bin, ErlDrvSizeT size)
+EXTERN ErlDrvBinary *driver_realloc_binary(ErlDrvBinary *bin,
+                                          ERL_DRV_COMPAT_LEN_ size)
     ERL_NAPI_ATTR_WUR;
 EXTERN ErlDrvSInt driver_binary_get_refc(ErlDrvBinary *dbp);
 EXTERN ErlDrvSInt driver_binary_inc_refc(ErlDrvBinary *dbp);
@@ -466,18 +503,18 @@ EXTERN ErlDrvSInt driver_binary_dec_refc(ErlDrvBinary *dbp);
  * With a port data lock, other threads may use the queue too.
  * ======================================================================== */
 
-EXTERN int driver_enq(ErlDrvPort port, char *buf, ErlDrvSizeT len);
-EXTERN int driver_pushq(ErlDrvPort port, char *buf, ErlDrvSizeT len);
-EXTERN ErlDrvSizeT driver_deq(ErlDrvPort port, ErlDrvSizeT size);
-EXTERN ErlDrvSizeT driver_sizeq(ErlDrvPort port);
+EXTERN int driver_enq(ErlDrvPort port, char *buf, ERL_DRV_COMPAT_LEN_ len);
+EXTERN int driver_pushq(ErlDrvPort port, char *buf, ERL_DRV_COMPAT_LEN_ len);
+EXTERN ERL_DRV_COMPAT_LEN_ driver_deq(ErlDrvPort port, ERL_DRV_COMPAT_LEN_ size);
+EXTERN ERL_DRV_COMPAT_LEN_ driver_sizeq(ErlDrvPort port);
 EXTERN int driver_enq_bin(ErlDrvPort port, ErlDrvBinary *bin,
-                          ErlDrvSizeT offset, ErlDrvSizeT len);
+                          ERL_DRV_COMPAT_LEN_ offset, ERL_DRV_COMPAT_LEN_ len);
 EXTERN int driver_pushq_bin(ErlDrvPort port, ErlDrvBinary *bin,
-                            ErlDrvSizeT offset, ErlDrvSizeT len);
+                            ERL_DRV_COMPAT_LEN_ offset, ERL_DRV_COMPAT_LEN_ len);
 EXTERN SysIOVec *driver_peekq(ErlDrvPort port, int *vlen);
-EXTERN ErlDrvSizeT driver_peekqv(ErlDrvPort port, ErlIOVec *ev);
-EXTERN int driver_enqv(ErlDrvPort port, ErlIOVec *ev, ErlDrvSizeT skip);
-EXTERN int driver_pushqv(ErlDrvPort port, ErlIOVec *ev, ErlDrvSizeT skip);
+EXTERN ERL_DRV_COMPAT_LEN_ driver_peekqv(ErlDrvPort port, ErlIOVec *ev);
+EXTERN int driver_enqv(ErlDrvPort port, ErlIOVec *ev, ERL_DRV_COMPAT_LEN_ skip);
+EXTERN int driver_pushqv(ErlDrvPort port, ErlIOVec *ev, ERL_DRV_COMPAT_LEN_ skip);
 
 /* ========================================================================
  * Port data lock

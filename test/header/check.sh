@@ -15,6 +15,8 @@
 # 3. The function prototypes (gcc -aux-info), the debug-info description of
 #    every type OTP's header declares (gdb), and the macro names OTP's
 #    header defines must match as well.
+# 4. Legacy mode (ERL_DRV_COMPAT_LEGACY_INT_API): compile-time checks of
+#    the seed-era prototypes, ErlIOVec layout and version 1.5.
 #
 # Prints one line per check and finally "N passed, M failed"; exits 1 if
 # anything failed.
@@ -455,6 +457,95 @@ check "our erl_driver.h, then OTP's erl_nif.h (c89, c99, c++)" \
     with_otp_nif erl_driver.h erl_nif.h
 check "OTP's erl_nif.h, then our erl_driver.h (c89, c99, c++)" \
     with_otp_nif erl_nif.h erl_driver.h
+
+# ---------------------------------------------------------------------------
+# 4. Legacy mode: ERL_DRV_COMPAT_LEGACY_INT_API gives the seed-era (1.5)
+#    int prototypes, the 24-byte ErlIOVec and version 1.5; the rest of the
+#    header is unchanged (same ErlDrvEntry layout).
+# ---------------------------------------------------------------------------
+
+cat >"$tmp/legacy.c" <<'EOF_LEGACY'
+#define ERL_DRV_COMPAT_LEGACY_INT_API
+#include <stddef.h>
+#include "erl_driver.h"
+
+#define LEGACY_ASSERT(name, cond) typedef char legacy_assert_##name[(cond) ? 1 : -1]
+
+LEGACY_ASSERT(major, ERL_DRV_EXTENDED_MAJOR_VERSION == 1);
+LEGACY_ASSERT(minor, ERL_DRV_EXTENDED_MINOR_VERSION == 5);
+LEGACY_ASSERT(iovec_size, sizeof(ErlIOVec) == 24);
+LEGACY_ASSERT(iovec_vsize, offsetof(ErlIOVec, vsize) == 0);
+LEGACY_ASSERT(iovec_size_at, offsetof(ErlIOVec, size) == 4);
+LEGACY_ASSERT(iovec_size_int, sizeof(((ErlIOVec *)0)->size) == sizeof(int));
+LEGACY_ASSERT(iovec_iov, offsetof(ErlIOVec, iov) == 8);
+LEGACY_ASSERT(iovec_binv, offsetof(ErlIOVec, binv) == 16);
+LEGACY_ASSERT(entry_size, sizeof(ErlDrvEntry) == 176);
+LEGACY_ASSERT(entry_control, offsetof(ErlDrvEntry, control) == 72);
+LEGACY_ASSERT(entry_call, offsetof(ErlDrvEntry, call) == 112);
+LEGACY_ASSERT(entry_marker, offsetof(ErlDrvEntry, extended_marker) == 128);
+LEGACY_ASSERT(binary_bytes, offsetof(ErlDrvBinary, orig_bytes) == 8);
+
+/* Each changed function, assigned to a pointer of its seed-era type: a
+ * mismatch is an incompatible-pointer error under -Werror (C) or an
+ * error (C++). */
+int legacy_prototypes(void);
+int legacy_prototypes(void)
+{
+    int (*output)(ErlDrvPort, char *, int) = driver_output;
+    int (*output2)(ErlDrvPort, char *, int, char *, int) = driver_output2;
+    int (*output_binary)(ErlDrvPort, char *, int, ErlDrvBinary *, int, int) =
+        driver_output_binary;
+    int (*outputv)(ErlDrvPort, char *, int, ErlIOVec *, int) = driver_outputv;
+    int (*vec_to_buf)(ErlIOVec *, char *, int) = driver_vec_to_buf;
+    ErlDrvBinary *(*alloc_binary)(int) = driver_alloc_binary;
+    ErlDrvBinary *(*realloc_binary)(ErlDrvBinary *, int) = driver_realloc_binary;
+    int (*enq)(ErlDrvPort, char *, int) = driver_enq;
+    int (*pushq)(ErlDrvPort, char *, int) = driver_pushq;
+    int (*deq)(ErlDrvPort, int) = driver_deq;
+    int (*sizeq)(ErlDrvPort) = driver_sizeq;
+    int (*enq_bin)(ErlDrvPort, ErlDrvBinary *, int, int) = driver_enq_bin;
+    int (*pushq_bin)(ErlDrvPort, ErlDrvBinary *, int, int) = driver_pushq_bin;
+    int (*peekqv)(ErlDrvPort, ErlIOVec *) = driver_peekqv;
+    int (*enqv)(ErlDrvPort, ErlIOVec *, int) = driver_enqv;
+    int (*pushqv)(ErlDrvPort, ErlIOVec *, int) = driver_pushqv;
+    void *(*alloc)(size_t) = driver_alloc;
+    ErlDrvEntry e;
+    void (*out_cb)(ErlDrvData, char *, int) = 0;
+    int (*control_cb)(ErlDrvData, unsigned int, char *, int, char **, int) = 0;
+    int (*call_cb)(ErlDrvData, unsigned int, char *, int, char **, int,
+                   unsigned int *) = 0;
+    e.output = out_cb;
+    e.control = control_cb;
+    e.call = call_cb;
+    return output != 0 && output2 != 0 && output_binary != 0 && outputv != 0 &&
+           vec_to_buf != 0 && alloc_binary != 0 && realloc_binary != 0 &&
+           enq != 0 && pushq != 0 && deq != 0 && sizeq != 0 && enq_bin != 0 &&
+           pushq_bin != 0 && peekqv != 0 && enqv != 0 && pushqv != 0 &&
+           alloc != 0 && e.output == 0 && e.control == 0 && e.call == 0;
+}
+EOF_LEGACY
+
+# legacy_compile STD: the legacy-mode checks compile warning-free
+legacy_compile() {
+    "$CC" -std="$1" "${cwarn[@]}" -I"$ours" -fsyntax-only "$tmp/legacy.c"
+}
+
+legacy_compile_cxx() {
+    "$CXX" "${warn[@]}" -I"$ours" -x c++ -fsyntax-only "$tmp/legacy.c"
+}
+
+# legacy_rejects_modern: the same checks fail without the legacy define
+# (they do test the mode).
+legacy_rejects_modern() {
+    sed -e '/^#define ERL_DRV_COMPAT_LEGACY_INT_API$/d' "$tmp/legacy.c" >"$tmp/legacy_off.c" &&
+        ! "$CC" -std=c99 "${cwarn[@]}" -I"$ours" -fsyntax-only "$tmp/legacy_off.c" 2>/dev/null
+}
+
+for std in c89 c99 c11; do
+    check "legacy mode: int prototypes and 24-byte ErlIOVec ($std)" legacy_compile "$std"
+done
+check "legacy mode: int prototypes and 24-byte ErlIOVec (c++)" legacy_compile_cxx
+check "legacy mode: the same checks fail in the default mode" legacy_rejects_modern
 
 # ---------------------------------------------------------------------------
 

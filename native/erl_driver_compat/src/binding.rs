@@ -5,11 +5,10 @@
 //! [`AbiVariant`] the driver's declared interface version calls for, once
 //! `driver_init` has returned the entry that declares that version (see
 //! `loader` and `driver`). Interface 2.0 changed many `int` lengths to
-//! `ErlDrvSizeT` (spec/ABI_VERSIONS.md §3), so a pre-2.0 driver needs
-//! `int`-typed entry points; those can be added to the `int` part of the
-//! table without touching the loader. Until then a pre-2.0 driver finds
-//! nothing here, and it is refused by the version check before binding
-//! anyway (`driver_incorrect_version`).
+//! `ErlDrvSizeT` (spec/ABI_VERSIONS.md §3), so a pre-2.0 driver (interface
+//! 1.x, or no extended marker) gets the `int`-typed entry points of
+//! [`api::legacy`] for those functions (the `int` part of the table) and
+//! the shared ones for every other function.
 
 use crate::api;
 
@@ -174,15 +173,21 @@ macro_rules! api_table {
                     $($name => Some($f as *const ()),)*
                     _ => None,
                 },
+                // The functions whose C signature changed in 2.0 have
+                // their own entry points; every other one is shared.
                 AbiVariant::Int => match name {
                     $($iname => Some($if as *const ()),)*
-                    _ => None,
+                    _ => lookup(name, AbiVariant::SizeT),
                 },
             }
         }
 
         /// Names of the API functions we implement for 2.0+ drivers.
         pub const IMPLEMENTED: &[&str] = &[$($name),*];
+
+        /// Names of the functions with an `int`-ABI entry point of their own.
+        #[cfg(test)]
+        const INT_SPECIFIC: &[&str] = &[$($iname),*];
     };
 }
 
@@ -293,8 +298,49 @@ api_table! {
         "driver_get_monitored_process" => api::monitor::driver_get_monitored_process,
         "driver_compare_monitors" => api::monitor::driver_compare_monitors,
     }
-    int {}
+    int {
+        "driver_output" => api::legacy::driver_output,
+        "driver_output2" => api::legacy::driver_output2,
+        "driver_output_binary" => api::legacy::driver_output_binary,
+        "driver_outputv" => api::legacy::driver_outputv,
+        "driver_vec_to_buf" => api::legacy::driver_vec_to_buf,
+        "driver_alloc_binary" => api::legacy::driver_alloc_binary,
+        "driver_realloc_binary" => api::legacy::driver_realloc_binary,
+        "driver_enq" => api::legacy::driver_enq,
+        "driver_pushq" => api::legacy::driver_pushq,
+        "driver_enq_bin" => api::legacy::driver_enq_bin,
+        "driver_pushq_bin" => api::legacy::driver_pushq_bin,
+        "driver_enqv" => api::legacy::driver_enqv,
+        "driver_pushqv" => api::legacy::driver_pushqv,
+        "driver_deq" => api::legacy::driver_deq,
+        "driver_sizeq" => api::legacy::driver_sizeq,
+        "driver_peekqv" => api::legacy::driver_peekqv,
+    }
 }
+
+/// The API functions whose C signature differs between interface 1.5 and
+/// 2.0 (spec/ABI_VERSIONS.md §3: `int` → `ErlDrvSizeT` lengths and results,
+/// the `ErlIOVec` layout). `driver_alloc`/`driver_realloc` went from
+/// `size_t` to `ErlDrvSizeT`, the same type, and are shared.
+#[cfg(test)]
+const CHANGED_IN_2_0: &[&str] = &[
+    "driver_alloc_binary",
+    "driver_deq",
+    "driver_enq",
+    "driver_enq_bin",
+    "driver_enqv",
+    "driver_output",
+    "driver_output2",
+    "driver_output_binary",
+    "driver_outputv",
+    "driver_peekqv",
+    "driver_pushq",
+    "driver_pushq_bin",
+    "driver_pushqv",
+    "driver_realloc_binary",
+    "driver_sizeq",
+    "driver_vec_to_buf",
+];
 
 #[cfg(test)]
 mod tests {
@@ -318,12 +364,19 @@ mod tests {
     }
 
     #[test]
-    fn int_variant_has_no_functions_yet() {
+    fn int_variant_binds_the_changed_functions_to_int_shims() {
+        assert_eq!(AbiVariant::for_version(0, 0), AbiVariant::Int);
         assert_eq!(AbiVariant::for_version(1, 5), AbiVariant::Int);
         assert_eq!(AbiVariant::for_version(2, 0), AbiVariant::SizeT);
         assert_eq!(AbiVariant::for_version(3, 3), AbiVariant::SizeT);
+        let mut specific = INT_SPECIFIC.to_vec();
+        specific.sort();
+        assert_eq!(specific, CHANGED_IN_2_0);
         for name in IMPLEMENTED {
-            assert!(lookup(name, AbiVariant::Int).is_none(), "{name}");
+            let int = lookup(name, AbiVariant::Int).expect(name);
+            let size_t = lookup(name, AbiVariant::SizeT).expect(name);
+            assert_eq!(int == size_t, !CHANGED_IN_2_0.contains(name), "{name}");
         }
+        assert!(lookup("driver_attach", AbiVariant::Int).is_none());
     }
 }

@@ -189,6 +189,42 @@ pub type CallFn = unsafe extern "C" fn(
     *mut c_uint,
 ) -> SSizeT;
 
+/// `ErlIOVec` of interface 1.5 and earlier (24 bytes: `int size`;
+/// spec/ABI_VERSIONS.md §4), as seed-era drivers see it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LegacyIOVec {
+    /// Number of segments.
+    pub vsize: c_int,
+    /// Total number of bytes.
+    pub size: c_int,
+    /// The segments.
+    pub iov: *mut SysIOVec,
+    /// One driver binary per segment, holding its data.
+    pub binv: *mut *mut DrvBinary,
+}
+
+/// `output` callback of interface 1.5 and earlier (`int len`).
+pub type LegacyOutputFn = unsafe extern "C" fn(DrvData, *mut c_char, c_int);
+/// `outputv` callback of interface 1.5 and earlier (24-byte `ErlIOVec`).
+pub type LegacyOutputvFn = unsafe extern "C" fn(DrvData, *mut LegacyIOVec);
+/// `control` callback of interface 1.5 and earlier: `int` lengths and an
+/// `int` return (only `eax` is defined: called through this type, the
+/// compiler sign-extends it).
+pub type LegacyControlFn =
+    unsafe extern "C" fn(DrvData, c_uint, *mut c_char, c_int, *mut *mut c_char, c_int) -> c_int;
+/// `call` callback of interface 1.5 and earlier (as [`LegacyControlFn`],
+/// plus the flags).
+pub type LegacyCallFn = unsafe extern "C" fn(
+    DrvData,
+    c_uint,
+    *mut c_char,
+    c_int,
+    *mut *mut c_char,
+    c_int,
+    *mut c_uint,
+) -> c_int;
+
 /// `ErlDrvEntry` of interface 3.2 and later (176 bytes).
 ///
 /// A driver's own entry may be shorter (older interface versions, §2 of
@@ -391,6 +427,10 @@ mod tests {
         assert_eq!(size_of::<SysIOVec>(), 16);
         assert_eq!(size_of::<SysInfo>(), 56);
         assert_eq!(size_of::<DrvMonitor>(), 32);
+        assert_eq!(size_of::<LegacyIOVec>(), 24);
+        assert_eq!(offset_of!(LegacyIOVec, size), 4);
+        assert_eq!(offset_of!(LegacyIOVec, iov), 8);
+        assert_eq!(offset_of!(LegacyIOVec, binv), 16);
     }
 
     /// A 3.1 driver's entry is 168 bytes; whatever follows it is not ours

@@ -11,6 +11,7 @@
 pub mod async_job;
 pub mod binary;
 pub mod failure;
+pub mod legacy;
 pub mod memory;
 pub mod monitor;
 pub mod output;

@@ -5,7 +5,8 @@
 //! Loading: open a private copy ([`loader::open`]), call `driver_init`, read
 //! the entry through an [`EntryView`] of the size its declared version has
 //! (never past it) into an owned copy, check the version (majors 2 and
-//! 3.0–3.3, as OTP 25) and the name, bind the imports for that version's
+//! 3.0–3.3, as OTP 25; also 1.0–1.5 and marker-less, see
+//! `supported_version`) and the name, bind the imports for that version's
 //! ABI variant ([`crate::binding`]), then call `init`. Binding after
 //! `driver_init` means an API call made from `driver_init` itself reaches
 //! the BEAM's export of that name, not us (drivers normally only return
@@ -88,6 +89,9 @@ pub struct Driver {
     pub port_locking: bool,
     /// `driver_flags` of the entry.
     pub flags: c_int,
+    /// The calling convention of its callbacks and imports (`Int` for
+    /// interface 1.x and marker-less drivers, see [`supported_version`]).
+    pub abi: AbiVariant,
     state: Mutex<Usage>,
 }
 
@@ -323,10 +327,7 @@ fn load_new(path: &Path, name: &str, canonical: PathBuf) -> Result<Arc<Driver>, 
     let entry = read_entry(entry_ptr)?;
     let (major, minor) = (entry.major_version, entry.minor_version);
     let extended = entry.extended_marker == abi::EXTENDED_MARKER;
-    let supported = extended
-        && (major == 2
-            || (major == abi::EXTENDED_MAJOR_VERSION && minor <= abi::EXTENDED_MINOR_VERSION));
-    if !supported {
+    if !supported_version(&entry) {
         return Err(DriverError::IncorrectVersion {
             extended,
             major: if extended { major } else { 0 },
@@ -346,7 +347,8 @@ fn load_new(path: &Path, name: &str, canonical: PathBuf) -> Result<Arc<Driver>, 
     if entry_name != name {
         return Err(DriverError::BadDriverName(entry_name));
     }
-    lib.bind(AbiVariant::for_version(major, minor))?;
+    let variant = AbiVariant::for_version(major, minor);
+    lib.bind(variant)?;
     if let Some(init) = entry.init {
         // SAFETY: init is the driver's `void -> int` callback from its
         // entry, in code `lib` keeps mapped; it is called once, before any
@@ -365,15 +367,57 @@ fn load_new(path: &Path, name: &str, canonical: PathBuf) -> Result<Arc<Driver>, 
         lock: Arc::new(Mutex::new(())),
         port_locking: flags & abi::FLAG_USE_PORT_LOCKING != 0,
         flags,
+        abi: variant,
         state: Mutex::new(Usage::default()),
     }))
+}
+
+/// Whether we run a driver declaring this entry's version: the extended
+/// majors 2 (any minor) and 3.0–3.3, as OTP 25; the seed-era 1.0–1.5 (as
+/// R13B04–R14B04 ran them: `int` ABI, bound to [`crate::api::legacy`]);
+/// and marker-less entries (R6B–R11B-2 layouts), which R11B-4…R14B04
+/// accepted when `major_version`, `minor_version`, `driver_flags`,
+/// `handle2` and `process_exit` were 0 (spec/ABI_VERSIONS.md §6).
+///
+/// Those five fields lie past the end of a true marker-less entry (at most
+/// 128 bytes, §2): [`read_entry`] applies this check to them only when the
+/// 160 bytes are mapped readable, as those runtimes did (they read them
+/// unconditionally), and never copies them into the entry (which ends at
+/// the marker). So a driver built against a 1.x–3.x header that left the
+/// marker 0 is refused, as it was then, instead of being run with the
+/// wrong ABI; a real R6B–R11B-2 entry followed by non-zero data is refused
+/// too, exactly as R11B-4…R14B04 refused it. Anything else (1.6+, 3.4+,
+/// 4+, 0.x or a negative major with the marker, another marker value) is
+/// `driver_incorrect_version`.
+fn supported_version(entry: &DrvEntry) -> bool {
+    let (major, minor) = (entry.major_version, entry.minor_version);
+    match entry.extended_marker {
+        abi::EXTENDED_MARKER => {
+            (major == 1 && (0..=5).contains(&minor))
+                || major == 2
+                || (major == abi::EXTENDED_MAJOR_VERSION
+                    && (0..=abi::EXTENDED_MINOR_VERSION).contains(&minor))
+        }
+        0 => {
+            major == 0
+                && minor == 0
+                && entry.driver_flags == 0
+                && entry.handle2.is_null()
+                && entry.process_exit.is_none()
+        }
+        _ => false,
+    }
 }
 
 /// Copies the entry `driver_init` returned, reading no byte past what its
 /// declared version has: slots 0–120 and the marker (as native runtimes
 /// always do), then the version, then the rest of that version's entry,
 /// each only once the bytes are known to be mapped readable. An entry
-/// whose declared size is not readable is refused as a wrong version.
+/// whose declared size is not readable is refused as a wrong version. An
+/// entry whose mapping ends before the marker is a marker-less one (R6B–
+/// R11B-2 layouts, 96–128 bytes): it is read up to the last slot boundary
+/// that is readable (`event` 128, `call` 120, `flush`/`ready_async` 104,
+/// `outputv` 96), the slots after it being absent.
 fn read_entry(ptr: *const u8) -> Result<DrvEntry, DriverError> {
     let unreadable = || DriverError::IncorrectVersion {
         extended: false,
@@ -382,7 +426,15 @@ fn read_entry(ptr: *const u8) -> Result<DrvEntry, DriverError> {
     };
     let marker_end = abi::ENTRY_MARKER_OFFSET + std::mem::size_of::<std::os::raw::c_int>();
     if !loader::readable(ptr as usize, marker_end) {
-        return Err(unreadable());
+        let Some(len) = [128, 120, 104, 96]
+            .into_iter()
+            .find(|&len| loader::readable(ptr as usize, len))
+        else {
+            return Err(unreadable());
+        };
+        // SAFETY: `len` bytes at ptr are mapped readable (just checked), in
+        // the library loaded for this call; to_entry copies them at once.
+        return Ok(unsafe { EntryView::new(ptr, len) }.to_entry());
     }
     // SAFETY: the marker_end bytes at ptr are mapped readable (checked
     // above) and stay so while the view is used, within this function: the
@@ -403,6 +455,18 @@ fn read_entry(ptr: *const u8) -> Result<DrvEntry, DriverError> {
                 major,
                 minor,
             });
+        }
+    }
+    if marker == 0 {
+        let v1_end = abi::declared_entry_size(abi::EXTENDED_MARKER, 1, 0);
+        if loader::readable(ptr as usize, v1_end) {
+            // SAFETY: v1_end bytes at ptr are mapped readable (just
+            // checked), in the library loaded for this call. Only read for
+            // the check below, never copied into the entry.
+            let tail = unsafe { EntryView::new(ptr, v1_end) }.to_entry();
+            if !supported_version(&tail) {
+                return Err(unreadable());
+            }
         }
     }
     // SAFETY: `len` bytes at ptr are mapped readable (checked above), in
@@ -465,6 +529,7 @@ impl Driver {
             lock: Arc::new(Mutex::new(())),
             port_locking: entry.driver_flags & abi::FLAG_USE_PORT_LOCKING != 0,
             flags: entry.driver_flags,
+            abi: AbiVariant::SizeT,
             state: Mutex::new(Usage::default()),
         })
     }

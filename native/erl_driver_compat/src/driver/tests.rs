@@ -68,7 +68,7 @@ fn a_3_1_entry_is_copied_without_the_garbage_after_it() {
 /// Entries that end exactly where their mapping ends: 168 bytes (3.1)
 /// and 160 bytes (1.2) are copied without touching the unmapped page
 /// after them (reading 176 bytes would fault); a marker-less 128-byte
-/// entry has no readable marker and is refused as a wrong version.
+/// entry (no readable marker) is read as the 128 bytes it has, and runs.
 #[test]
 fn entries_at_the_end_of_a_mapping_are_read_within_bounds() {
     let (_lib, ptr) = short_entry("short31_mapend", &["-DFX_MAP_END"]);
@@ -88,6 +88,55 @@ fn entries_at_the_end_of_a_mapping_are_read_within_bounds() {
         "short_nomarker",
         &["-DFX_MARKER=0", "-DFX_MAP_END", "-DFX_COPY=128"],
     );
+    assert!(!loader::readable(ptr as usize, 132));
+    let entry = read_entry(ptr).unwrap();
+    assert_eq!(entry.extended_marker, 0);
+    assert!(entry.start.is_some());
+    assert!(supported_version(&entry));
+}
+
+/// The version table (spec/ABI_VERSIONS.md §6, plus the legacy ones we
+/// run): 1.0–1.5, 2.x, 3.0–3.3 with the marker; marker-less only with the
+/// 1.x fields zero.
+#[test]
+fn supported_versions() {
+    // SAFETY: DrvEntry is plain data: all-zero is every callback None,
+    // every pointer NULL and every number 0.
+    let zero: DrvEntry = unsafe { std::mem::zeroed() };
+    let ext = |major, minor| DrvEntry {
+        extended_marker: abi::EXTENDED_MARKER,
+        major_version: major,
+        minor_version: minor,
+        ..zero
+    };
+    for (major, minor) in [(1, 0), (1, 5), (2, 0), (2, 9), (3, 0), (3, 3)] {
+        assert!(supported_version(&ext(major, minor)), "{major}.{minor}");
+    }
+    for (major, minor) in [(0, 0), (1, 6), (1, -1), (3, 4), (4, 0), (-1, 0)] {
+        assert!(!supported_version(&ext(major, minor)), "{major}.{minor}");
+    }
+    assert!(supported_version(&zero));
+    assert!(!supported_version(&DrvEntry {
+        driver_flags: 1,
+        ..zero
+    }));
+    assert!(!supported_version(&DrvEntry {
+        major_version: 3,
+        ..zero
+    }));
+    assert!(!supported_version(&DrvEntry {
+        extended_marker: 0x1234,
+        ..zero
+    }));
+}
+
+/// A marker-less entry whose following words (where 1.x has the version,
+/// flags, handle2 and process_exit) are readable and not 0 is refused, as
+/// R11B-4…R14B04 refused it: here a 3.3 entry that left the marker 0.
+#[test]
+fn marker_less_entry_with_version_words_is_refused() {
+    let (_lib, ptr) = short_entry("short_nomarker33", &["-DFX_MARKER=0"]);
+    assert!(loader::readable(ptr as usize, 160));
     assert_eq!(
         read_entry(ptr).err(),
         Some(DriverError::IncorrectVersion {

@@ -15,6 +15,7 @@ const SOURCE: &str = r#"
         static int (*table[1])(ErlDrvPort, char *, unsigned long) = { driver_output };
         int call_direct(void) { return driver_output((ErlDrvPort)0x1, "x", 1); }
         int call_table(void) { return table[0]((ErlDrvPort)0x1, "x", 1); }
+        void *table_entry(void) { return (void *)table[0]; }
         void *driver_init(void) { return 0; }
         #ifdef UNSUPPORTED
         extern long driver_attach(void);
@@ -99,22 +100,28 @@ fn refuses_unsupported_imports_by_name() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// Binding is chosen by the declared version: no `int`-variant (pre-2.0)
-/// functions exist yet, so such a driver's API imports are all
-/// unsupported and nothing is patched; the same object binds as 2.0+.
+/// Binding is chosen by the declared version: the same object's
+/// `driver_output` is bound to the `int` shim for a pre-2.0 driver and to
+/// the `ErlDrvSizeT` function for a 2.0+ one.
 #[test]
 fn binds_by_abi_variant() {
     let dir = temp_dir("variant");
     let so = build(&dir, "variant_drv", &[]);
-    let mut lib = open(&so, "variant_drv").unwrap();
-    assert_eq!(
-        lib.bind(AbiVariant::Int).unwrap_err(),
-        LoadError::Unsupported(vec!["driver_output".into()])
+    for variant in [AbiVariant::Int, AbiVariant::SizeT] {
+        let mut lib = open(&so, "variant_drv").unwrap();
+        lib.bind(variant).unwrap();
+        assert!(lib.patched_slots >= 1);
+        let f = lib.symbol("table_entry").unwrap();
+        // SAFETY: the test object defines it as `void *table_entry(void)`.
+        let entry =
+            unsafe { std::mem::transmute::<*mut c_void, extern "C" fn() -> *const ()>(f)() };
+        assert_eq!(Some(entry), binding::lookup("driver_output", variant));
+        assert_eq!(call(&lib, "call_direct"), -1);
+    }
+    assert_ne!(
+        binding::lookup("driver_output", AbiVariant::Int),
+        binding::lookup("driver_output", AbiVariant::SizeT)
     );
-    assert_eq!(lib.patched_slots, 0);
-    lib.bind(AbiVariant::SizeT).unwrap();
-    assert!(lib.patched_slots >= 1);
-    assert_eq!(call(&lib, "call_direct"), -1);
     let _ = std::fs::remove_dir_all(dir);
 }
 

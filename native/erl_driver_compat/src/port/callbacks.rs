@@ -14,6 +14,8 @@ use super::registry::{register, unregister};
 use super::state::{Held, PortOptions, PortState, Status};
 use super::{ExitReason, Port, PortError, Ran};
 use crate::abi;
+use crate::api::legacy::callbacks as legacy;
+use crate::binding::AbiVariant;
 use crate::context::{CallbackCtx, Delivery};
 use crate::driver::Driver;
 use crate::effects::Action;
@@ -216,14 +218,27 @@ impl Port {
         if let Some(outputv) = entry.outputv {
             let mut vec = crate::iodata::IoVecBuf::from_iodata(data).ok_or(PortError::BadValue)?;
             st.add_bytes_in(vec.total());
-            // SAFETY: the vector and its binaries live until `vec` drops,
-            // after the callback returns.
-            unsafe { outputv(st.data(), vec.as_mut_ptr()) };
+            if port.driver.abi == AbiVariant::Int {
+                // SAFETY: a seed-era driver's outputv; the vector and its
+                // binaries live until `vec` drops, after it returns.
+                unsafe { legacy::outputv(outputv, st.data(), vec.as_mut_ptr()) };
+            } else {
+                // SAFETY: the vector and its binaries live until `vec`
+                // drops, after the callback returns.
+                unsafe { outputv(st.data(), vec.as_mut_ptr()) };
+            }
         } else if let Some(output) = entry.output {
             let flat = crate::iodata::flatten(data).ok_or(PortError::BadValue)?;
             st.add_bytes_in(flat.len());
-            // SAFETY: the buffer lives until after the callback returns.
-            unsafe { output(st.data(), flat.as_ptr() as *mut c_char, flat.len()) };
+            let buf = flat.as_ptr() as *mut c_char;
+            if port.driver.abi == AbiVariant::Int {
+                // SAFETY: a seed-era driver's output; the buffer lives
+                // until after the callback returns.
+                unsafe { legacy::output(output, st.data(), buf, flat.len()) };
+            } else {
+                // SAFETY: the buffer lives until after the callback returns.
+                unsafe { output(st.data(), buf, flat.len()) };
+            }
         } else {
             crate::iodata::flatten(data).ok_or(PortError::BadValue)?;
         }
@@ -244,17 +259,34 @@ impl Port {
         let default_ptr = default.as_mut_ptr() as *mut c_char;
         let mut rbuf = default_ptr;
         let drv_data = ctx.state().data();
-        // SAFETY: control is the driver's callback; the input buffer lives
-        // until it returns; rbuf points at CONTROL_BUF writable bytes.
-        let n = unsafe {
-            control(
-                drv_data,
-                op,
-                data.as_ptr() as *mut c_char,
-                data.len(),
-                &mut rbuf,
-                CONTROL_BUF,
-            )
+        let buf = data.as_ptr() as *mut c_char;
+        let n = if ctx.port().driver.abi == AbiVariant::Int {
+            // SAFETY: a seed-era driver's control; the input buffer lives
+            // until it returns; rbuf points at CONTROL_BUF writable bytes.
+            unsafe {
+                legacy::control(
+                    control,
+                    drv_data,
+                    op,
+                    buf,
+                    data.len(),
+                    &mut rbuf,
+                    CONTROL_BUF,
+                )
+            }
+        } else {
+            // SAFETY: control is the driver's callback; the input buffer lives
+            // until it returns; rbuf points at CONTROL_BUF writable bytes.
+            unsafe {
+                control(
+                    drv_data,
+                    op,
+                    data.as_ptr() as *mut c_char,
+                    data.len(),
+                    &mut rbuf,
+                    CONTROL_BUF,
+                )
+            }
         };
         let binary = ctx.state().control_flags() & abi::PORT_CONTROL_FLAG_BINARY != 0;
         crate::reply::control_reply(ctx, env, binary, n, rbuf, default_ptr, CONTROL_BUF)
@@ -273,6 +305,25 @@ impl Port {
         let mut rbuf = default_ptr;
         let mut flags: c_uint = 0;
         let drv_data = ctx.state().data();
+        if ctx.port().driver.abi == AbiVariant::Int {
+            let buf = arg.as_ptr() as *mut c_char;
+            // SAFETY: a seed-era driver's call, with the same buffers as
+            // below (arg lives until it returns, rbuf: CALL_BUF writable
+            // bytes, flags: a writable local).
+            let n = unsafe {
+                legacy::call(
+                    call,
+                    drv_data,
+                    op,
+                    buf,
+                    arg.len(),
+                    &mut rbuf,
+                    CALL_BUF,
+                    &mut flags,
+                )
+            };
+            return crate::reply::call_reply(env, n, rbuf, default_ptr, CALL_BUF);
+        }
         // SAFETY: call is the driver's `call` callback from its entry (its
         // library stays loaded while a port uses it), called with its own
         // drv_data under the port's lock; `arg` lives until it returns,
