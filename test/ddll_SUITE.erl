@@ -111,7 +111,7 @@ groups() ->
 %% {OutputName, Source, Extra cc flags}
 fixtures() ->
     [{"ver_ok", "fx_version.c", "-DFX_NAME=ver_ok"},
-     {"ver_major1", "fx_version.c", "-DFX_NAME=ver_major1 -DFX_MAJOR=1"},
+     {"ver_major1", "fx_version.c", "-DFX_NAME=ver_major1 -DFX_MAJOR=1 -DFX_MINOR=6"},
      {"ver_major2", "fx_version.c", "-DFX_NAME=ver_major2 -DFX_MAJOR=2"},
      {"ver_major4", "fx_version.c", "-DFX_NAME=ver_major4 -DFX_MAJOR=4"},
      {"ver_minor9", "fx_version.c", "-DFX_NAME=ver_minor9 -DFX_MINOR=9"},
