@@ -7,7 +7,7 @@
 //! a timer, and in the coming issues linking, ...). So a callback records
 //! [`Effects`]; the NIF hands them to Erlang with its result, and
 //! `erl_driver_compat_effects` (src/) carries them out, in this order:
-//! messages, log lines, actions.
+//! messages, log reports, actions.
 //!
 //! The term is built only here ([`Effects::encode`]) and decoded only there:
 //!
