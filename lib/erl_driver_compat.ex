@@ -342,6 +342,36 @@ defmodule ErlDriverCompat do
   @spec ports() :: [pid()]
   defdelegate ports(), to: :erl_driver_compat
 
+  @typedoc "The live counts `info/0` returns."
+  @type info :: %{
+          drivers: non_neg_integer(),
+          ports: non_neg_integer(),
+          binaries: non_neg_integer(),
+          binary_bytes: non_neg_integer(),
+          timers: non_neg_integer(),
+          async_jobs: non_neg_integer(),
+          selected_fds: non_neg_integer(),
+          monitors: non_neg_integer()
+        }
+
+  @doc """
+  Live counts over the whole layer, for monitoring: loaded drivers
+  (`:drivers`), open pseudo-ports (`:ports`), live driver binaries and
+  their data bytes (`:binaries`, `:binary_bytes`), pending driver timers
+  (`:timers`), `driver_async` jobs queued or running (`:async_jobs`),
+  descriptors selected with `driver_select` (`:selected_fds`) and
+  `driver_monitor_process` monitors (`:monitors`). See
+  `:erl_driver_compat.info/0`.
+
+  ## Example
+
+      iex> %{ports: open, binary_bytes: bytes} = ErlDriverCompat.info()
+      iex> {open, bytes}
+      {1, 0}
+  """
+  @spec info() :: info()
+  defdelegate info(), to: :erl_driver_compat
+
   ## erl_ddll's other names
 
   @doc """

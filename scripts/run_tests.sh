@@ -192,6 +192,8 @@ step "rebar3 eunit" parse_eunit rebar3 eunit
 step "rebar3 ct" parse_ct rebar3 ct
 step "mix test" parse_exunit mix test
 step "mix format --check-formatted" count_one mix format --check-formatted
+# --force: a compilation that is up to date would show no warnings.
+step "mix compile --warnings-as-errors" count_one mix compile --force --warnings-as-errors
 # shellcheck disable=SC2016 # expanded by the inner shell
 step "erlc +warnings_as_errors src/*.erl" count_one bash -c \
     'out=$(mktemp -d) && trap "rm -rf $out" EXIT && erlc +warnings_as_errors -o "$out" src/*.erl'

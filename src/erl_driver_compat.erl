@@ -40,14 +40,16 @@
          ports/0,
          load/2,
          unload/1,
-         compile_driver/3]).
+         compile_driver/3,
+         info/0]).
 
 -export_type([port_ref/0,
               port_arg/0,
               driver_name/0,
               error_reason/0,
               port_name/0,
-              port_option/0]).
+              port_option/0,
+              info/0]).
 
 -type port_ref() :: pid() | port().
 %% A pseudo-port (a pid) or a native port.
@@ -76,6 +78,16 @@
 %% `permanent');
 %% `{open_error, Text}' carries the dynamic linker's message instead of
 %% erl_ddll's numeric id.
+
+-type info() :: #{drivers := non_neg_integer(),
+                  ports := non_neg_integer(),
+                  binaries := non_neg_integer(),
+                  binary_bytes := non_neg_integer(),
+                  timers := non_neg_integer(),
+                  async_jobs := non_neg_integer(),
+                  selected_fds := non_neg_integer(),
+                  monitors := non_neg_integer()}.
+%% Live counts of {@link info/0}.
 
 %%====================================================================
 %% Drivers
@@ -581,3 +593,34 @@ unload(Name) ->
           {ok, file:filename()} | {error, string()}.
 compile_driver(Src, OutDir, Opts) ->
     erl_driver_compat_build:compile_driver(Src, OutDir, Opts).
+
+%%====================================================================
+%% Observability
+%%====================================================================
+
+%% @doc Live counts over the whole layer, for monitoring:
+%% <ul>
+%% <li>`drivers': drivers loaded through us ({@link loaded_drivers/0});</li>
+%% <li>`ports': open pseudo-ports ({@link ports/0});</li>
+%% <li>`binaries', `binary_bytes': driver binaries alive
+%%     (`driver_alloc_binary' not yet freed by the driver, or still
+%%     referenced by Erlang binaries built from them) and the data bytes
+%%     allocated for them;</li>
+%% <li>`timers': driver timers set (`driver_set_timer') and neither expired
+%%     nor cancelled;</li>
+%% <li>`async_jobs': `driver_async' jobs queued or running;</li>
+%% <li>`selected_fds': descriptors selected with `driver_select' and not
+%%     yet deselected;</li>
+%% <li>`monitors': `driver_monitor_process' monitors alive.</li>
+%% </ul>
+%% Each count is exact when read, but they are read one after the other,
+%% not as one snapshot.
+%%
+%% ```
+%% #{ports := Open, binary_bytes := Bytes} = erl_driver_compat:info().
+%% '''
+-spec info() -> info().
+info() ->
+    [Drivers, Ports, Binaries, Bytes, Timers, Jobs, Fds, Monitors] = erl_driver_compat_nif:stats(),
+    #{drivers => Drivers, ports => Ports, binaries => Binaries, binary_bytes => Bytes,
+      timers => Timers, async_jobs => Jobs, selected_fds => Fds, monitors => Monitors}.

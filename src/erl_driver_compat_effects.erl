@@ -5,7 +5,9 @@
 %% `effects.rs' in the Rust crate):
 %%
 %% ```
-%% {'$edc', Value, Messages, LogLines, Actions}
+%% {'$edc', Value, Messages, Reports, Actions}
+%% Report = {Driver :: binary(), PortPid, Function :: atom() | undefined,
+%%           Detail :: binary()}
 %% Action = {exit_port, PortPid, Reason, Unlink :: pid() | false, Late}
 %%        | {deliver, Late}
 %%        | {start_timer, PortPid, Ms, Gen}
@@ -26,9 +28,15 @@
 %% `start_created' starts the idle port process that `driver_create_port'
 %% made a port of (see erl_driver_compat_port).
 %%
+%% A `Report' is a problem of a driver's port: a misuse of the API
+%% function `Function', or (`undefined') another problem. Each is logged
+%% with `logger:error/2' as a structured report (see {@link report/0}),
+%% with {@link format_report/1} as its `report_cb' and the domain
+%% `[erl_driver_compat]'.
+%%
 %% A NIF result without effects is the plain value. Effects are carried
 %% out in order: messages (sent to the calling process, in emission
-%% order), log lines, actions. When no wrapper runs after the callback
+%% order), reports, actions. When no wrapper runs after the callback
 %% (a driver thread, a resource `down' callback), the NIF sends the actions
 %% to the port process as `{'$edc_actions', Actions}' and that process
 %% carries them out with {@link perform/1}.
@@ -37,10 +45,12 @@
 -export([unwrap/2,
          unwrap/1,
          value/1,
-         perform/1]).
+         perform/1,
+         format_report/1]).
 
 -export_type([action/0,
-              late/0]).
+              late/0,
+              report/0]).
 
 -type action() :: {exit_port, pid(), term(), pid() | false, late()}
                 | {deliver, late()}
@@ -50,6 +60,14 @@
 %% Work for the Erlang side.
 -type late() :: [{pid(), term()}].
 %% Messages from `stop', sent after the port's exit signals.
+-type report() :: #{what := driver_api_misuse | driver_problem,
+                    driver := string(),
+                    port := pid(),
+                    function => atom(),
+                    detail := string()}.
+%% What is logged for a driver's problem: `driver_api_misuse' (with the
+%% API `function' misused; the port is failed with
+%% `{driver_api_misuse, Function}') or `driver_problem'.
 
 %% @doc Carries out the effects in `Result' (if any) and returns the value,
 %% or raises `Reason' with `Args' when the value is `{'$edc_error', Reason}'.
@@ -87,8 +105,24 @@ perform(Actions) ->
 apply_effects(Msgs, Logs, Actions) ->
     Self = self(),
     lists:foreach(fun(M) -> Self ! M end, Msgs),
-    lists:foreach(fun(L) -> logger:error("erl_driver_compat: ~ts", [L]) end, Logs),
+    lists:foreach(fun log/1, Logs),
     perform(Actions).
+
+log({Driver, Port, Function, Detail}) ->
+    Report0 = #{driver => unicode:characters_to_list(Driver), port => Port,
+                detail => unicode:characters_to_list(Detail)},
+    Report = case Function of
+                 undefined -> Report0#{what => driver_problem};
+                 _ -> Report0#{what => driver_api_misuse, function => Function}
+             end,
+    logger:error(Report, #{report_cb => fun ?MODULE:format_report/1,
+                           domain => [erl_driver_compat]}).
+
+%% @doc The text of a {@link report()} (the `report_cb' of its log
+%% event): `"erl_driver_compat: driver D (port P): Detail"'.
+-spec format_report(report()) -> {io:format(), [term()]}.
+format_report(#{driver := Driver, port := Port, detail := Detail}) ->
+    {"erl_driver_compat: driver ~ts (port ~p): ~ts", [Driver, Port, Detail]}.
 
 %% The port terminated: its process exits with Reason (see
 %% erl_driver_compat_port's loop).

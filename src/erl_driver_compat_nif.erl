@@ -36,7 +36,8 @@
          is_busy/1,
          command3/3,
          binary_refc/1,
-         check_driver/1]).
+         check_driver/1,
+         stats/0]).
 
 -on_load(init/0).
 
@@ -160,3 +161,7 @@ command3(_Port, _Data, _Force) -> ?NIF_STUB.
 check_driver(_Path) -> ?NIF_STUB.
 -spec binary_refc(binary()) -> integer().
 binary_refc(_Bin) -> ?NIF_STUB.
+%% @doc Live counts for `erl_driver_compat:info/0': `[Drivers, Ports,
+%% Binaries, BinaryBytes, Timers, AsyncJobs, SelectedFds, Monitors]'.
+-spec stats() -> [non_neg_integer()].
+stats() -> ?NIF_STUB.

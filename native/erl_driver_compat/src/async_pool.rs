@@ -32,7 +32,7 @@
 //! testable without a BEAM.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 /// The most threads the VM allows for `+A` (`ERTS_MAX_NO_OF_ASYNC_THREADS`).
@@ -82,6 +82,18 @@ impl Queue {
         let at = jobs.iter().position(|j| j.id == id)?;
         jobs.remove(at)
     }
+}
+
+/// Jobs submitted to any [`Completions`] and not ended (queued, running,
+/// or finished and waiting for `ready_async`), for
+/// `erl_driver_compat:info/0`. Each job ends once: withdrawn, taken, freed
+/// by its port's close, or freed when it finishes after that close.
+/// Relaxed: statistics only.
+static JOBS: AtomicUsize = AtomicUsize::new(0);
+
+/// The number of async jobs pending right now (see [`JOBS`]).
+pub fn stats() -> usize {
+    JOBS.load(Ordering::Relaxed)
 }
 
 /// Locks `m`, also when a panicking thread poisoned it (the data of these
@@ -226,11 +238,13 @@ impl<T> Completions<T> {
             finished: HashMap::new(),
         });
         jobs.pending += 1;
+        JOBS.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A submitted job was not queued after all (the submission failed)
     /// or was cancelled: it ends without finishing.
     pub fn withdrawn(&self, port: u64) {
+        JOBS.fetch_sub(1, Ordering::Relaxed);
         let mut ports = lock(&self.ports);
         if let Some(jobs) = ports.get_mut(&port) {
             jobs.pending = jobs.pending.saturating_sub(1);
@@ -249,7 +263,10 @@ impl<T> Completions<T> {
                 jobs.finished.insert(id, job);
                 Finished::Wait(id)
             }
-            None => Finished::Free(job),
+            None => {
+                JOBS.fetch_sub(1, Ordering::Relaxed);
+                Finished::Free(job)
+            }
         }
     }
 
@@ -260,6 +277,7 @@ impl<T> Completions<T> {
         let mut ports = lock(&self.ports);
         let jobs = ports.get_mut(&port)?;
         let job = jobs.finished.remove(&id)?;
+        JOBS.fetch_sub(1, Ordering::Relaxed);
         jobs.pending = jobs.pending.saturating_sub(1);
         if jobs.pending == 0 {
             ports.remove(&port);
@@ -271,8 +289,11 @@ impl<T> Completions<T> {
     /// returns the finished ones still waiting, to be freed now.
     pub fn closed(&self, port: u64) -> Vec<T> {
         let jobs = lock(&self.ports).remove(&port);
-        jobs.map(|j| j.finished.into_values().collect())
-            .unwrap_or_default()
+        let done: Vec<T> = jobs
+            .map(|j| j.finished.into_values().collect())
+            .unwrap_or_default();
+        JOBS.fetch_sub(done.len(), Ordering::Relaxed);
+        done
     }
 }
 

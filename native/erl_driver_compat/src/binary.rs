@@ -49,6 +49,19 @@ fn header(capacity: usize) -> Header {
 }
 const DATA_OFFSET: usize = HEADER + std::mem::offset_of!(DrvBinary, orig_bytes);
 
+/// Live driver binaries and the data bytes they were allocated for (their
+/// capacities), for `erl_driver_compat:info/0`. Relaxed: statistics only.
+static LIVE_BINARIES: AtomicUsize = AtomicUsize::new(0);
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// `(live driver binaries, their data bytes)` right now.
+pub fn stats() -> (usize, usize) {
+    (
+        LIVE_BINARIES.load(Ordering::Relaxed),
+        LIVE_BYTES.load(Ordering::Relaxed),
+    )
+}
+
 fn layout(size: usize) -> Option<Layout> {
     let total = DATA_OFFSET.checked_add(size.max(1))?;
     Layout::from_size_align(total, ALIGN).ok()
@@ -103,6 +116,8 @@ impl DriverBinary {
         // (HEADER + offset_of(orig_bytes) = DATA_OFFSET bytes fit), aligned
         // since HEADER is a multiple of 8; nothing else refers to it yet.
         unsafe { (*bin).orig_size = size as libc::c_long };
+        LIVE_BINARIES.fetch_add(1, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(size, Ordering::Relaxed);
         Some(DriverBinary(bin))
     }
 
@@ -240,6 +255,8 @@ impl DriverBinary {
             // DrvBinary) and layout(capacity) is the layout it was
             // allocated or last reallocated with; no reference remains.
             unsafe { dealloc(base, layout) };
+            LIVE_BINARIES.fetch_sub(1, Ordering::Relaxed);
+            LIVE_BYTES.fetch_sub(size, Ordering::Relaxed);
         }
     }
 
@@ -272,6 +289,8 @@ impl DriverBinary {
             // SAFETY: bin is the DrvBinary prefix of the resized block,
             // aligned, referenced only by the caller.
             unsafe { (*bin).orig_size = size as libc::c_long };
+            LIVE_BYTES.fetch_add(size, Ordering::Relaxed);
+            LIVE_BYTES.fetch_sub(old_capacity, Ordering::Relaxed);
             return Some(DriverBinary(bin));
         }
         let fresh = DriverBinary::alloc(size)?;

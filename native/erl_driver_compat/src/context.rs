@@ -228,9 +228,26 @@ impl<'p> CallbackCtx<'p> {
         }
     }
 
-    /// Records an API misuse for the log.
+    /// Records a problem of the running port for the log (the entry names
+    /// the port and its driver).
     pub fn log(&self, line: String) {
-        self.effects.borrow_mut().log(line);
+        self.log_entry(None, line);
+    }
+
+    /// Records the driver's misuse of the API function `func` for the log.
+    pub fn log_misuse(&self, func: &'static str, detail: String) {
+        self.log_entry(Some(func), detail);
+    }
+
+    fn log_entry(&self, function: Option<&'static str>, detail: String) {
+        let port = self.port();
+        self.effects.borrow_mut().log(crate::effects::LogEntry {
+            driver: port.driver.name.clone(),
+            port: port.pid,
+            number: port.number,
+            function,
+            detail,
+        });
     }
 
     /// Records work for the Erlang side.

@@ -7,12 +7,14 @@
 //! a timer, and in the coming issues linking, ...). So a callback records
 //! [`Effects`]; the NIF hands them to Erlang with its result, and
 //! `erl_driver_compat_effects` (src/) carries them out, in this order:
-//! messages, log lines, actions.
+//! messages, log reports, actions.
 //!
 //! The term is built only here ([`Effects::encode`]) and decoded only there:
 //!
 //! ```text
-//! {'$edc', Value, Messages, LogLines, Actions}
+//! {'$edc', Value, Messages, Reports, Actions}
+//! Report = {Driver :: binary(), PortPid, Function :: atom() | undefined,
+//!           Detail :: binary()}
 //! Action = {exit_port, PortPid, Reason, Unlink :: pid() | false, Late}
 //!        | {deliver, Late}
 //!        | {start_timer, PortPid, Ms, Gen}
@@ -20,6 +22,11 @@
 //!        | {start_created, PortPid, Owner}
 //! Late   = [{To :: pid(), Message}]
 //! ```
+//!
+//! A `Report` is one [`LogEntry`]: a driver's misuse of the API
+//! (`Function` is the API function misused) or another problem of a
+//! driver's port (`undefined`); the Erlang side logs it through `logger`
+//! as a structured report naming the driver and the port.
 //!
 //! `Late` are the messages a port's `stop` emitted: natively they reach
 //! their receivers after the port's exit signals, so the port process
@@ -149,6 +156,52 @@ impl Action {
     }
 }
 
+/// One problem of a driver's port for the log (see the module
+/// documentation): which driver and port, which API function was misused
+/// (if that is the problem), and what happened.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// The driver's name.
+    pub driver: String,
+    /// The port process.
+    pub port: LocalPid,
+    /// The port's number (named in the text for standard error, where
+    /// the pid cannot be printed).
+    pub number: u64,
+    /// The API function the driver misused, if the entry is a misuse.
+    pub function: Option<&'static str>,
+    /// What happened (and what was done about it).
+    pub detail: String,
+}
+
+impl LogEntry {
+    /// The entry as one line of text (for standard error; the detail of a
+    /// misuse names the function).
+    pub fn line(&self) -> String {
+        format!(
+            "driver {} (port {}): {}",
+            self.driver, self.number, self.detail
+        )
+    }
+
+    /// `{Driver, PortPid, Function | undefined, Detail}` in `env`.
+    fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
+        let function = match self.function {
+            Some(func) => rustler::Atom::from_str(env, func)
+                .map(|a| a.encode(env))
+                .unwrap_or_else(|_| func.encode(env)),
+            None => atoms::undefined().encode(env),
+        };
+        (
+            self.driver.as_str(),
+            self.port,
+            function,
+            self.detail.as_str(),
+        )
+            .encode(env)
+    }
+}
+
 /// The effects of one callback run.
 #[derive(Default)]
 pub struct Effects {
@@ -157,8 +210,8 @@ pub struct Effects {
     messages: Vec<RawTerm>,
     /// Messages emitted by `stop`, not yet attached to the port's exit.
     late: Vec<(LocalPid, RawTerm)>,
-    /// Reports of API misuse by the driver.
-    logs: Vec<String>,
+    /// Reports of API misuse and other problems of the driver's port.
+    logs: Vec<LogEntry>,
     /// Work for the Erlang side.
     actions: Vec<Action>,
 }
@@ -184,9 +237,9 @@ impl Effects {
         std::mem::take(&mut self.late)
     }
 
-    /// Adds a log line.
-    pub fn log(&mut self, line: String) {
-        self.logs.push(line);
+    /// Adds a report for the log.
+    pub fn log(&mut self, entry: LogEntry) {
+        self.logs.push(entry);
     }
 
     /// Adds an action.
@@ -194,8 +247,8 @@ impl Effects {
         self.actions.push(action);
     }
 
-    /// The log lines recorded so far.
-    pub fn logs(&self) -> &[String] {
+    /// The reports recorded so far.
+    pub fn logs(&self) -> &[LogEntry] {
         &self.logs
     }
 
@@ -204,7 +257,7 @@ impl Effects {
         &self.actions
     }
 
-    /// `{'$edc', Value, Messages, LogLines, Actions}` in `env`, the env
+    /// `{'$edc', Value, Messages, Reports, Actions}` in `env`, the env
     /// the messages were built in.
     pub fn encode<'a>(&self, env: Env<'a>, value: Term<'a>) -> Term<'a> {
         let messages: Vec<Term<'a>> = self
@@ -215,11 +268,12 @@ impl Effects {
             .map(|&m| unsafe { Term::new(env, m) })
             .collect();
         let actions: Vec<Term<'a>> = self.actions.iter().map(|a| a.encode(env)).collect();
-        (atoms::edc(), value, messages, &self.logs, actions).encode(env)
+        let logs: Vec<Term<'a>> = self.logs.iter().map(|l| l.encode(env)).collect();
+        (atoms::edc(), value, messages, logs, actions).encode(env)
     }
 
-    /// Carries the effects out without an Erlang wrapper: log lines to
-    /// standard error, each action sent to its port process as
+    /// Carries the effects out without an Erlang wrapper: reports to
+    /// standard error (as [`LogEntry::line`]), each action sent to its port process as
     /// `{'$edc_actions', [Action]}`. `caller_env` is the env of the running
     /// callback, or NULL on an unmanaged thread. (Messages were sent as
     /// they were emitted: a detached context never records any.)
@@ -228,8 +282,8 @@ impl Effects {
     /// `caller_env` is the env of the running NIF call or callback on this
     /// thread, or NULL on a thread the VM does not manage.
     pub unsafe fn dispatch_detached(self, caller_env: RawEnv) {
-        for line in &self.logs {
-            log_detached(line);
+        for entry in &self.logs {
+            log_detached(&entry.line());
         }
         for action in self.actions {
             let Some(&to) = action.port() else {

@@ -107,6 +107,13 @@ fn table() -> &'static Mutex<HashMap<u64, HashMap<u64, Entry>>> {
     TABLE.get_or_init(Default::default)
 }
 
+/// The number of live driver monitors (`driver_monitor_process` made, not
+/// yet removed by `driver_demonitor_process`, the process's exit or the
+/// port's close), for `erl_driver_compat:info/0`.
+pub fn stats() -> usize {
+    table().lock().values().map(HashMap::len).sum()
+}
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Marks a struct as one of ours (a zeroed or garbage struct has no id).

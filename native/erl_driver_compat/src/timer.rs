@@ -69,6 +69,7 @@
 
 use std::cell::Cell;
 use std::os::raw::c_int;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -135,7 +136,34 @@ pub struct PortTimer {
     generation: Cell<u64>,
 }
 
+/// Driver timers set and not yet expired or cancelled, over all ports,
+/// for `erl_driver_compat:info/0`. Relaxed: statistics only.
+static PENDING: AtomicUsize = AtomicUsize::new(0);
+
+/// The number of driver timers pending right now.
+pub fn stats() -> usize {
+    PENDING.load(Ordering::Relaxed)
+}
+
+impl Drop for PortTimer {
+    fn drop(&mut self) {
+        self.set_deadline(None);
+    }
+}
+
 impl PortTimer {
+    /// Sets the deadline, keeping [`PENDING`] in step.
+    fn set_deadline(&self, deadline: Option<i128>) {
+        match (
+            self.deadline.replace(deadline).is_some(),
+            deadline.is_some(),
+        ) {
+            (false, true) => PENDING.fetch_add(1, Ordering::Relaxed),
+            (true, false) => PENDING.fetch_sub(1, Ordering::Relaxed),
+            _ => 0,
+        };
+    }
+
     /// `driver_set_timer(port, ms)` at `now`: replaces any timer. Returns
     /// the VM timer to start, unless the armed one fires in time.
     pub fn set(&self, now: i64, ms: u64) -> Option<Start> {
@@ -143,7 +171,7 @@ impl PortTimer {
         // are negative and fire at once.
         let ms = i64::try_from(ms).unwrap_or(0);
         let deadline = i128::from(now) + i128::from(ms) * NS_PER_MS;
-        self.deadline.set(Some(deadline));
+        self.set_deadline(Some(deadline));
         match self.armed.get() {
             Some(armed) if armed.at <= deadline => None,
             _ => Some(self.arm(now, deadline)),
@@ -153,7 +181,7 @@ impl PortTimer {
     /// `driver_cancel_timer`. The armed VM timer stays pending (see the
     /// module documentation) and may serve the next `set`.
     pub fn cancel(&self) {
-        self.deadline.set(None);
+        self.set_deadline(None);
     }
 
     /// `driver_read_timer` at `now`: milliseconds left, rounded up; 0 when
@@ -179,7 +207,7 @@ impl PortTimer {
             None => Fired::Idle,
             Some(deadline) if deadline > i128::from(now) => Fired::Rearm(self.arm(now, deadline)),
             Some(_) => {
-                self.deadline.set(None);
+                self.set_deadline(None);
                 Fired::Expired
             }
         }

@@ -89,15 +89,15 @@ pub fn with_port<R>(
     }
 }
 
-/// Reports a driver's misuse of the API and fails the calling port with
+/// Reports a driver's misuse of the API (a structured log report naming
+/// the driver, the port and `func`) and fails the calling port with
 /// `{driver_api_misuse, Func}`.
 pub fn misuse(ctx: &CallbackCtx, func: &'static str, what: &str) {
-    let port = ctx.port();
-    ctx.log(format!(
-        "driver {} (port {}): {func} called with {what}; the port is terminated",
-        port.driver.name, port.number
-    ));
-    terminate(ctx, port, ExitReason::Misuse(func), None);
+    ctx.log_misuse(
+        func,
+        format!("{func} called with {what}; the port is terminated"),
+    );
+    terminate(ctx, ctx.port(), ExitReason::Misuse(func), None);
 }
 
 /// The atom name for an errno value, as `erl_errno_id` gives it.

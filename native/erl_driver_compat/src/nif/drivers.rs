@@ -128,3 +128,23 @@ fn binary_refc(bin: Binary) -> isize {
 fn set_async_threads(threads: usize) -> bool {
     crate::api::async_job::configure(threads)
 }
+
+/// `stats()`: live counts for `erl_driver_compat:info/0`, as the list
+/// `[Drivers, Ports, Binaries, BinaryBytes, Timers, AsyncJobs,
+/// SelectedFds, Monitors]`. Each service keeps its own count (relaxed
+/// atomics, or its table's size); the counts are read one after the other,
+/// not as one snapshot.
+#[rustler::nif]
+fn stats() -> Vec<usize> {
+    let (binaries, binary_bytes) = crate::binary::stats();
+    vec![
+        driver::loaded().len(),
+        crate::port::all().len(),
+        binaries,
+        binary_bytes,
+        crate::timer::stats(),
+        crate::async_pool::stats(),
+        crate::select::stats(),
+        crate::monitor::stats(),
+    ]
+}

@@ -67,7 +67,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::os::raw::c_int;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use rustler::{Encoder, OwnedEnv, Term};
 
@@ -105,6 +105,34 @@ struct Selected {
     used: bool,
     /// The armed `enif_select` of each mode (`[read, write]`), by `Seq`.
     armed: [Option<u64>; 2],
+}
+
+/// Descriptors selected by any port (live [`Selected`] entries), for
+/// `erl_driver_compat:info/0`. Relaxed: statistics only.
+static SELECTED: AtomicUsize = AtomicUsize::new(0);
+
+/// The number of descriptors ports have selected right now.
+pub fn stats() -> usize {
+    SELECTED.load(Ordering::Relaxed)
+}
+
+impl Selected {
+    /// A new entry (nothing wanted or armed yet), counted in [`SELECTED`].
+    fn new(object: ObjectRef) -> Selected {
+        SELECTED.fetch_add(1, Ordering::Relaxed);
+        Selected {
+            object,
+            wanted: 0,
+            used: false,
+            armed: [None, None],
+        }
+    }
+}
+
+impl Drop for Selected {
+    fn drop(&mut self) {
+        SELECTED.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The descriptors a port has selected (see the module documentation for
@@ -249,15 +277,7 @@ pub fn driver_select(
         let Some(object) = new_object(fd, &port.driver) else {
             return -1;
         };
-        sel.fds.borrow_mut().insert(
-            fd,
-            Selected {
-                object,
-                wanted: 0,
-                used: false,
-                armed: [None, None],
-            },
-        );
+        sel.fds.borrow_mut().insert(fd, Selected::new(object));
     }
     with_env(ctx, |env| -> c_int {
         for m in MODES {
