@@ -125,7 +125,7 @@ unsafe impl Sync for Port {}
 pub struct Ran<T> {
     /// What the operation produced.
     pub value: Result<T, PortError>,
-    /// Messages for the caller, log lines, actions.
+    /// Messages for the caller, misuse reports, actions.
     pub effects: Effects,
 }
 
