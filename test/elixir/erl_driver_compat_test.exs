@@ -176,6 +176,15 @@ defmodule ErlDriverCompatTest do
       assert ErlDriverCompat.driver_info(@driver).ports == 0
     end
 
+    test "info/0 counts the open pseudo-ports" do
+      before = ErlDriverCompat.info()
+      assert before.drivers >= 1
+      port = ErlDriverCompat.open_port({:spawn, @driver}, [:binary])
+      assert ErlDriverCompat.info().ports == before.ports + 1
+      assert ErlDriverCompat.port_close(port)
+      assert ErlDriverCompat.info().ports == before.ports
+    end
+
     test "port_command/2,3 data comes back as {port, {:data, data}}" do
       port = ErlDriverCompat.open_port({:spawn, @driver}, [:binary])
       assert ErlDriverCompat.port_command(port, "hello") == true
