@@ -255,9 +255,10 @@ check_reports_debian_drivers(_Config) ->
                {runtime_tools, "trace_file_drv"}, {runtime_tools, "trace_ip_drv"}],
     Checked = [begin
                    {ok, Report} = erl_driver_compat:check(filename:join(Dir, Name ++ ".so")),
-                   {Name, maps:get(verdict, Report), maps:get(unsupported, Report)}
+                   #{verdict := Verdict, api_imports := Api, version := Version} = Report,
+                   {Name, Verdict, [N || {N, unsupported} <- Api], Version}
                end
                || {App, Name} <- Drivers, is_list(Dir = driver_dir(App, Name))],
     ct:pal("~p", [Checked]),
-    [{_, will_run, []} = C || C <- Checked],
+    [{_, will_run, [], {3, _}} = C || C <- Checked],
     ok.

@@ -323,15 +323,20 @@ fn load_new(path: &Path, name: &str, canonical: PathBuf) -> Result<Arc<Driver>, 
     let entry = read_entry(entry_ptr)?;
     let (major, minor) = (entry.major_version, entry.minor_version);
     let extended = entry.extended_marker == abi::EXTENDED_MARKER;
-    let supported = extended
-        && (major == 2
-            || (major == abi::EXTENDED_MAJOR_VERSION && minor <= abi::EXTENDED_MINOR_VERSION));
-    if !supported {
+    if loader::check::version_problem(extended, major, minor).is_some() {
         return Err(DriverError::IncorrectVersion {
             extended,
             major: if extended { major } else { 0 },
             minor: if extended { minor } else { 0 },
         });
+    }
+    let outside = lib.outside_object(&entry);
+    if !outside.is_empty() {
+        return Err(LoadError::BadEntry(format!(
+            "the entry's {} point outside the driver object",
+            outside.join(", ")
+        ))
+        .into());
     }
     let entry_name = if entry.driver_name.is_null() {
         String::new()
