@@ -460,6 +460,13 @@ pub(super) fn elf_kind(data: &[u8]) -> Result<(), ElfError> {
         }
         c => return Err(ElfError::WrongKind(format!("unknown ELF class {c}"))),
     }
+    let header_len = std::mem::size_of::<Hdr>();
+    if data.len() < header_len {
+        return Err(ElfError::Malformed(format!(
+            "truncated ELF header ({} of {header_len} bytes)",
+            data.len()
+        )));
+    }
     if data[5] != elf::ELFDATA2LSB {
         return Err(ElfError::WrongKind(
             "big-endian ELF; this VM loads little-endian x86-64 objects".into(),
@@ -546,5 +553,8 @@ mod tests {
         hdr[18..20].copy_from_slice(&elf::EM_X86_64.to_le_bytes());
         assert_eq!(elf_kind(&hdr), Ok(()));
         assert!(matches!(elf_kind(&hdr[..10]), Err(ElfError::Malformed(_))));
+        assert!(
+            matches!(elf_kind(&hdr[..40]), Err(ElfError::Malformed(t)) if t.contains("truncated"))
+        );
     }
 }

@@ -86,6 +86,18 @@ pub fn parse(data: &[u8]) -> Result<DriverImage, ElfError> {
 
     for ph in header.program_headers(endian, data).map_err(malformed)? {
         if ph.p_type(endian) == elf::PT_LOAD {
+            // A segment past the end of the file would be mapped anyway,
+            // and touching it raises SIGBUS: refuse it here.
+            let end = ph.p_offset(endian).checked_add(ph.p_filesz(endian));
+            if end.is_none_or(|end| end > data.len() as u64) {
+                return Err(ElfError::Malformed(format!(
+                    "a loadable segment (file offset {:#x}, {} bytes) extends past the end \
+                     of the file ({} bytes): truncated or corrupt",
+                    ph.p_offset(endian),
+                    ph.p_filesz(endian),
+                    data.len()
+                )));
+            }
             image.segments.push((
                 ph.p_vaddr(endian),
                 ph.p_memsz(endian),
