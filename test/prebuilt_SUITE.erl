@@ -16,7 +16,8 @@
          trace_file/1,
          trace_file_wrap/1,
          trace_ip_stream/1,
-         check_reports_debian_drivers/1]).
+         check_reports_debian_drivers/1,
+         check_tool_output/1]).
 
 -define(MEGACO, "megaco_flex_scanner_drv").
 -define(MEGACO_MT, "megaco_flex_scanner_drv_mt").
@@ -24,7 +25,7 @@
 all() ->
     [megaco_scan, megaco_scan_mt, megaco_scan_errors,
      trace_file, trace_file_wrap, trace_ip_stream,
-     check_reports_debian_drivers].
+     check_reports_debian_drivers, check_tool_output].
 
 init_per_suite(Config) ->
     {ok, _} = application:ensure_all_started(erl_driver_compat),
@@ -262,3 +263,30 @@ check_reports_debian_drivers(_Config) ->
     ct:pal("~p", [Checked]),
     [{_, will_run, [], {3, _}} = C || C <- Checked],
     ok.
+
+%% What the escript and the Mix task print and exit with: the report
+%% text names the version, every import and the verdict; the status is 0
+%% for a Debian driver, 2 for a file that is no driver (runtime_tools'
+%% dyntrace NIF library: no driver_init) and for a missing file.
+check_tool_output(_Config) ->
+    case driver_dir(runtime_tools, "trace_file_drv") of
+        {skip, _} = Skip ->
+            Skip;
+        Dir ->
+            File = filename:join(Dir, "trace_file_drv.so"),
+            Result = erl_driver_compat:check(File),
+            Text = unicode:characters_to_list(erl_driver_compat_check:format_result(File, Result)),
+            ct:pal("~ts", [Text]),
+            0 = erl_driver_compat_check:status(Result),
+            [true = string:find(Text, S) =/= nomatch
+             || S <- ["interface version: 3.", "driver_set_timer", "supported",
+                      "verdict:           will run"]],
+            Nif = filename:join(Dir, "dyntrace.so"),
+            NifResult = erl_driver_compat:check(Nif),
+            {ok, #{verdict := {will_not_run, _}}} = NifResult,
+            2 = erl_driver_compat_check:status(NifResult),
+            Missing = erl_driver_compat:check(filename:join(Dir, "no_such_drv.so")),
+            {error, {open_error, _}} = Missing,
+            2 = erl_driver_compat_check:status(Missing),
+            ok
+    end.
