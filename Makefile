@@ -10,7 +10,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 NIF_SO := $(ROOT)/priv/liberl_driver_compat.so
 NIF_MANIFEST := $(ROOT)/native/erl_driver_compat/Cargo.toml
-DEB_PACKAGES := erlang-nox erlang-dev elixir rebar3 erlang-eunit erlang-common-test erlang-dialyzer erlang-proper erlang-proper-dev
+DEB_PACKAGES := erlang-nox erlang-dev erlang-megaco elixir rebar3 erlang-eunit erlang-common-test erlang-dialyzer erlang-proper erlang-proper-dev
 
 .PHONY: all deps nif compile test demo bench clean test-drivers escript
 
