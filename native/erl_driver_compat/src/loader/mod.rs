@@ -355,11 +355,24 @@ pub fn inspect(path: &Path) -> Result<Inspection, LoadError> {
 /// calls `driver_init`, then [`BoundLibrary::bind`] with the variant of the
 /// version the entry declares.
 pub fn open(path: &Path, name: &str) -> Result<BoundLibrary, LoadError> {
+    open_checked(path, name, true)
+}
+
+/// [`open`] without refusing what the report refuses (an entry's version
+/// or imports): for unit tests of reading entries of any version.
+#[cfg(test)]
+pub(crate) fn open_unchecked(path: &Path, name: &str) -> Result<BoundLibrary, LoadError> {
+    open_checked(path, name, false)
+}
+
+fn open_checked(path: &Path, name: &str, enforce: bool) -> Result<BoundLibrary, LoadError> {
     let data = std::fs::read(path).map_err(|e| LoadError::NotFound(e.to_string()))?;
     let image = elf::parse(&data).map_err(not_elf)?;
     let report = check::assess(&data, &image);
     if let check::Verdict::WillNotRun(problems) = &report.verdict {
-        return Err(refusal(problems));
+        if enforce {
+            return Err(refusal(problems));
+        }
     }
     let ctors = constructors_of(&data);
     let copy = private_copy(&data, &image, name)?;
@@ -383,7 +396,9 @@ pub fn open(path: &Path, name: &str) -> Result<BoundLibrary, LoadError> {
     // SAFETY: `handle` is live (owned by `lib`).
     lib.base = unsafe { link_map_base(lib.handle) }
         .ok_or_else(|| LoadError::Bind("no link map for the driver".into()))?;
-    lib.bind(report.variant)?;
+    if enforce || unsupported_api(&lib.image, report.variant).is_empty() {
+        lib.bind(report.variant)?;
+    }
     // SAFETY: ctors were read from the file this object was loaded from,
     // it is mapped at lib.base, relocated by dlopen and bound just above,
     // and the private copy hid these constructors from the dynamic linker.
