@@ -1,8 +1,10 @@
 %% @doc The `make demo' walkthrough: runs the example driver kv_drv
 %% (examples/kv_drv.c) through erl_driver_compat step by step, runs the
 %% same session against a native port to show that the replies are
-%% identical, and prints a compatibility report for kv_drv and the test
-%% drivers.
+%% identical, prints a compatibility report for kv_drv and the test
+%% drivers, and the check tool's report (erl_driver_compat:check/1) for
+%% kv_drv and a driver Debian ships prebuilt (runtime_tools'
+%% trace_file_drv).
 %%
 %% Started by scripts/demo.sh as
 %% `erl -noshell -pa EBIN -pa examples/build -run demo main BuildDir TestBuildDir';
@@ -34,6 +36,7 @@ main(Args) ->
                  walkthrough(Build),
                  side_by_side(Build),
                  report(Build, TestBuild),
+                 check_tool(Build),
                  summary()
              catch
                  Class:Reason:Stack ->
@@ -398,6 +401,35 @@ observation_text({Result, Msgs}) ->
 message_text({data, D}) -> show(D);
 message_text({'EXIT', _, Reason}) -> fmt("{'EXIT', Port, ~tp}", [Reason]);
 message_text(Other) -> show(Other).
+
+%%====================================================================
+%% Part 4: the check tool
+%%====================================================================
+
+check_tool(Build) ->
+    section("Part 4. The check tool: erl_driver_compat:check/1"),
+    para(["The report of a driver file without running any of its code, as",
+          "_build/bin/erl_driver_compat_check PATH and",
+          "mix erl_driver_compat.check PATH print it (exit status 0 will run,",
+          "1 will run with warnings, 2 will not run). load_driver/2 refuses",
+          "exactly the drivers whose verdict is \"will not run\"."]),
+    Kv = filename:join(Build, ?DRV ++ ".so"),
+    Debian = case code:lib_dir(runtime_tools, priv) of
+                 {error, _} -> [];
+                 Priv -> [filename:join([Priv, "lib", "trace_file_drv.so"])]
+             end,
+    lists:foreach(
+      fun(File) ->
+              Result = erl_driver_compat:check(File),
+              io:put_chars(erl_driver_compat_check:format_result(File, Result)),
+              io:format("~n"),
+              Dir = filename:dirname(File),
+              Name = filename:basename(File, ".so"),
+              Loads = load_status(load_unload_compat(Dir, Name)) =:= ok,
+              WillRun = erl_driver_compat_check:status(Result) < 2,
+              check(Name ++ ": the verdict agrees with load_driver/2", Loads =:= WillRun),
+              check(Name ++ ": will run", WillRun)
+      end, [Kv | Debian]).
 
 %%====================================================================
 %% Part 3: compatibility report

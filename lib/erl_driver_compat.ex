@@ -185,6 +185,22 @@ defmodule ErlDriverCompat do
   defdelegate check_driver(dir, name), to: :erl_driver_compat
 
   @doc """
+  The compatibility report of a driver file, without running its code: the
+  declared interface version and locking mode, every erl_driver function it
+  imports (supported or not), its other imports, its constructors and a
+  verdict. `load_driver/2` refuses a driver exactly when this says it will
+  not run.
+
+  ## Example
+
+      iex> {:ok, report} = ErlDriverCompat.check(~c"priv/my_drv.so")
+      iex> report.verdict
+      :will_run
+  """
+  @spec check(Path.t()) :: {:ok, map()} | {:error, error_reason()}
+  defdelegate check(path), to: :erl_driver_compat
+
+  @doc """
   The directory of our `erl_driver.h`, to compile drivers against.
 
   ## Example

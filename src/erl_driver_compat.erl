@@ -27,6 +27,7 @@
          format_error/1,
          include_dir/0,
          check_driver/2,
+         check/1,
          open_port/2,
          port_command/2,
          port_command/3,
@@ -69,6 +70,7 @@
         {open_error, string()} | {not_elf, string()} | no_driver_init
       | {unsupported_functions, [string()]}
       | {copy_error, string()} | {bind_error, string()}
+      | {bad_driver_entry, string()}
       | driver_init_failed | driver_incorrect_version | bad_driver_name
       | not_loaded | not_loaded_by_this_process | linked_in_driver | permanent
       | unloading.
@@ -202,6 +204,9 @@ format_error({copy_error, Detail}) ->
 format_error({bind_error, Detail}) ->
     "Could not bind the driver's imports to erl_driver_compat: "
         ++ text(Detail, [{bind_error, Detail}]);
+format_error({bad_driver_entry, Detail}) ->
+    "The driver entry returned by driver_init is unusable: "
+        ++ text(Detail, [{bad_driver_entry, Detail}]);
 format_error(unloading) ->
     "The driver is being unloaded; load it again once its ports have closed";
 format_error(Reason) ->
@@ -217,7 +222,7 @@ text(Text, Args) ->
 
 %% @doc The compatibility report for `Dir/Name.so', without loading it:
 %% which erl_driver API functions the driver imports and which of them
-%% erl_driver_compat does not implement yet.
+%% erl_driver_compat does not implement yet (a summary of {@link check/1}).
 -spec check_driver(file:name(), driver_name()) ->
           {ok, #{file := string(), api_imports := [string()],
                  unsupported := [string()], driver_init := boolean()}}
@@ -225,11 +230,89 @@ text(Text, Args) ->
 check_driver(Dir, Name) ->
     File = filename:join(erl_driver_compat_args:to_chars(Dir),
                          erl_driver_compat_args:to_chars(Name) ++ ".so"),
+    case check(File) of
+        {ok, #{api_imports := Imports, other_imports := Others,
+               driver_init := HasInit}} ->
+            Unsupported = lists:sort([N || {N, unsupported} <- Imports]
+                                     ++ [N || {N, vm_only} <- Others]),
+            {ok, #{file => File, api_imports => [N || {N, _} <- Imports],
+                   unsupported => Unsupported, driver_init => HasInit}};
+        {error, _} = Error ->
+            Error
+    end.
+
+%% @doc The compatibility report of the driver file `Path', without
+%% running any of its code. This is the decision {@link load_driver/2}
+%% applies: a driver whose verdict is `{will_not_run, _}' is refused by
+%% it, with the error the first problem maps to.
+%%
+%% <ul>
+%% <li>`version', `locking': the interface version and locking mode of
+%%   the `ErlDrvEntry' found in the file's data (a static entry holds
+%%   `ERL_DRV_EXTENDED_MARKER', the version and the flags as initialised
+%%   data); `unknown' when no entry or several are found (an entry built
+%%   at run time, or a driver without the marker): `driver_init' alone
+%%   can tell, and the version is then checked when it runs
+%%   (`entry' says which: `{found, Name}', `not_found', `{ambiguous, N}').</li>
+%% <li>`api_imports': every erl_driver function imported, `supported' or
+%%   `unsupported' (for the declared version).</li>
+%% <li>`other_imports': every other undefined symbol and who provides it:
+%%   `library' (a shared library loaded in this VM), `vm_only' (only the
+%%   VM: refused), `not_loaded' (the driver's own libraries must) or
+%%   `weak' (a weak import nothing defines: it may stay undefined).</li>
+%% <li>`constructors': `DT_INIT' and the number of `.init_array' entries.
+%%   The loader runs them itself after binding the imports, so a
+%%   constructor calling the API reaches erl_driver_compat
+%%   (`constructor_handling' says so).</li>
+%% <li>`verdict': `will_run', `{will_run_with_warnings, [Text]}' or
+%%   `{will_not_run, [Text]}'.</li>
+%% </ul>
+-spec check(file:name_all()) ->
+          {ok, #{file := string(),
+                 version := {integer(), integer()} | unknown,
+                 locking := driver | port_level | unknown,
+                 entry := {found, string() | undefined} | not_found
+                        | {ambiguous, pos_integer()},
+                 api_imports := [{string(), supported | unsupported}],
+                 other_imports := [{string(), library | vm_only | not_loaded | weak}],
+                 constructors := #{init_function := boolean(),
+                                   init_array := non_neg_integer()},
+                 constructor_handling := string(),
+                 driver_init := boolean(),
+                 verdict := will_run | {will_run_with_warnings, [string()]}
+                          | {will_not_run, [string()]}}}
+        | {error, error_reason()}.
+check(Path) ->
+    File = erl_driver_compat_args:to_chars(Path),
     case erl_driver_compat_nif:check_driver(File) of
-        {ok, Imports, Unsupported, HasInit} ->
-            Strings = fun(L) -> [unicode:characters_to_list(N) || N <- L] end,
-            {ok, #{file => File, api_imports => Strings(Imports),
-                   unsupported => Strings(Unsupported), driver_init => HasInit}};
+        {ok, Imports, Others, Entry, {InitFn, InitArray}, HasInit, Verdict} ->
+            Str = fun unicode:characters_to_list/1,
+            {Version, Locking, EntryInfo} =
+                case Entry of
+                    {found, Major, Minor, Flags, Name} ->
+                        {{Major, Minor},
+                         case Flags band 1 of 1 -> port_level; 0 -> driver end,
+                         {found, case Name of undefined -> undefined; _ -> Str(Name) end}};
+                    not_found -> {unknown, unknown, not_found};
+                    {ambiguous, N} -> {unknown, unknown, {ambiguous, N}}
+                end,
+            {ok, #{file => File,
+                   version => Version,
+                   locking => Locking,
+                   entry => EntryInfo,
+                   api_imports => [{Str(N), case Ok of true -> supported;
+                                                     false -> unsupported end}
+                                   || {N, Ok} <- Imports],
+                   other_imports => [{Str(N), P} || {N, P} <- Others],
+                   constructors => #{init_function => InitFn, init_array => InitArray},
+                   constructor_handling =>
+                       "run by erl_driver_compat after binding the imports "
+                       "(API calls from constructors reach erl_driver_compat)",
+                   driver_init => HasInit,
+                   verdict => case Verdict of
+                                  will_run -> will_run;
+                                  {Tag, Texts} -> {Tag, [Str(T) || T <- Texts]}
+                              end}};
         {error, Reason} ->
             {error, readable(Reason)}
     end.

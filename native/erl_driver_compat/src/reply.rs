@@ -46,7 +46,10 @@ pub fn control_reply<'a>(
         // foreign pointer is detected by its header.
         match unsafe { DriverBinary::from_raw(rbuf.cast()) } {
             Ok(bin) => {
-                let len = n.min(bin.size());
+                // Natively the reply is the whole driver binary
+                // (`orig_size`): the return value only says success
+                // (trace_ip_drv returns 0 with a 3-byte binary).
+                let len = bin.size();
                 let term = bin.to_term(env, 0, len);
                 bin.release();
                 Ok(term)

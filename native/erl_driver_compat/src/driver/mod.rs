@@ -334,6 +334,14 @@ fn load_new(path: &Path, name: &str, canonical: PathBuf) -> Result<Arc<Driver>, 
             minor: if extended { minor } else { 0 },
         });
     }
+    let outside = lib.outside_object(&entry);
+    if !outside.is_empty() {
+        return Err(LoadError::BadEntry(format!(
+            "the entry's {} point outside the driver object",
+            outside.join(", ")
+        ))
+        .into());
+    }
     let entry_name = if entry.driver_name.is_null() {
         String::new()
     } else {
@@ -392,12 +400,8 @@ fn load_new(path: &Path, name: &str, canonical: PathBuf) -> Result<Arc<Driver>, 
 fn supported_version(entry: &DrvEntry) -> bool {
     let (major, minor) = (entry.major_version, entry.minor_version);
     match entry.extended_marker {
-        abi::EXTENDED_MARKER => {
-            (major == 1 && (0..=5).contains(&minor))
-                || major == 2
-                || (major == abi::EXTENDED_MAJOR_VERSION
-                    && (0..=abi::EXTENDED_MINOR_VERSION).contains(&minor))
-        }
+        // The one rule for extended entries, shared with the report.
+        abi::EXTENDED_MARKER => loader::check::version_problem(true, major, minor).is_none(),
         0 => {
             major == 0
                 && minor == 0
@@ -440,6 +444,10 @@ fn read_entry(ptr: *const u8) -> Result<DrvEntry, DriverError> {
     // above) and stay so while the view is used, within this function: the
     // library holding them is not unloaded meanwhile.
     let marker = unsafe { EntryView::new(ptr, marker_end) }.marker();
+    if marker != 0 && marker != abi::EXTENDED_MARKER {
+        // Neither extended nor marker-less: every runtime refused it.
+        return Err(unreadable());
+    }
     let mut len = abi::declared_entry_size(marker, 0, 0);
     if marker == abi::EXTENDED_MARKER {
         if !loader::readable(ptr as usize, abi::ENTRY_VERSION_END) {

@@ -48,6 +48,8 @@ pub struct DriverImage {
     pub slots: Vec<Slot>,
     /// Read-only-after-relocation ranges.
     pub relro: Vec<Relro>,
+    /// Loadable segments `(vaddr, memsz, executable)`.
+    pub segments: Vec<(u64, u64, bool)>,
 }
 
 /// Why a file is not a driver we can bind.
@@ -65,9 +67,7 @@ type Hdr = elf::FileHeader64<Endianness>;
 
 /// Parses `data` (the bytes of a driver file).
 pub fn parse(data: &[u8]) -> Result<DriverImage, ElfError> {
-    if data.len() < 4 || &data[..4] != b"\x7fELF" {
-        return Err(ElfError::NotElf);
-    }
+    super::check::elf_kind(data)?;
     let header = Hdr::parse(data).map_err(|e| ElfError::WrongKind(e.to_string()))?;
     let endian = header
         .endian()
@@ -85,6 +85,25 @@ pub fn parse(data: &[u8]) -> Result<DriverImage, ElfError> {
     let mut image = DriverImage::default();
 
     for ph in header.program_headers(endian, data).map_err(malformed)? {
+        if ph.p_type(endian) == elf::PT_LOAD {
+            // A segment past the end of the file would be mapped anyway,
+            // and touching it raises SIGBUS: refuse it here.
+            let end = ph.p_offset(endian).checked_add(ph.p_filesz(endian));
+            if end.is_none_or(|end| end > data.len() as u64) {
+                return Err(ElfError::Malformed(format!(
+                    "a loadable segment (file offset {:#x}, {} bytes) extends past the end \
+                     of the file ({} bytes): truncated or corrupt",
+                    ph.p_offset(endian),
+                    ph.p_filesz(endian),
+                    data.len()
+                )));
+            }
+            image.segments.push((
+                ph.p_vaddr(endian),
+                ph.p_memsz(endian),
+                ph.p_flags(endian) & elf::PF_X != 0,
+            ));
+        }
         if ph.p_type(endian) == elf::PT_GNU_RELRO {
             image.relro.push(Relro {
                 offset: ph.p_vaddr(endian),

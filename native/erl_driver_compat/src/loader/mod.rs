@@ -9,11 +9,17 @@
 //! address to point at our function for that version's
 //! [`AbiVariant`], lifting RELRO protection while writing.
 //!
-//! Because binding follows `driver_init`, an API function called from
-//! `driver_init` itself is not ours yet: it reaches the BEAM's own export of
-//! that name (or crashes on a NULL weak import when the BEAM exports none).
-//! Drivers normally only return their entry from `driver_init`; `init` and
-//! every later callback run bound.
+//! [`check::assess`] decides, without running driver code, whether the
+//! file can run at all; [`open`] refuses what it refuses, so the report of
+//! `erl_driver_compat:check/1` and `load_driver` always agree.
+//!
+//! The object's constructors (`DT_INIT`, `.init_array`) are hidden from
+//! the dynamic linker in the private copy: [`open`] binds the imports for
+//! the version found in the file ([`check::find_entry`]; 2.0+ when none
+//! is found) and then runs the constructors itself, in the dynamic
+//! linker's order, so an API call made by a constructor or by
+//! `driver_init` reaches our function. The caller binds again once
+//! `driver_init` has returned the entry (its version decides).
 //!
 //! An import that is not an `erl_driver` API name is left to the dynamic
 //! linker when any loaded shared library provides it (libc's `stderr`,
@@ -24,6 +30,7 @@
 //! * [`symbols`]: which imports we lack or only the VM provides;
 //! * [`patch`]: rewriting the slots of a loaded driver.
 
+pub mod check;
 pub mod elf;
 pub mod patch;
 pub mod symbols;
@@ -55,6 +62,46 @@ pub enum LoadError {
     Copy(String),
     /// Rewriting a slot failed.
     Bind(String),
+    /// The entry found in the file declares an interface version we do
+    /// not run ([`check::version_problem`]).
+    Version(String),
+    /// The entry `driver_init` returned is unusable (callbacks or name
+    /// outside the object).
+    BadEntry(String),
+}
+
+/// The load error for an ELF problem.
+pub(crate) fn not_elf(e: ElfError) -> LoadError {
+    match e {
+        ElfError::NotElf => LoadError::NotElf("not an ELF file".into()),
+        ElfError::WrongKind(s) | ElfError::Malformed(s) => LoadError::NotElf(s),
+    }
+}
+
+/// The load error for a report whose verdict is `will_not_run`: the
+/// first kind of problem in erl_ddll's order of checks (no
+/// `driver_init`, then the version, then the imports).
+fn refusal(problems: &[check::Problem]) -> LoadError {
+    use check::Problem;
+    if problems.contains(&Problem::NoDriverInit) {
+        return LoadError::NoDriverInit;
+    }
+    if let Some(text) = problems.iter().find_map(|p| match p {
+        Problem::Version(t) => Some(t.clone()),
+        _ => None,
+    }) {
+        return LoadError::Version(text);
+    }
+    let mut names: Vec<String> = problems
+        .iter()
+        .flat_map(|p| match p {
+            Problem::UnsupportedApi(n) | Problem::VmOnly(n) => n.clone(),
+            _ => Vec::new(),
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    LoadError::Unsupported(names)
 }
 
 /// A driver object opened privately; its API imports are ours once
@@ -87,6 +134,28 @@ impl BoundLibrary {
         // SAFETY: handle is a live dlopen handle (closed only in Drop).
         let ptr = unsafe { libc::dlsym(self.handle, cname.as_ptr()) };
         (!ptr.is_null()).then_some(ptr)
+    }
+
+    /// The callbacks of `entry` (and its `driver_name`) that do not point
+    /// into this object: code pointers must lie in an executable segment,
+    /// the name in a loadable one. Their names, empty when all are inside.
+    pub fn outside_object(&self, entry: &crate::abi::DrvEntry) -> Vec<&'static str> {
+        let inside = |addr: usize, code: bool| {
+            self.image.segments.iter().any(|&(vaddr, len, exec)| {
+                let start = self.base.wrapping_add(vaddr as usize);
+                (exec || !code) && addr >= start && addr < start.wrapping_add(len as usize)
+            })
+        };
+        let mut bad: Vec<&'static str> = check::entry_callbacks(entry)
+            .into_iter()
+            .filter(|&(_, addr)| addr != 0 && !inside(addr, true))
+            .map(|(name, _)| name)
+            .collect();
+        let name = entry.driver_name as usize;
+        if name != 0 && !inside(name, false) {
+            bad.push("driver_name");
+        }
+        bad
     }
 
     /// Binds every API import to our functions for drivers of `variant`.
@@ -142,6 +211,7 @@ fn private_copy(data: &[u8], image: &DriverImage, name: &str) -> Result<PathBuf,
     let target = dir.join(format!("{safe}-{seq}.so"));
     let _ = std::fs::remove_file(&target);
     let mut copy = data.to_vec();
+    hide_constructors(&mut copy);
     for (symbol, offset) in &image.undefined_info_offsets {
         if binding::is_api_name(symbol) {
             if let Some(info) = copy.get_mut(*offset) {
@@ -151,6 +221,96 @@ fn private_copy(data: &[u8], image: &DriverImage, name: &str) -> Result<PathBuf,
     }
     std::fs::write(&target, copy).map_err(|e| LoadError::Copy(e.to_string()))?;
     Ok(target)
+}
+
+/// A `d_tag` the dynamic linker ignores (in the OS-specific range, used
+/// by no ABI): `DT_INIT` becomes it in the private copy.
+const DT_HIDDEN: u64 = 0x6000_0f00;
+
+/// The constructors of an object: `DT_INIT` and `.init_array` (addresses
+/// relative to the load base, `.init_array` with its entry count).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Constructors {
+    init: Option<u64>,
+    array: Option<(u64, usize)>,
+}
+
+fn constructors_of(data: &[u8]) -> Constructors {
+    let dynamic = check::dynamic_entries(data);
+    let value = |tag: u32| {
+        dynamic
+            .iter()
+            .find(|(t, _, _)| *t == u64::from(tag))
+            .map(|(_, v, _)| *v)
+    };
+    Constructors {
+        init: value(object::elf::DT_INIT),
+        array: value(object::elf::DT_INIT_ARRAY).map(|a| {
+            let size = value(object::elf::DT_INIT_ARRAYSZ).unwrap_or(0) as usize;
+            (a, size / std::mem::size_of::<usize>())
+        }),
+    }
+}
+
+/// Hides the constructors from the dynamic linker: `DT_INIT` gets a tag
+/// it ignores and `DT_INIT_ARRAYSZ` becomes 0 (the array itself is still
+/// relocated). [`run_constructors`] runs them after binding.
+fn hide_constructors(copy: &mut [u8]) {
+    for (tag, _, offset) in check::dynamic_entries(copy) {
+        let field = if tag == u64::from(object::elf::DT_INIT) {
+            Some((offset, DT_HIDDEN))
+        } else if tag == u64::from(object::elf::DT_INIT_ARRAYSZ) {
+            Some((offset + 8, 0))
+        } else {
+            None
+        };
+        if let Some((at, value)) = field {
+            if let Some(bytes) = copy.get_mut(at..at + 8) {
+                bytes.copy_from_slice(&value.to_le_bytes());
+            }
+        }
+    }
+}
+
+/// Runs the constructors the private copy hid, in the dynamic linker's
+/// order (`DT_INIT`, then `.init_array` in order), with the arguments it
+/// passes (`argc`, `argv`, `envp`; no arguments are known here: 0, NULL,
+/// the environment).
+///
+/// # Safety
+/// `ctors` must describe the object mapped at `base`, relocated and bound,
+/// whose constructors have not run.
+unsafe fn run_constructors(ctors: Constructors, base: usize) {
+    type Ctor = unsafe extern "C" fn(libc::c_int, *mut *mut libc::c_char, *mut *mut libc::c_char);
+    extern "C" {
+        static mut environ: *mut *mut libc::c_char;
+    }
+    // SAFETY: environ is libc's environment pointer, read once here.
+    let env = unsafe { environ };
+    let run = |addr: usize| {
+        if addr == 0 || addr == usize::MAX {
+            return;
+        }
+        // SAFETY: addr is a constructor of the object (from its dynamic
+        // section or its relocated .init_array), a C function taking the
+        // dynamic linker's (argc, argv, envp).
+        let ctor: Ctor = unsafe { std::mem::transmute::<usize, Ctor>(addr) };
+        // SAFETY: called once, as the dynamic linker would have, after the
+        // object was relocated and its API imports bound.
+        unsafe { ctor(0, std::ptr::null_mut(), env) };
+    };
+    if let Some(init) = ctors.init {
+        run(base.wrapping_add(init as usize));
+    }
+    if let Some((array, count)) = ctors.array {
+        for i in 0..count {
+            let slot = base.wrapping_add(array as usize) + i * std::mem::size_of::<usize>();
+            // SAFETY: the slot is an entry of the object's relocated
+            // .init_array, mapped readable while the object is loaded.
+            let addr = unsafe { std::ptr::read(slot as *const usize) };
+            run(addr);
+        }
+    }
 }
 
 /// What [`inspect`] finds in a driver file.
@@ -169,27 +329,25 @@ pub struct Inspection {
 /// Reads a driver file without loading it: its API imports and which of
 /// them we lack (the compatibility report).
 pub fn inspect(path: &Path) -> Result<Inspection, LoadError> {
-    let data = std::fs::read(path).map_err(|e| LoadError::NotFound(e.to_string()))?;
-    let image = elf::parse(&data).map_err(|e| match e {
-        ElfError::NotElf => LoadError::NotElf("not an ELF file".into()),
-        ElfError::WrongKind(s) | ElfError::Malformed(s) => LoadError::NotElf(s),
-    })?;
-    let mut api_imports: Vec<String> = image
-        .undefined
+    let report = check::check_file(path)?;
+    let mut unsupported: Vec<String> = report
+        .api_imports
         .iter()
-        .map(|(name, _)| name.clone())
-        .filter(|name| binding::is_api_name(name))
+        .filter(|(_, ok)| !ok)
+        .map(|(n, _)| n.clone())
         .collect();
-    api_imports.sort();
-    api_imports.dedup();
-    // Without loading, the declared version is unknown: report for 2.0+.
-    let mut unsupported = unsupported_api(&image, AbiVariant::SizeT);
-    unsupported.extend(vm_only_imports(&image));
+    unsupported.extend(
+        report
+            .other_imports
+            .iter()
+            .filter(|(_, p)| *p == check::Provider::VmOnly)
+            .map(|(n, _)| n.clone()),
+    );
     unsupported.sort();
     Ok(Inspection {
         unsupported,
-        has_driver_init: image.defined.iter().any(|s| s == "driver_init"),
-        api_imports,
+        has_driver_init: report.has_driver_init,
+        api_imports: report.api_imports.into_iter().map(|(n, _)| n).collect(),
     })
 }
 
@@ -197,18 +355,26 @@ pub fn inspect(path: &Path) -> Result<Inspection, LoadError> {
 /// calls `driver_init`, then [`BoundLibrary::bind`] with the variant of the
 /// version the entry declares.
 pub fn open(path: &Path, name: &str) -> Result<BoundLibrary, LoadError> {
+    open_checked(path, name, true)
+}
+
+/// [`open`] without refusing what the report refuses (an entry's version
+/// or imports): for unit tests of reading entries of any version.
+#[cfg(test)]
+pub(crate) fn open_unchecked(path: &Path, name: &str) -> Result<BoundLibrary, LoadError> {
+    open_checked(path, name, false)
+}
+
+fn open_checked(path: &Path, name: &str, enforce: bool) -> Result<BoundLibrary, LoadError> {
     let data = std::fs::read(path).map_err(|e| LoadError::NotFound(e.to_string()))?;
-    let image = elf::parse(&data).map_err(|e| match e {
-        ElfError::NotElf => LoadError::NotElf("not an ELF file".into()),
-        ElfError::WrongKind(s) | ElfError::Malformed(s) => LoadError::NotElf(s),
-    })?;
-    if !image.defined.iter().any(|s| s == "driver_init") {
-        return Err(LoadError::NoDriverInit);
+    let image = elf::parse(&data).map_err(not_elf)?;
+    let report = check::assess(&data, &image);
+    if let check::Verdict::WillNotRun(problems) = &report.verdict {
+        if enforce {
+            return Err(refusal(problems));
+        }
     }
-    let refused = vm_only_imports(&image);
-    if !refused.is_empty() {
-        return Err(LoadError::Unsupported(refused));
-    }
+    let ctors = constructors_of(&data);
     let copy = private_copy(&data, &image, name)?;
     let cpath = CString::new(copy.as_os_str().as_encoded_bytes())
         .map_err(|e| LoadError::Copy(e.to_string()))?;
@@ -230,6 +396,13 @@ pub fn open(path: &Path, name: &str) -> Result<BoundLibrary, LoadError> {
     // SAFETY: `handle` is live (owned by `lib`).
     lib.base = unsafe { link_map_base(lib.handle) }
         .ok_or_else(|| LoadError::Bind("no link map for the driver".into()))?;
+    if enforce || unsupported_api(&lib.image, report.variant).is_empty() {
+        lib.bind(report.variant)?;
+    }
+    // SAFETY: ctors were read from the file this object was loaded from,
+    // it is mapped at lib.base, relocated by dlopen and bound just above,
+    // and the private copy hid these constructors from the dynamic linker.
+    unsafe { run_constructors(ctors, lib.base) };
     Ok(lib)
 }
 

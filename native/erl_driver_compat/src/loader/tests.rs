@@ -257,3 +257,104 @@ fn readable_stops_at_the_end_of_a_mapping() {
     assert!(readable(buf.as_ptr() as usize, buf.len()));
     assert!(!readable(usize::MAX - 4, 8));
 }
+
+/// A constructor that calls the API reaches our function: `open` hides
+/// the object's constructors from the dynamic linker, binds, then runs
+/// them. Without that, the weak `driver_output` import is NULL in the
+/// test binary and the constructor crashes the test process.
+#[test]
+fn constructors_run_after_binding() {
+    let dir = temp_dir("ctor");
+    let src = dir.join("ctor_drv.c");
+    std::fs::write(
+        &src,
+        r#"
+        typedef void *ErlDrvPort;
+        extern int driver_output(ErlDrvPort, char *, unsigned long);
+        static int seen = 12345, order = 0, first = 0, second = 0;
+        __attribute__((constructor(101))) static void one(void) {
+            first = ++order;
+            seen = driver_output((ErlDrvPort)0x1, "x", 1);
+        }
+        __attribute__((constructor(102))) static void two(void) { second = ++order; }
+        int ctor_seen(void) { return seen; }
+        int ctor_order(void) { return first * 10 + second; }
+        void *driver_init(void) { return 0; }
+    "#,
+    )
+    .unwrap();
+    let so = dir.join("ctor_drv.so");
+    let status = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-O1", "-o"])
+        .arg(&so)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let data = std::fs::read(&so).unwrap();
+    let (_, array) = check::constructors(&data);
+    assert!(array >= 2, "{array} .init_array entries");
+    let lib = open(&so, "ctor_drv").unwrap();
+    assert_eq!(call(&lib, "ctor_seen"), -1);
+    assert_eq!(call(&lib, "ctor_order"), 12);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The report finds the entry of a driver statically (version, flags,
+/// name) and decides the verdict `open` applies.
+#[test]
+fn check_finds_the_entry_and_decides() {
+    let dir = temp_dir("check");
+    let src = dir.join("chk_drv.c");
+    std::fs::write(
+        &src,
+        r#"
+        #include <stddef.h>
+        typedef struct { void *slots[16]; int marker, major, minor, flags;
+                         void *h2, *pe, *ss, *ec; } Entry;
+        static void stop(void *d) { (void)d; }
+        static Entry entry = { { NULL, NULL, (void *)stop, NULL, NULL, NULL,
+                                 (void *)"chk_drv" },
+                               (int)0xfeeeeeed, MAJOR, 3, 1 };
+        void *driver_init(void) { return &entry; }
+    "#,
+    )
+    .unwrap();
+    let compile = |major: &str, out: &str| {
+        let so = dir.join(out);
+        let status = std::process::Command::new("cc")
+            .args(["-shared", "-fPIC", "-O1", &format!("-DMAJOR={major}"), "-o"])
+            .arg(&so)
+            .arg(&src)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        so
+    };
+    let ok = check::check_file(&compile("3", "chk_drv.so")).unwrap();
+    assert_eq!(
+        ok.entry,
+        check::EntryFinding::Found(check::StaticEntry {
+            vaddr: match &ok.entry {
+                check::EntryFinding::Found(e) => e.vaddr,
+                _ => 0,
+            },
+            major: 3,
+            minor: 3,
+            flags: 1,
+            name: Some("chk_drv".into()),
+        })
+    );
+    assert_eq!(ok.verdict, check::Verdict::WillRun);
+    let newer = compile("4", "chk4_drv.so");
+    let report = check::check_file(&newer).unwrap();
+    assert!(matches!(
+        &report.verdict,
+        check::Verdict::WillNotRun(p) if matches!(&p[..], [check::Problem::Version(t)] if t.contains("4.3"))
+    ));
+    assert!(matches!(
+        open(&newer, "chk4_drv"),
+        Err(LoadError::Version(_))
+    ));
+    let _ = std::fs::remove_dir_all(dir);
+}

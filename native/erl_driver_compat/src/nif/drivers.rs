@@ -11,6 +11,13 @@ use crate::driver::{self, DriverError};
 use crate::loader::LoadError;
 
 fn driver_error<'a>(env: Env<'a>, e: DriverError) -> Term<'a> {
+    match encode_driver_error(env, e) {
+        Ok(term) => term,
+        Err(_) => (atoms::error(), atoms::error()).encode(env),
+    }
+}
+
+fn encode_driver_error<'a>(env: Env<'a>, e: DriverError) -> NifResult<Term<'a>> {
     let reason = match e {
         DriverError::Load(LoadError::NotFound(msg)) => (atoms::open_error(), msg).encode(env),
         DriverError::Load(LoadError::NotElf(msg)) => (atoms::not_elf(), msg).encode(env),
@@ -21,6 +28,10 @@ fn driver_error<'a>(env: Env<'a>, e: DriverError) -> Term<'a> {
         DriverError::Load(LoadError::OpenError(msg)) => (atoms::open_error(), msg).encode(env),
         DriverError::Load(LoadError::Copy(msg)) => (atoms::copy_error(), msg).encode(env),
         DriverError::Load(LoadError::Bind(msg)) => (atoms::bind_error(), msg).encode(env),
+        DriverError::Load(LoadError::Version(_)) => atoms::driver_incorrect_version().encode(env),
+        DriverError::Load(LoadError::BadEntry(msg)) => {
+            (Atom::from_str(env, "bad_driver_entry")?, msg).encode(env)
+        }
         DriverError::NoEntry | DriverError::InitFailed(_) => {
             atoms::driver_init_failed().encode(env)
         }
@@ -33,7 +44,7 @@ fn driver_error<'a>(env: Env<'a>, e: DriverError) -> Term<'a> {
         DriverError::Unloading => atoms::unloading().encode(env),
         DriverError::Permanent => atoms::permanent().encode(env),
     };
-    (atoms::error(), reason).encode(env)
+    Ok((atoms::error(), reason).encode(env))
 }
 
 /// `driver` (driver-level locking) or `port_level`.
@@ -91,21 +102,70 @@ fn driver_info<'a>(env: Env<'a>, name: Term<'a>) -> NifResult<Term<'a>> {
     })
 }
 
-/// `check_driver(Path)`: what a driver file imports from the erl_driver
-/// API and which of those we lack, without loading it.
+/// `check_driver(Path)`: the compatibility report of a driver file
+/// ([`crate::loader::check`]), without running any of its code:
+/// `{ok, [{Name, Supported}], [{Name, Provider}], Entry, {HasInit,
+/// InitArrayEntries}, HasDriverInit, Verdict}` where `Entry` is
+/// `{found, Major, Minor, Flags, Name | undefined}`, `not_found` or
+/// `{ambiguous, N}` and `Verdict` `will_run`, `{will_run_with_warnings,
+/// [Text]}` or `{will_not_run, [Text]}`.
 #[rustler::nif(schedule = "DirtyIo")]
 fn check_driver<'a>(env: Env<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
+    use crate::loader::check::{self, EntryFinding, Provider, Verdict};
     let path = PathBuf::from(name_of(path)?);
-    Ok(match crate::loader::inspect(&path) {
-        Ok(report) => (
-            atoms::ok(),
-            report.api_imports,
-            report.unsupported,
-            report.has_driver_init,
+    let report = match check::check_file(&path) {
+        Ok(report) => report,
+        Err(e) => return Ok(driver_error(env, DriverError::Load(e))),
+    };
+    let atom = |name: &str| Atom::from_str(env, name);
+    let others: Vec<(String, Atom)> = report
+        .other_imports
+        .iter()
+        .map(|(name, p)| {
+            let tag = match p {
+                Provider::Library => "library",
+                Provider::VmOnly => "vm_only",
+                Provider::NotLoaded => "not_loaded",
+                Provider::Weak => "weak",
+            };
+            Ok((name.clone(), atom(tag)?))
+        })
+        .collect::<NifResult<_>>()?;
+    let entry = match &report.entry {
+        EntryFinding::Found(e) => (
+            atom("found")?,
+            e.major,
+            e.minor,
+            e.flags,
+            match &e.name {
+                Some(n) => n.encode(env),
+                None => atoms::undefined().encode(env),
+            },
         )
             .encode(env),
-        Err(e) => driver_error(env, DriverError::Load(e)),
-    })
+        EntryFinding::NotFound => atom("not_found")?.encode(env),
+        EntryFinding::Ambiguous(n) => (atom("ambiguous")?, *n).encode(env),
+    };
+    let verdict = match &report.verdict {
+        Verdict::WillRun => atom("will_run")?.encode(env),
+        Verdict::WillRunWithWarnings(texts) => {
+            (atom("will_run_with_warnings")?, texts.clone()).encode(env)
+        }
+        Verdict::WillNotRun(problems) => {
+            let texts: Vec<String> = problems.iter().map(|p| p.text()).collect();
+            (atom("will_not_run")?, texts).encode(env)
+        }
+    };
+    Ok((
+        atoms::ok(),
+        report.api_imports.clone(),
+        others,
+        entry,
+        (report.init_function, report.init_array),
+        report.has_driver_init,
+        verdict,
+    )
+        .encode(env))
 }
 
 /// For tests: the reference count of the driver binary whose data
