@@ -9,7 +9,8 @@
 %% backend goes first; the table shows the median ns/op and the spread
 %% (min..max). Scale rows: opening and closing many ports, the bytes each
 %% open port costs (erlang:memory(total) before and after, the port's
-%% process included), and many live timers.
+%% process included, once idle port processes have hibernated), and
+%% many live timers.
 %%
 %% Results are printed and written as JSON. This is a measurement, not a
 %% test: no time is ever asserted.
@@ -412,7 +413,7 @@ settle_memory() ->
     Self = self(),
     [spawn(fun() -> Self ! {Ref, I} end) || I <- lists:seq(1, 100)],
     [receive {Ref, I} -> ok end || I <- lists:seq(1, 100)],
-    timer:sleep(200).
+    timer:sleep(1200).
 
 print_scale(Rows) ->
     Header = ["scale case", "unit", "native", "compat", "ratio"],

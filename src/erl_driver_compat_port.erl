@@ -117,7 +117,7 @@ init() ->
 -spec idle() -> no_return().
 idle() ->
     receive
-        {'$edc_go', Resource} -> erlang:hibernate(?MODULE, loop, [Resource]);
+        {'$edc_go', Resource} -> loop(Resource);
         '$edc_abort' -> exit(normal);
         {'$edc_created', Owner, ReplyTo} -> created(Owner, ReplyTo);
         {'$edc_actions', Actions} ->
