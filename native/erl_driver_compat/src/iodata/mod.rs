@@ -33,10 +33,11 @@ const MAX_COPIED_GAP: usize = 64 * 1024;
 /// `data` as one contiguous buffer: a binary as it is, an iolist copied
 /// once. `None` when `data` is not iodata.
 pub fn flatten(data: Term<'_>) -> Option<Binary<'_>> {
-    if data.is_binary() {
-        data.decode::<Binary>().ok()
-    } else {
-        Binary::from_iolist(data).ok()
+    // The binary first: one VM call on the hot path (a binary argument).
+    match data.decode::<Binary>() {
+        Ok(binary) => Some(binary),
+        Err(_) if data.is_binary() => None,
+        Err(_) => Binary::from_iolist(data).ok(),
     }
 }
 
