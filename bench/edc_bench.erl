@@ -201,11 +201,16 @@ round(Cases, Ports, Ns, R) ->
     maps:from_list([{{C, K}, measure(C, K, maps:get(K, Ports), maps:get(C, Ns))}
                     || C <- Cases, K <- Order]).
 
+%% Two steps: ?CALIBRATE_N iterations (which may include JIT and cache
+%% warm-up) give a first N for ~1/10 of a run, whose time gives N.
 calibrate(Case, Ports) ->
-    Slowest = lists:max([measure(Case, K, maps:get(K, Ports), ?CALIBRATE_N)
+    N0 = n_for(Case, Ports, ?CALIBRATE_N, ?RUN_MS / 10),
+    n_for(Case, Ports, N0, ?RUN_MS).
+
+n_for(Case, Ports, N, Ms) ->
+    Slowest = lists:max([measure(Case, K, maps:get(K, Ports), N)
                          || K <- [native, compat]]),
-    N = round(?RUN_MS * 1.0e6 / max(Slowest, 1.0)),
-    max(?MIN_N, min(?MAX_N, N)).
+    max(?MIN_N, min(?MAX_N, round(Ms * 1.0e6 / max(Slowest, 1.0)))).
 
 %% ns/op of N iterations.
 measure(Case, Kind, Ports, N) ->
