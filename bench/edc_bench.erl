@@ -383,6 +383,8 @@ scale_rows_here(Big) ->
          Big, "ns/port", maps:get(open_close, NB), maps:get(open_close, CB)),
      row(memory, "bytes per open port (with its process), " ++ integer_to_list(Big) ++ " open",
          Big, "bytes", maps:get(bytes, NB), maps:get(bytes, CB)),
+     row(rss, "resident bytes per open port (RSS, malloc included)",
+         Big, "bytes", maps:get(rss, NB), maps:get(rss, CB)),
      row(timers, "driver_set_timer, " ++ integer_to_list(Big) ++ " live timers",
          Big, "ns/timer", maps:get(timer_set, NB), maps:get(timer_set, CB))].
 
@@ -407,12 +409,14 @@ scale_big(Kind, Count) ->
     erlang:garbage_collect(),
     settle_memory(),
     M0 = erlang:memory(total),
+    R0 = rss(),
     T0 = erlang:monotonic_time(nanosecond),
     Ps = [open(Kind, "bench_drv") || _ <- lists:seq(1, Count)],
     T1 = erlang:monotonic_time(nanosecond),
     erlang:garbage_collect(),
     settle_memory(),
     M1 = erlang:memory(total),
+    R1 = rss(),
     [_ = ctl(Kind, P, 8, <<>>) || P <- Ps],
     T2 = erlang:monotonic_time(nanosecond),
     [_ = ctl(Kind, P, 9, <<>>) || P <- Ps],
@@ -421,7 +425,15 @@ scale_big(Kind, Count) ->
     T4 = erlang:monotonic_time(nanosecond),
     #{open_close => ((T1 - T0) + (T4 - T3)) / Count,
       bytes => (M1 - M0) / Count,
+      rss => (R1 - R0) / Count,
       timer_set => (T2 - T1) / Count}.
+
+%% The VM's resident set size in bytes (what erlang:memory/1 does not
+%% see: memory the NIF library allocates with malloc).
+rss() ->
+    {ok, Status} = file:read_file("/proc/self/status"),
+    {match, [Kb]} = re:run(Status, "VmRSS:\\s*([0-9]+) kB", [{capture, [1], list}]),
+    list_to_integer(Kb) * 1024.
 
 %% Lets the port processes reach their idle state (hibernation) before
 %% memory is read: a round trip through every scheduler's run queue.
