@@ -148,6 +148,10 @@ macro_rules! hot_nif {
                         // SAFETY: each argument is a term of this call's env.
                         $fun(env, $(unsafe { Term::new(env, args[$i]) }),+)
                     });
+                    if let Ok(Ok(term)) = result {
+                        // The common case, without rustler's conversion.
+                        return term.as_c_arg();
+                    }
                     let returned = rustler::codegen_runtime::handle_nif_result(result, env);
                     // SAFETY: env is this NIF call's env, where `returned`
                     // was made; its term goes back to the VM as the result.
