@@ -386,6 +386,16 @@ open_compat(DriverName, Command, Settings, PortName, Opts) ->
 %% waits until it clears it, as a native port suspends it; waiting callers
 %% then run their commands one after the other, in the native order.
 -spec port_command(port_arg(), iodata()) -> true.
+port_command(Port, Data) when is_pid(Port) ->
+    %% Hot path: no port_of/1 tuple, one NIF call.
+    try erl_driver_compat_nif:command(Port, Data) of
+        true -> true;
+        %% The common effect: one message for the caller (driver_output).
+        {'$edc', true, [Msg], [], []} -> self() ! Msg, true;
+        Result -> command_result(Port, Data, [Port, Data], Result, none)
+    catch
+        Class:Reason:Stack -> command_error(Port, Data, [Port, Data], Class, Reason, Stack)
+    end;
 port_command(Port, Data) ->
     case erl_driver_compat_args:port_of(Port) of
         {compat, Pid} -> command(Pid, Data, [Port, Data]);
@@ -501,6 +511,11 @@ port_control(Port, Operation, Data) when is_pid(Port) ->
     %% Hot path: one NIF call; the argument list for an error is only built
     %% when there is something to deliver or raise.
     case control(Port, Operation, Data) of
+        %% The common effect: one message for the caller (a control reply
+        %% is a binary or a list, never an error).
+        {'$edc', Reply, [Msg], [], []} when is_binary(Reply); is_list(Reply) ->
+            self() ! Msg,
+            Reply;
         Result when ?IS_EFFECTS(Result) -> result(Result, [Port, Operation, Data]);
         Reply -> Reply
     end;
@@ -529,6 +544,12 @@ control(Pid, Operation, Data) ->
 %% @doc Calls the driver's `call' callback with `Data' in external term
 %% format and decodes its reply, like `erlang:port_call/3'.
 -spec port_call(port_arg(), integer(), term()) -> term().
+port_call(Port, Operation, Data) when is_pid(Port) ->
+    %% Hot path: one NIF call, the argument list only built for effects.
+    case erl_driver_compat_nif:call(Port, Operation, Data) of
+        Result when ?IS_EFFECTS(Result) -> result(Result, [Port, Operation, Data]);
+        Reply -> Reply
+    end;
 port_call(Port, Operation, Data) ->
     case erl_driver_compat_args:port_of(Port) of
         {compat, Pid} ->

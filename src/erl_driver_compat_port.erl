@@ -41,13 +41,19 @@
          log_bad_value/1]).
 
 -export([init/0,
-         pool_init/0]).
+         pool_init/0,
+         loop/1]).
 
 -define(POOL, erl_driver_compat_port_pool).
 %% Idle port processes kept at first; doubled (up to ?POOL_MAX) whenever
 %% a driver_create_port found the pool empty.
 -define(POOL_MIN, 16).
 -define(POOL_MAX, 4096).
+%% An open port whose process has had no message for this long hibernates
+%% (erlang:hibernate/3): its heap shrinks to its live data, which makes an
+%% idle pseudo-port a fraction of a fresh process's size. The timeout is
+%% long against any round trip, so busy ports never pay a hibernation.
+-define(HIBERNATE_MS, 1000).
 
 %% @doc Spawns an idle port process linked to the caller (the owner).
 -spec spawn_for(pid()) -> pid().
@@ -218,6 +224,7 @@ fill(Target0) ->
     ok = erl_driver_compat_nif:pool_put(New),
     Target.
 
+%% @private The open port's loop (exported for erlang:hibernate/3).
 -spec loop(reference()) -> no_return().
 loop(Res) ->
     receive
@@ -304,6 +311,8 @@ loop(Res) ->
         Other ->
             user_message(Res, Other),
             loop(Res)
+    after ?HIBERNATE_MS ->
+            erlang:hibernate(?MODULE, loop, [Res])
     end.
 
 %% The port is closing: its close waits for the driver's queue to empty

@@ -262,6 +262,8 @@ impl<'p> CallbackCtx<'p> {
 
     /// Ends the run: returns the effects (already carried out for a
     /// detached delivery) and the drivers whose ports closed.
+    // Inlined: the context is large, a call would copy it.
+    #[inline(always)]
     pub(crate) fn finish(self) -> (Effects, Vec<Arc<Driver>>) {
         let effects = self.effects.into_inner();
         let closed = self.closed.into_inner();

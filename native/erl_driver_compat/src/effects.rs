@@ -202,12 +202,43 @@ impl LogEntry {
     }
 }
 
+/// The messages for the caller: the first two inline (a callback
+/// usually emits none or one; no allocation on that path).
+#[derive(Default)]
+struct Messages {
+    inline: [RawTerm; 2],
+    len: usize,
+    more: Vec<RawTerm>,
+}
+
+impl Messages {
+    fn push(&mut self, msg: RawTerm) {
+        if self.len < self.inline.len() {
+            self.inline[self.len] = msg;
+        } else {
+            self.more.push(msg);
+        }
+        self.len += 1;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// In emission order.
+    fn iter(&self) -> impl DoubleEndedIterator<Item = &RawTerm> {
+        self.inline[..self.len.min(self.inline.len())]
+            .iter()
+            .chain(self.more.iter())
+    }
+}
+
 /// The effects of one callback run.
 #[derive(Default)]
 pub struct Effects {
     /// Messages for the calling process, in emission order, built in the
     /// caller's env.
-    messages: Vec<RawTerm>,
+    messages: Messages,
     /// Messages emitted by `stop`, not yet attached to the port's exit.
     late: Vec<(LocalPid, RawTerm)>,
     /// Reports of API misuse and other problems of the driver's port.
@@ -260,13 +291,17 @@ impl Effects {
     /// `{'$edc', Value, Messages, Reports, Actions}` in `env`, the env
     /// the messages were built in.
     pub fn encode<'a>(&self, env: Env<'a>, value: Term<'a>) -> Term<'a> {
-        let messages: Vec<Term<'a>> = self
+        // The list built cell by cell from the end: no vector on the way.
+        let messages = self
             .messages
             .iter()
-            // SAFETY: the messages were built in `env` during this NIF call
-            // (Effects of a Process delivery never leave the call).
-            .map(|&m| unsafe { Term::new(env, m) })
-            .collect();
+            .rev()
+            .fold(Term::list_new_empty(env), |tail, &m| {
+                // SAFETY: the messages were built in `env` during this NIF
+                // call (Effects of a Process delivery never leave the call).
+                let head = unsafe { Term::new(env, m) };
+                crate::terms::list_cell(env, head, tail)
+            });
         let actions: Vec<Term<'a>> = self.actions.iter().map(|a| a.encode(env)).collect();
         let logs: Vec<Term<'a>> = self.logs.iter().map(|l| l.encode(env)).collect();
         (atoms::edc(), value, messages, logs, actions).encode(env)

@@ -13,6 +13,10 @@ use crate::context::CallbackCtx;
 use crate::port::PortError;
 use crate::terms;
 
+/// Replies in a driver binary up to this size are copied into a new
+/// Erlang binary when nothing else references them (see `control_reply`).
+const COPY_REPLY_MAX: usize = 1 << 20;
+
 /// Builds `port_control`'s result from the `control` callback's return.
 pub fn control_reply<'a>(
     ctx: &CallbackCtx,
@@ -50,7 +54,19 @@ pub fn control_reply<'a>(
                 // (`orig_size`): the return value only says success
                 // (trace_ip_drv returns 0 with a 3-byte binary).
                 let len = bin.size();
-                let term = bin.to_term(env, 0, len);
+                let term = if bin.refc() == 1 && len <= COPY_REPLY_MAX {
+                    // Only the reply holds the binary: no driver code can
+                    // tell a copy from the binary itself, and a copy into
+                    // an ordinary refc binary is cheaper than exposing it
+                    // (a holder resource and the exposed-binaries table),
+                    // and counts in the caller's binary heap for its GC.
+                    // SAFETY: the binary holds bin.size() >= len bytes and
+                    // stays live until the release below.
+                    let bytes = unsafe { bin.bytes(0, len) }.unwrap_or_default();
+                    terms::binary_copy(env, bytes)
+                } else {
+                    bin.to_term(env, 0, len)
+                };
                 bin.release();
                 Ok(term)
             }

@@ -33,10 +33,11 @@ const MAX_COPIED_GAP: usize = 64 * 1024;
 /// `data` as one contiguous buffer: a binary as it is, an iolist copied
 /// once. `None` when `data` is not iodata.
 pub fn flatten(data: Term<'_>) -> Option<Binary<'_>> {
-    if data.is_binary() {
-        data.decode::<Binary>().ok()
-    } else {
-        Binary::from_iolist(data).ok()
+    // The binary first: one VM call on the hot path (a binary argument).
+    match data.decode::<Binary>() {
+        Ok(binary) => Some(binary),
+        Err(_) if data.is_binary() => None,
+        Err(_) => Binary::from_iolist(data).ok(),
     }
 }
 
@@ -79,6 +80,9 @@ impl IoVecBuf {
     pub fn from_iodata(data: Term<'_>) -> Option<IoVecBuf> {
         let env = data.get_env();
         let raw_ok = binary_kind::usable(env);
+        if let Some(lone) = Self::lone_binary(data, raw_ok) {
+            return Some(lone);
+        }
         // SAFETY: `data` is a Term of `env`, the env of the running NIF
         // call (a rustler Term carries its env).
         let items = unsafe { collect(data.as_c_arg(), env.as_c_arg(), raw_ok)? };
@@ -96,6 +100,75 @@ impl IoVecBuf {
             copy,
             pieces.into_iter().map(Some).collect(),
         ))
+    }
+
+    /// The vector for a non-empty binary term (the usual `port_command`
+    /// argument), as the general path lays it out (one copied segment, or
+    /// one off-heap segment in its own driver binary or in our exposed
+    /// one) without flattening into items and pieces first. `None` for
+    /// anything else.
+    fn lone_binary(data: Term<'_>, raw_ok: bool) -> Option<IoVecBuf> {
+        let env = data.get_env();
+        // SAFETY: `data` is a Term of `env`, the env of the running NIF call.
+        let IoTerm::Binary(ptr, len) = (unsafe { ffi::io_term(env.as_c_arg(), data.as_c_arg()) })
+        else {
+            return None;
+        };
+        if len == 0 {
+            return None;
+        }
+        let kind = if raw_ok {
+            // SAFETY: `data` is a binary term of the running call's env and
+            // ptr/len are what inspecting it gave.
+            unsafe { binary_kind::classify(data.as_c_arg(), ptr, len) }
+        } else {
+            None
+        };
+        let kind = kind.unwrap_or(if len > binary_kind::ONHEAP_BIN_LIMIT {
+            BinKind::OffHeap(None)
+        } else {
+            BinKind::Copied
+        });
+        if let BinKind::Copied = kind {
+            // SAFETY: ptr/len are the bytes of a binary term of the running
+            // call, alive and unchanged until it returns; copied at once.
+            let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
+            return Some(IoVecBuf::build(
+                bytes.to_vec(),
+                vec![Some(Piece::Copied { offset: 0, len })],
+            ));
+        }
+        let (bin, offset) = binary::find_exposed(ptr, len).unwrap_or_else(|| {
+            let bin = alloc_or_abort(len);
+            // SAFETY: ptr/len are an off-heap binary's bytes from a term of
+            // the NIF call, readable until it returns; bin is a fresh
+            // allocation of len data bytes, so they cannot overlap.
+            unsafe { std::ptr::copy_nonoverlapping(ptr, bin.data(), len) };
+            (bin, 0)
+        });
+        // SAFETY: offset + len <= bin.size(): find_exposed found the bytes
+        // inside bin's data; a fresh bin holds exactly len bytes at 0.
+        let base = unsafe { bin.data().add(offset) };
+        Some(IoVecBuf {
+            iov: vec![
+                SysIOVec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0,
+                },
+                SysIOVec {
+                    iov_base: base.cast(),
+                    iov_len: len,
+                },
+            ],
+            binv: vec![std::ptr::null_mut(), bin.as_ptr()],
+            owned: vec![bin],
+            vec: IOVec {
+                vsize: 2,
+                size: len,
+                iov: std::ptr::null_mut(),
+                binv: std::ptr::null_mut(),
+            },
+        })
     }
 
     fn build(copy: Vec<u8>, pieces: Vec<Option<Piece>>) -> IoVecBuf {

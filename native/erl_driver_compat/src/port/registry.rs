@@ -2,8 +2,10 @@
 //! `ErlDrvPort` handle (for API calls made outside the port's own
 //! callback).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::RwLock;
 use rustler::LocalPid;
@@ -66,10 +68,58 @@ fn shard(key: usize) -> usize {
     (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) % SHARDS
 }
 
+/// Bumped (under the shard's write lock) whenever a port leaves the
+/// registry: a [`CACHE`] entry made before is stale.
+static UNREGISTERED: AtomicU64 = AtomicU64::new(0);
+
+const CACHE_SLOTS: usize = 64;
+
+/// One thread's recent pid lookups: `(pid term, port, UNREGISTERED when
+/// cached)`.
+struct CacheEntry(usize, Weak<Port>, u64);
+
+thread_local! {
+    /// The hot path of every port BIF is a pid -> port lookup: a hit here
+    /// costs no lock, no hashing and one reference-count round trip (the
+    /// weak upgrade) instead of a shard's rwlock and an `Arc` clone. An
+    /// entry is used only while no port has left the registry since it was
+    /// made, so it never outlives its port's registration (and a pid reused
+    /// by a later port cannot hit it); a `Weak` keeps no closed port alive.
+    static CACHE: RefCell<[CacheEntry; CACHE_SLOTS]> =
+        RefCell::new(std::array::from_fn(|_| CacheEntry(0, Weak::new(), 0)));
+}
+
 /// Finds the open port whose process is `pid`.
 pub fn lookup(pid: &LocalPid) -> Option<Arc<Port>> {
     let key = pid_term(pid);
-    registry().by_pid[shard(key)].read().get(&key).cloned()
+    let slot = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) % CACHE_SLOTS;
+    // Acquire: pairs with the Release bump in `unregister`, so an entry
+    // that still matches was made after every removal this thread can see.
+    let generation = UNREGISTERED.load(Ordering::Acquire);
+    let hit = CACHE
+        .try_with(|c| {
+            let c = c.try_borrow().ok()?;
+            let e = &c[slot];
+            if e.0 == key && e.2 == generation {
+                e.1.upgrade()
+            } else {
+                None
+            }
+        })
+        .ok()
+        .flatten();
+    if hit.is_some() {
+        return hit;
+    }
+    let found = registry().by_pid[shard(key)].read().get(&key).cloned();
+    if let Some(port) = &found {
+        let _ = CACHE.try_with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                c[slot] = CacheEntry(key, Arc::downgrade(port), generation);
+            }
+        });
+    }
+    found
 }
 
 /// Finds an open port by the handle a driver passed.
@@ -122,9 +172,9 @@ pub(super) fn forget(port: &Port) {
 pub(super) fn unregister(port: &Port) {
     registry().closed.write().insert(port.handle() as usize, ());
     registry().handles.write().remove(&(port.handle() as usize));
-    registry().by_pid[shard(port.pid_term)]
-        .write()
-        .remove(&port.pid_term);
+    let mut by_pid = registry().by_pid[shard(port.pid_term)].write();
+    by_pid.remove(&port.pid_term);
+    UNREGISTERED.fetch_add(1, Ordering::Release);
 }
 
 /// Idle port processes for `driver_create_port` (DESIGN.md "Pseudo-ports":
@@ -193,4 +243,62 @@ pub(super) fn register_created(port: &Arc<Port>) {
 /// The created port whose process is `pid`, once (open or not).
 pub fn adopt_created(pid: &LocalPid) -> Option<Arc<Port>> {
     unadopted().lock().remove(&pid_term(pid))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rustler::LocalPid;
+
+    use super::{lookup, register, unregister};
+    use crate::abi::DrvEntry;
+    use crate::driver::Driver;
+    use crate::port::state::PortState;
+    use crate::port::Port;
+    use crate::terms::pid_term;
+
+    fn fake_pid(n: usize) -> LocalPid {
+        // SAFETY: only compared and used as a key: never given to the VM.
+        LocalPid::from_c_arg(unsafe {
+            crate::ffi::pid_from_term(crate::ffi::from_raw((n << 4) | 0x3))
+        })
+    }
+
+    fn port_for(driver: &Arc<Driver>, pid: LocalPid, number: u64) -> Arc<Port> {
+        Arc::new(Port {
+            driver: driver.clone(),
+            pid,
+            pid_term: pid_term(&pid),
+            command: b"fake".to_vec(),
+            number,
+            lock: driver.lock.clone(),
+            state: PortState::new(pid),
+            select: Default::default(),
+            queue: Default::default(),
+        })
+    }
+
+    /// The lookup cache never answers with a port that has left the
+    /// registry, even while something still holds that port and a later
+    /// port has the same pid.
+    #[test]
+    fn the_lookup_cache_follows_the_registry() {
+        // SAFETY: DrvEntry is plain data: all-zero is every callback None.
+        let entry: DrvEntry = unsafe { std::mem::zeroed() };
+        let driver = Driver::for_test("cache", entry);
+        let pid = fake_pid(424_242);
+        let first = port_for(&driver, pid, 1);
+        register(&first);
+        assert_eq!(lookup(&pid).map(|p| p.number), Some(1));
+        // A hit this time (same thread, nothing unregistered).
+        assert_eq!(lookup(&pid).map(|p| p.number), Some(1));
+        unregister(&first);
+        assert!(lookup(&pid).is_none());
+        let second = port_for(&driver, pid, 2);
+        register(&second);
+        assert_eq!(lookup(&pid).map(|p| p.number), Some(2));
+        unregister(&second);
+        assert!(lookup(&pid).is_none());
+    }
 }
