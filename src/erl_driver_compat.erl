@@ -575,15 +575,18 @@ port_close(Port) ->
 %% as natively), or at once when the port waits for its driver queue to
 %% empty (natively port_close/1 returns then too).
 close(Pid, Args) ->
-    Ref = erlang:monitor(process, Pid),
-    try result(erl_driver_compat_nif:close(Pid), Args) of
-        true ->
-            receive {'DOWN', Ref, process, Pid, _} -> true end;
-        flushing ->
-            true
-    after
-        erlang:demonitor(Ref, [flush])
+    case result(erl_driver_compat_nif:close(Pid), Args) of
+        true -> await_end(Pid);
+        flushing -> true
     end.
+
+%% The monitor and the receive stay together so that the receive does not
+%% scan the caller's whole mailbox (an owner trapping exits holds an
+%% {'EXIT', Port, normal} per closed port). A process that has already
+%% ended gives its 'DOWN' at once.
+await_end(Pid) ->
+    Ref = erlang:monitor(process, Pid),
+    receive {'DOWN', Ref, process, Pid, _} -> true end.
 
 %% @doc Makes `Pid' the port's owner and links it to the port, like
 %% `erlang:port_connect/2'. As natively, `Pid' must be a live process; a

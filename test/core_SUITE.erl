@@ -19,7 +19,8 @@
          stop_output_trapping_sibling_failure/1,
          stop_output_trapping_exit_signal/1,
          line_mode_partial_line_dropped_on_close/1,
-         line_mode_stop_output_completes_line/1]).
+         line_mode_stop_output_completes_line/1,
+         idle_port_process_hibernates/1]).
 
 -define(CORE, "lc_core_drv").
 -define(NOSTART, "lc_nostart_drv").
@@ -36,7 +37,8 @@ all() ->
      stop_output_trapping_sibling_failure,
      stop_output_trapping_exit_signal,
      line_mode_partial_line_dropped_on_close,
-     line_mode_stop_output_completes_line].
+     line_mode_stop_output_completes_line,
+     idle_port_process_hibernates].
 
 init_per_suite(Config) ->
     Holder = edc_diff:start_holder([?NOSTART]),
@@ -210,3 +212,29 @@ line_mode_stop_output_completes_line(Config) ->
                             edc_diff:flush()
                     end,
                     [{{port, 1}, {data, {eol, "abcbye"}}}]).
+
+%% Compat only (a native port is no process): an idle pseudo-port's
+%% process hibernates (its heap shrinks to the minimum) and wakes up for
+%% the next message.
+idle_port_process_hibernates(Config) ->
+    ok = erl_driver_compat:load_driver(?config(core_dir, Config), ?CORE),
+    P = erl_driver_compat:open_port({spawn, ?CORE}, []),
+    ok = wait_until(fun() ->
+                            erlang:process_info(P, current_function)
+                                =:= {current_function, {erlang, hibernate, 3}}
+                    end, 100),
+    P ! {self(), {command, "abc"}},
+    receive {P, {data, "abc"}} -> ok after 5000 -> ct:fail(no_echo_after_hibernation) end,
+    true = erl_driver_compat:port_close(P),
+    ok = erl_driver_compat:unload_driver(?CORE).
+
+%% Polls F every 50 ms, at most N times (a bounded wait for a state no
+%% message announces).
+wait_until(F, 0) ->
+    F() orelse ct:fail(condition_never_held),
+    ok;
+wait_until(F, N) ->
+    case F() of
+        true -> ok;
+        false -> receive after 50 -> wait_until(F, N - 1) end
+    end.
