@@ -129,20 +129,20 @@ impl IoVecBuf {
         } else {
             BinKind::Copied
         });
-        if let BinKind::Copied = kind {
-            // SAFETY: ptr/len are the bytes of a binary term of the running
-            // call, alive and unchanged until it returns; copied at once.
-            let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
-            return Some(IoVecBuf::build(
-                bytes.to_vec(),
-                vec![Some(Piece::Copied { offset: 0, len })],
-            ));
-        }
-        let (bin, offset) = binary::find_exposed(ptr, len).unwrap_or_else(|| {
+        // Bytes inside a known Erlang Binary's own data cannot be one of
+        // our driver binaries (those reach Erlang as resource binaries,
+        // whose bytes lie outside their Binary): no registry lookup.
+        let exposed = match kind {
+            BinKind::OffHeap(None) => binary::find_exposed(ptr, len),
+            BinKind::OffHeap(Some(_)) | BinKind::Copied => None,
+        };
+        // A copied binary and an off-heap one that is not ours get the
+        // same layout here: one segment, a private copy at offset 0.
+        let (bin, offset) = exposed.unwrap_or_else(|| {
             let bin = alloc_or_abort(len);
-            // SAFETY: ptr/len are an off-heap binary's bytes from a term of
-            // the NIF call, readable until it returns; bin is a fresh
-            // allocation of len data bytes, so they cannot overlap.
+            // SAFETY: ptr/len are the bytes of a binary term of the NIF
+            // call, readable until it returns; bin is a fresh allocation
+            // of len data bytes, so they cannot overlap.
             unsafe { std::ptr::copy_nonoverlapping(ptr, bin.data(), len) };
             (bin, 0)
         });
@@ -300,7 +300,7 @@ impl SharedBinaries {
             let Piece::OffHeap { ptr, len, parent } = *piece else {
                 continue;
             };
-            if is_exposed(ptr, len) {
+            if parent.is_none() && is_exposed(ptr, len) {
                 continue;
             }
             let start = ptr as usize;
@@ -364,7 +364,13 @@ impl SharedBinaries {
         parent: Option<Parent>,
         owned: &mut Vec<DriverBinary>,
     ) -> (DriverBinary, usize) {
-        if let Some((bin, offset)) = binary::find_exposed(ptr, len) {
+        // Only bytes outside a known Binary's own data can be ours (see
+        // `lone_binary`).
+        if let Some((bin, offset)) = parent
+            .is_none()
+            .then(|| binary::find_exposed(ptr, len))
+            .flatten()
+        {
             owned.push(bin);
             return (bin, offset);
         }
