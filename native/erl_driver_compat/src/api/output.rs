@@ -84,13 +84,16 @@ fn deliver(ctx: &CallbackCtx, port: &Port, st: &PortState, header: &[u8], pieces
 /// Binary-mode data: header bytes as list elements, then one binary per
 /// piece, the last one as the tail; `[]` when there is nothing at all.
 fn binary_data<'a>(env: Env<'a>, header: &[u8], pieces: &[Piece]) -> Term<'a> {
-    let mut bins: Vec<Term<'a>> = pieces
-        .iter()
-        .map(|p| match p {
-            Piece::Bytes(b) => terms::binary_copy(env, b),
-            Piece::Shared(bin, off, len) => bin.to_term(env, *off, *len),
-        })
-        .collect();
+    let piece_term = |p: &Piece| match p {
+        Piece::Bytes(b) => terms::binary_copy(env, b),
+        Piece::Shared(bin, off, len) => bin.to_term(env, *off, *len),
+    };
+    // The usual case, one piece and no header: the binary itself, without
+    // collecting the pieces first.
+    if let ([piece], true) = (pieces, header.is_empty()) {
+        return piece_term(piece);
+    }
+    let mut bins: Vec<Term<'a>> = pieces.iter().map(piece_term).collect();
     let tail = match bins.pop() {
         None => None,
         Some(last) => {

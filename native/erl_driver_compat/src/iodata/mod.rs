@@ -66,7 +66,19 @@ pub struct IoVecBuf {
     binv: Vec<*mut DrvBinary>,
     /// Distinct binaries we hold one reference to.
     owned: Vec<DriverBinary>,
+    /// The vector of a lone binary (the reserved slot and one segment)
+    /// and the binary it holds a reference to, kept here instead of in
+    /// the three `Vec`s above (which then stay empty): no allocation
+    /// besides the driver binary on the usual `port_command` path.
+    lone: Option<Lone>,
     vec: IOVec,
+}
+
+/// See [`IoVecBuf::lone`].
+struct Lone {
+    iov: [SysIOVec; 2],
+    binv: [*mut DrvBinary; 2],
+    bin: DriverBinary,
 }
 
 impl IoVecBuf {
@@ -150,18 +162,23 @@ impl IoVecBuf {
         // inside bin's data; a fresh bin holds exactly len bytes at 0.
         let base = unsafe { bin.data().add(offset) };
         Some(IoVecBuf {
-            iov: vec![
-                SysIOVec {
-                    iov_base: std::ptr::null_mut(),
-                    iov_len: 0,
-                },
-                SysIOVec {
-                    iov_base: base.cast(),
-                    iov_len: len,
-                },
-            ],
-            binv: vec![std::ptr::null_mut(), bin.as_ptr()],
-            owned: vec![bin],
+            iov: Vec::new(),
+            binv: Vec::new(),
+            owned: Vec::new(),
+            lone: Some(Lone {
+                iov: [
+                    SysIOVec {
+                        iov_base: std::ptr::null_mut(),
+                        iov_len: 0,
+                    },
+                    SysIOVec {
+                        iov_base: base.cast(),
+                        iov_len: len,
+                    },
+                ],
+                binv: [std::ptr::null_mut(), bin.as_ptr()],
+                bin,
+            }),
             vec: IOVec {
                 vsize: 2,
                 size: len,
@@ -225,6 +242,7 @@ impl IoVecBuf {
             iov,
             binv,
             owned,
+            lone: None,
             vec: IOVec {
                 vsize,
                 size: total,
@@ -241,8 +259,18 @@ impl IoVecBuf {
 
     /// The vector to pass to the driver.
     pub fn as_mut_ptr(&mut self) -> *mut IOVec {
-        self.vec.iov = self.iov.as_mut_ptr();
-        self.vec.binv = self.binv.as_mut_ptr();
+        // The pointers are taken here, where the buffer no longer moves
+        // (the caller holds it in place while the driver uses them).
+        match &mut self.lone {
+            Some(lone) => {
+                self.vec.iov = lone.iov.as_mut_ptr();
+                self.vec.binv = lone.binv.as_mut_ptr();
+            }
+            None => {
+                self.vec.iov = self.iov.as_mut_ptr();
+                self.vec.binv = self.binv.as_mut_ptr();
+            }
+        }
         &mut self.vec
     }
 }
@@ -251,6 +279,9 @@ impl Drop for IoVecBuf {
     fn drop(&mut self) {
         for bin in self.owned.drain(..) {
             bin.release();
+        }
+        if let Some(lone) = self.lone.take() {
+            lone.bin.release();
         }
     }
 }
