@@ -282,6 +282,22 @@ pub(crate) extern "C" fn driver_output_binary(
     })
 }
 
+/// The pieces of one `driver_outputv` message: the usual single segment
+/// without an allocation.
+enum Pieces<'b> {
+    One([Piece<'b>; 1]),
+    Many(Vec<Piece<'b>>),
+}
+
+impl<'b> Pieces<'b> {
+    fn as_slice(&self) -> &[Piece<'b>] {
+        match self {
+            Pieces::One(one) => one,
+            Pieces::Many(v) => v,
+        }
+    }
+}
+
 /// The segments of `ev` after skipping `skip` bytes, as pieces, with the
 /// runtime's rules: nothing when `skip` reaches `ev.size`; else whole
 /// segments are dropped while they fit in what is left to skip (at least
@@ -293,18 +309,18 @@ pub(crate) extern "C" fn driver_output_binary(
 /// `ev` must be a valid `ErlIOVec` (its `iov`/`binv` arrays of `vsize`
 /// entries, segments readable for their lengths) that the driver lets us
 /// write to and does not change for `'b`.
-unsafe fn vec_pieces<'b>(ev: *mut IOVec, mut skip: usize) -> Vec<Piece<'b>> {
+unsafe fn vec_pieces<'b>(ev: *mut IOVec, mut skip: usize) -> Pieces<'b> {
     // SAFETY: ev points at a valid, aligned ErlIOVec (caller's contract);
     // only its arrays are written below, never the struct itself.
     let ev = unsafe { &*ev };
     let vsize = ev.vsize.max(0) as usize;
     if skip >= ev.size || ev.iov.is_null() {
-        return Vec::new();
+        return Pieces::Many(Vec::new());
     }
     let mut first = 0;
     loop {
         if first >= vsize {
-            return Vec::new();
+            return Pieces::Many(Vec::new());
         }
         // SAFETY: first < vsize, the length of the driver's iov array.
         let mut seg = unsafe { ev.segment(first) };
@@ -325,39 +341,45 @@ unsafe fn vec_pieces<'b>(ev: *mut IOVec, mut skip: usize) -> Vec<Piece<'b>> {
             break;
         }
     }
-    let mut pieces = Vec::with_capacity(vsize - first);
-    for i in first..vsize {
-        // SAFETY: i < vsize, the length of the driver's iov array.
-        let seg = unsafe { ev.segment(i) };
-        // SAFETY: i < vsize; binv is NULL or has vsize entries.
-        let bin = unsafe { ev.segment_binary(i) };
-        let base = seg.iov_base as *const u8;
-        let len = seg.iov_len;
-        if len == 0 || base.is_null() {
-            pieces.push(Piece::Bytes(&[]));
-            continue;
-        }
-        // Natively segments of up to 64 bytes become heap binaries,
-        // larger ones share the segment's driver binary.
-        // SAFETY: a segment's binary is NULL or one the driver got from
-        // driver_alloc_binary, whose HEADER preceding bytes are readable
-        // (from_raw rejects NULL, freed and foreign pointers).
-        let shared = unsafe { DriverBinary::from_raw(bin) }.ok().filter(|b| {
-            let start = b.data() as usize;
-            len > ONHEAP_BIN_LIMIT
-                && base as usize >= start
-                && base as usize + len <= start + b.size()
-        });
-        match shared {
-            Some(b) => pieces.push(Piece::Shared(b, base as usize - b.data() as usize, len)),
-            // SAFETY: base is non-NULL and the segment is readable for its
-            // len bytes, unchanged for 'b (caller's contract).
-            None => pieces.push(Piece::Bytes(unsafe {
-                std::slice::from_raw_parts(base, len)
-            })),
-        }
+    // SAFETY: every i passed is in first..vsize, so below vsize, and the
+    // caller's contract on ev (valid, unchanged for 'b) carries over.
+    let piece = |i| unsafe { segment_piece(ev, i) };
+    if vsize - first == 1 {
+        return Pieces::One([piece(first)]);
     }
-    pieces
+    Pieces::Many((first..vsize).map(piece).collect())
+}
+
+/// Segment `i` of `ev` as a piece: empty, shared (more than 64 bytes
+/// inside the segment's driver binary; natively segments of up to 64
+/// bytes become heap binaries, larger ones share the driver binary), or
+/// bytes to copy.
+///
+/// # Safety
+/// `i < ev.vsize`, and the contract of [`vec_pieces`] on `ev`.
+unsafe fn segment_piece<'b>(ev: &IOVec, i: usize) -> Piece<'b> {
+    // SAFETY: i < vsize, the length of the driver's iov array.
+    let seg = unsafe { ev.segment(i) };
+    // SAFETY: i < vsize; binv is NULL or has vsize entries.
+    let bin = unsafe { ev.segment_binary(i) };
+    let base = seg.iov_base as *const u8;
+    let len = seg.iov_len;
+    if len == 0 || base.is_null() {
+        return Piece::Bytes(&[]);
+    }
+    // SAFETY: a segment's binary is NULL or one the driver got from
+    // driver_alloc_binary, whose HEADER preceding bytes are readable
+    // (from_raw rejects NULL, freed and foreign pointers).
+    let shared = unsafe { DriverBinary::from_raw(bin) }.ok().filter(|b| {
+        let start = b.data() as usize;
+        len > ONHEAP_BIN_LIMIT && base as usize >= start && base as usize + len <= start + b.size()
+    });
+    match shared {
+        Some(b) => Piece::Shared(b, base as usize - b.data() as usize, len),
+        // SAFETY: base is non-NULL and the segment is readable for its len
+        // bytes, unchanged for 'b (caller's contract).
+        None => Piece::Bytes(unsafe { std::slice::from_raw_parts(base, len) }),
+    }
 }
 
 /// `int driver_outputv(ErlDrvPort port, char *hbuf, ErlDrvSizeT hlen,
@@ -382,7 +404,7 @@ pub(crate) extern "C" fn driver_outputv(
             // ErlIOVec, which it lets the runtime advance and does not
             // change until this call returns (the pieces end before).
             let pieces = unsafe { vec_pieces(ev, skip) };
-            deliver(ctx, p, st, header, &pieces);
+            deliver(ctx, p, st, header, pieces.as_slice());
             0
         })
         .unwrap_or(-1)
