@@ -99,14 +99,30 @@ value(Value) ->
 
 %% @doc Carries out actions.
 -spec perform([action()]) -> ok.
-perform(Actions) ->
-    lists:foreach(fun perform_one/1, Actions).
+perform([Action | Actions]) ->
+    _ = perform_one(Action),
+    perform(Actions);
+perform([]) ->
+    ok.
 
+%% Plain loops: this runs after every callback with effects (no fun is
+%% made per call).
 apply_effects(Msgs, Logs, Actions) ->
-    Self = self(),
-    lists:foreach(fun(M) -> Self ! M end, Msgs),
-    lists:foreach(fun log/1, Logs),
+    send_self(Msgs),
+    log_all(Logs),
     perform(Actions).
+
+send_self([M | Ms]) ->
+    self() ! M,
+    send_self(Ms);
+send_self([]) ->
+    ok.
+
+log_all([L | Ls]) ->
+    log(L),
+    log_all(Ls);
+log_all([]) ->
+    ok.
 
 log({Driver, Port, Function, Detail}) ->
     Report0 = #{driver => unicode:characters_to_list(Driver), port => Port,
