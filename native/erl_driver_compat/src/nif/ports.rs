@@ -195,11 +195,44 @@ fn control<'a>(env: Env<'a>, port: Term<'a>, op: Term<'a>, data: Term<'a>) -> Ni
     finish(env, ran, |t| t)
 }
 
+/// The largest binary argument of `port_call` encoded by [`small_ext`].
+const SMALL_EXT_MAX: usize = 250;
+
+/// `term_to_binary(Arg)` for a binary `Arg` of up to [`SMALL_EXT_MAX`]
+/// bytes, written into `buf` (the version byte, `BINARY_EXT`, the length
+/// big-endian, the bytes, as the VM encodes it): the common `port_call`
+/// argument without the allocation `enif_term_to_binary` makes. `None`
+/// for anything else.
+fn small_ext<'b>(arg: Term, buf: &'b mut [u8; SMALL_EXT_MAX + 6]) -> Option<&'b [u8]> {
+    if !arg.is_binary() {
+        return None;
+    }
+    // A bitstring that is not whole bytes is not a binary here.
+    let bin: Binary = arg.decode().ok()?;
+    let len = bin.len();
+    if len > SMALL_EXT_MAX {
+        return None;
+    }
+    buf[0] = 131;
+    buf[1] = 109;
+    buf[2..6].copy_from_slice(&(len as u32).to_be_bytes());
+    buf[6..6 + len].copy_from_slice(bin.as_slice());
+    Some(&buf[..6 + len])
+}
+
 fn call<'a>(env: Env<'a>, port: Term<'a>, op: Term<'a>, arg: Term<'a>) -> NifResult<Term<'a>> {
     let port = lookup(port)?;
     let op = decode_op(op)?;
-    let ext = arg.to_binary();
-    let ran = port.run_closing(env, |ctx| Port::call(ctx, env, op, ext.as_slice()));
+    let mut small = [0u8; SMALL_EXT_MAX + 6];
+    let owned;
+    let ext = match small_ext(arg, &mut small) {
+        Some(ext) => ext,
+        None => {
+            owned = arg.to_binary();
+            owned.as_slice()
+        }
+    };
+    let ran = port.run_closing(env, |ctx| Port::call(ctx, env, op, ext));
     finish(env, ran, |t| t)
 }
 
