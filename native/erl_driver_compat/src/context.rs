@@ -81,6 +81,8 @@ thread_local! {
 
 impl<'p> CallbackCtx<'p> {
     /// A context for `port`, whose lock `held` proves held.
+    // Inlined: the context is large, returning it would copy it.
+    #[inline(always)]
     pub(crate) fn new(port: &'p Port, held: Held, delivery: Delivery) -> CallbackCtx<'p> {
         CallbackCtx {
             port,
@@ -140,16 +142,23 @@ impl<'p> CallbackCtx<'p> {
 
     /// Runs `f` with `self` published as the current context.
     pub fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
-        struct Restore(*const CallbackCtx<'static>);
-        impl Drop for Restore {
+        /// Puts the previous context back, also when `f` unwinds.
+        struct Restore<'c>(
+            &'c Cell<*const CallbackCtx<'static>>,
+            *const CallbackCtx<'static>,
+        );
+        impl Drop for Restore<'_> {
             fn drop(&mut self) {
-                CURRENT.with(|c| c.set(self.0));
+                self.0.set(self.1);
             }
         }
         let me = (self as *const CallbackCtx<'p>).cast::<CallbackCtx<'static>>();
-        let previous = CURRENT.with(|c| c.replace(me));
-        let _restore = Restore(previous);
-        f()
+        // One thread-local access for both the publishing and the restoring
+        // (each access is a call in a dynamically loaded library).
+        CURRENT.with(|c| {
+            let _restore = Restore(c, c.replace(me));
+            f()
+        })
     }
 
     /// Sends the message `build` makes to `to`, preserving emission order.
@@ -260,20 +269,41 @@ impl<'p> CallbackCtx<'p> {
         self.closed.borrow_mut().push(driver.clone());
     }
 
-    /// Ends the run: returns the effects (already carried out for a
-    /// detached delivery) and the drivers whose ports closed.
-    // Inlined: the context is large, a call would copy it.
+    /// Runs `f` with a context for `port`, whose lock `held` proves held;
+    /// then ends the run: returns what `f` returned, the effects (already
+    /// carried out for a detached delivery) and the drivers whose ports
+    /// closed. What a closing port emitted and no close took along is
+    /// dropped (natively output to a port that is closing, its queue
+    /// flushing, is). The context lives and is taken apart here: it is
+    /// large and its address escapes (`enter`), so moving it would copy
+    /// all of it; the locks of the ports it created are released here.
     #[inline(always)]
-    pub(crate) fn finish(self) -> (Effects, Vec<Arc<Driver>>) {
-        let effects = self.effects.into_inner();
-        let closed = self.closed.into_inner();
-        match self.delivery {
-            Delivery::Process { .. } => (effects, closed),
+    pub(crate) fn run<T>(
+        port: &'p Port,
+        held: Held,
+        delivery: Delivery,
+        f: impl FnOnce(&CallbackCtx<'p>) -> T,
+    ) -> (T, Effects, Vec<Arc<Driver>>) {
+        let ctx = CallbackCtx::new(port, held, delivery);
+        let value = f(&ctx);
+        drop(ctx.take_late());
+        let CallbackCtx {
+            effects,
+            closed,
+            created,
+            delivery,
+            ..
+        } = ctx;
+        drop(created);
+        let effects = effects.into_inner();
+        let closed = closed.into_inner();
+        match delivery {
+            Delivery::Process { .. } => (value, effects, closed),
             Delivery::Detached { caller_env } => {
                 // SAFETY: a Detached delivery is made with the env of the
                 // NIF call or callback running on this thread, or NULL.
                 unsafe { effects.dispatch_detached(caller_env) };
-                (Effects::default(), closed)
+                (value, Effects::default(), closed)
             }
         }
     }

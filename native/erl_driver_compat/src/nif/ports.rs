@@ -1,6 +1,7 @@
 //! NIFs behind the port BIFs (`open_port`, `port_command`, ...), called by
 //! any process.
 
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use rustler::{Binary, Encoder, Env, Error, LocalPid, NifResult, Resource, ResourceArc, Term};
@@ -195,11 +196,60 @@ fn control<'a>(env: Env<'a>, port: Term<'a>, op: Term<'a>, data: Term<'a>) -> Ni
     finish(env, ran, |t| t)
 }
 
+/// The largest binary argument of `port_call` encoded by [`small_ext`].
+const SMALL_EXT_MAX: usize = 4090;
+
+/// `term_to_binary(Arg)` for a binary `Arg` of up to [`SMALL_EXT_MAX`]
+/// bytes, written into `buf` (the version byte, `BINARY_EXT`, the length
+/// big-endian, the bytes, as the VM encodes it): the common `port_call`
+/// argument without the allocation `enif_term_to_binary` makes. `None`
+/// for anything else. Only the bytes written are initialised (`buf` is
+/// not cleared: that would cost more than the copy for small arguments).
+fn small_ext<'b>(
+    arg: Term,
+    buf: &'b mut [MaybeUninit<u8>; SMALL_EXT_MAX + 6],
+) -> Option<&'b mut [u8]> {
+    if !arg.is_binary() {
+        return None;
+    }
+    // A bitstring that is not whole bytes is not a binary here.
+    let bin: Binary = arg.decode().ok()?;
+    let len = bin.len();
+    if len > SMALL_EXT_MAX {
+        return None;
+    }
+    let mut header = [131u8, 109, 0, 0, 0, 0];
+    header[2..6].copy_from_slice(&(len as u32).to_be_bytes());
+    for (dst, &src) in buf.iter_mut().zip(header.iter()) {
+        dst.write(src);
+    }
+    let (_, rest) = buf.split_at_mut(6);
+    // SAFETY: `rest` has SMALL_EXT_MAX >= len writable bytes, the
+    // binary's len bytes are readable, and the two do not overlap (one is
+    // this function's stack buffer, the other a term's bytes).
+    unsafe {
+        std::ptr::copy_nonoverlapping(bin.as_slice().as_ptr(), rest.as_mut_ptr().cast::<u8>(), len)
+    };
+    let init = &mut buf[..6 + len];
+    // SAFETY: the first 6 bytes were written by the loop and the next len
+    // by the copy above, so the slice is initialised; MaybeUninit<u8> has
+    // the layout of u8.
+    Some(unsafe { &mut *(init as *mut [MaybeUninit<u8>] as *mut [u8]) })
+}
+
 fn call<'a>(env: Env<'a>, port: Term<'a>, op: Term<'a>, arg: Term<'a>) -> NifResult<Term<'a>> {
     let port = lookup(port)?;
     let op = decode_op(op)?;
-    let ext = arg.to_binary();
-    let ran = port.run_closing(env, |ctx| Port::call(ctx, env, op, ext.as_slice()));
+    let mut small = [MaybeUninit::<u8>::uninit(); SMALL_EXT_MAX + 6];
+    let owned;
+    let ext: &[u8] = match small_ext(arg, &mut small) {
+        Some(ext) => ext,
+        None => {
+            owned = arg.to_binary();
+            owned.as_slice()
+        }
+    };
+    let ran = port.run_closing(env, |ctx| Port::call(ctx, env, op, ext));
     finish(env, ran, |t| t)
 }
 

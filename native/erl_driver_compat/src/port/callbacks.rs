@@ -178,7 +178,9 @@ impl Port {
             } else {
                 Err(PortError::Badarg)
             };
-            if task {
+            // `settle` does nothing unless the port is closing: the common
+            // case skips publishing the context again.
+            if task && st.status() == Status::Closing {
                 ctx.enter(|| settle(ctx));
             }
             value
@@ -194,15 +196,10 @@ impl Port {
         f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
     ) -> Ran<T> {
         let guard = self.lock.lock();
-        // SAFETY: the lock is held until `guard` drops, after `ctx` (which
-        // owns `held`) has been consumed below.
+        // SAFETY: the lock is held until `guard` drops, after the context
+        // (which owns `held`) has ended in `CallbackCtx::run`.
         let held = unsafe { Held::new(&self.lock) };
-        let ctx = CallbackCtx::new(self, held, delivery);
-        let value = f(&ctx);
-        // What a closing port emitted and no close took along: natively
-        // output to a port that is closing (its queue flushing) is dropped.
-        drop(ctx.take_late());
-        let (effects, closed) = ctx.finish();
+        let (value, effects, closed) = CallbackCtx::run(self, held, delivery, f);
         drop(guard);
         for driver in closed {
             driver.port_closed();
