@@ -82,6 +82,23 @@ pub struct IOVec {
     pub binv: *mut *mut DrvBinary,
 }
 
+/// A buffer a driver passed as `ptr`/`len`, as a slice (empty for a NULL
+/// pointer or a length of 0).
+///
+/// # Safety
+/// `ptr` must be NULL, or `len` must be 0, or `ptr` must be readable for
+/// `len` bytes that nobody writes for `'b`.
+pub unsafe fn driver_bytes<'b>(ptr: *const u8, len: usize) -> &'b [u8] {
+    if ptr.is_null() || len == 0 {
+        &[]
+    } else {
+        // SAFETY: ptr is non-NULL and len > 0, so the caller guarantees len
+        // readable bytes there, unwritten for 'b; u8 needs no alignment and
+        // has no invalid values.
+        unsafe { std::slice::from_raw_parts(ptr, len) }
+    }
+}
+
 impl IOVec {
     /// Segment `i`, copied out of the driver's array.
     ///

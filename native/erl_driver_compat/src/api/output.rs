@@ -9,7 +9,7 @@ use std::os::raw::{c_char, c_int};
 use rustler::{Env, Term};
 
 use super::{guard, misuse, with_port};
-use crate::abi::{DrvBinary, DrvPort, IOVec, SizeT};
+use crate::abi::{driver_bytes, DrvBinary, DrvPort, IOVec, SizeT};
 use crate::binary::DriverBinary;
 use crate::context::CallbackCtx;
 use crate::port::state::PortState;
@@ -19,22 +19,6 @@ use crate::terms;
 /// Binaries up to this size are copied into messages (heap binaries in
 /// the runtime); larger ones are shared.
 const ONHEAP_BIN_LIMIT: usize = 64;
-
-/// The driver's buffer `ptr`/`len` as a slice (empty for NULL or 0).
-///
-/// # Safety
-/// `ptr` must be NULL with `len == 0`, or readable for `len` bytes that
-/// nobody writes for `'b`.
-unsafe fn bytes<'b>(ptr: *const c_char, len: usize) -> &'b [u8] {
-    if ptr.is_null() || len == 0 {
-        &[]
-    } else {
-        // SAFETY: ptr is non-NULL, so the caller guarantees len readable
-        // bytes there, unwritten for 'b; u8 needs no alignment and has no
-        // invalid values.
-        unsafe { std::slice::from_raw_parts(ptr.cast(), len) }
-    }
-}
 
 /// Payload pieces of one message, in order.
 enum Piece<'b> {
@@ -197,7 +181,7 @@ pub(crate) extern "C" fn driver_output(port: DrvPort, buf: *mut c_char, len: Siz
     guard(-1, || {
         with_port(port, "driver_output", |ctx, p, st| {
             // SAFETY: the driver passes len readable bytes.
-            let data = unsafe { bytes(buf, len) };
+            let data = unsafe { driver_bytes(buf.cast(), len) };
             deliver_stream(ctx, p, st, &[], (!buf.is_null()).then_some(data));
             0
         })
@@ -219,11 +203,11 @@ pub(crate) extern "C" fn driver_output2(
             // SAFETY: the manual requires hbuf to hold hlen readable bytes
             // (or be NULL with hlen 0); the driver does not write it while
             // it waits for this call, where the slice ends.
-            let header = unsafe { bytes(hbuf, hlen) };
+            let header = unsafe { driver_bytes(hbuf.cast(), hlen) };
             // SAFETY: the manual requires buf to hold len readable bytes
             // (or be NULL with len 0); the driver does not write it while
             // it waits for this call, where the slice ends.
-            let data = unsafe { bytes(buf, len) };
+            let data = unsafe { driver_bytes(buf.cast(), len) };
             deliver_stream(ctx, p, st, header, (!buf.is_null()).then_some(data));
             0
         })
@@ -267,7 +251,7 @@ pub(crate) extern "C" fn driver_output_binary(
             };
             // SAFETY: the manual requires hbuf to hold hlen readable bytes
             // (or be NULL with hlen 0), unwritten until this call returns.
-            let header = unsafe { bytes(hbuf, hlen) };
+            let header = unsafe { driver_bytes(hbuf.cast(), hlen) };
             // Natively small pieces are copied into heap binaries, larger
             // ones share the driver binary (one more reference).
             let piece = if len <= ONHEAP_BIN_LIMIT {
@@ -399,7 +383,7 @@ pub(crate) extern "C" fn driver_outputv(
             }
             // SAFETY: the manual requires hbuf to hold hlen readable bytes
             // (or be NULL with hlen 0), unwritten until this call returns.
-            let header = unsafe { bytes(hbuf, hlen) };
+            let header = unsafe { driver_bytes(hbuf.cast(), hlen) };
             // SAFETY: ev is non-NULL and the driver passes a valid
             // ErlIOVec, which it lets the runtime advance and does not
             // change until this call returns (the pieces end before).

@@ -22,7 +22,7 @@ use std::os::raw::c_int;
 
 use rustler::{Encoder, Env, Term};
 
-use crate::abi::{DrvBinary, TermData};
+use crate::abi::{driver_bytes, DrvBinary, TermData};
 use crate::binary::DriverBinary;
 use crate::terms;
 
@@ -299,21 +299,6 @@ unsafe fn read<T: Copy>(ptr: *const T) -> Option<T> {
     (!ptr.is_null()).then(|| unsafe { ptr.read_unaligned() })
 }
 
-/// The bytes at `ptr`.
-///
-/// # Safety
-/// `ptr` is readable for `len` bytes that nobody writes for `'b`, or `len`
-/// is 0.
-unsafe fn bytes<'b>(ptr: *const u8, len: usize) -> &'b [u8] {
-    if len == 0 || ptr.is_null() {
-        &[]
-    } else {
-        // SAFETY: len > 0 and ptr is non-NULL, so the caller guarantees len
-        // readable bytes, unwritten for 'b; u8 needs no alignment.
-        unsafe { std::slice::from_raw_parts(ptr, len) }
-    }
-}
-
 /// Decodes every `ERL_DRV_EXT2TERM` of `ops` into `env`, in order.
 ///
 /// # Safety
@@ -326,7 +311,7 @@ pub unsafe fn decode_ext<'a>(env: Env<'a>, ops: &[Op]) -> Result<Vec<Term<'a>>, 
             // SAFETY: parse checked ptr is non-NULL; the driver's
             // ERL_DRV_EXT2TERM buffer holds len readable bytes, unchanged
             // while it waits for this API call (caller's contract).
-            let data = unsafe { bytes(ptr, len) };
+            let data = unsafe { driver_bytes(ptr, len) };
             // SAFETY: env is the live env of the running call (valid for
             // 'a) and data a readable slice; binary_to_term only reads it.
             let (term, _read) = unsafe { crate::ffi::binary_to_term(env.as_c_arg(), data) }
@@ -378,16 +363,16 @@ pub unsafe fn build<'a>(
             }
             // SAFETY: parse checked ptr is non-NULL or len 0; the driver's
             // buffer holds len readable bytes, unchanged during this call.
-            Op::Buf2Binary(ptr, len) => terms::binary_copy(env, unsafe { bytes(ptr, len) }),
+            Op::Buf2Binary(ptr, len) => terms::binary_copy(env, unsafe { driver_bytes(ptr, len) }),
             // SAFETY: parse checked ptr is non-NULL; the driver's string
             // holds len readable bytes, unchanged during this call.
-            Op::String(ptr, len) => terms::byte_list(env, unsafe { bytes(ptr, len) }, None),
+            Op::String(ptr, len) => terms::byte_list(env, unsafe { driver_bytes(ptr, len) }, None),
             Op::StringCons(ptr, len) => {
                 let tail = pop(&mut stack, 1)[0];
                 // SAFETY: parse checked ptr is non-NULL; the driver's
                 // string holds len readable bytes, unchanged during this
                 // call.
-                terms::byte_list(env, unsafe { bytes(ptr, len) }, Some(tail))
+                terms::byte_list(env, unsafe { driver_bytes(ptr, len) }, Some(tail))
             }
             Op::Tuple(n) => rustler::types::tuple::make_tuple(env, &pop(&mut stack, n)),
             Op::List(n) => {
