@@ -127,6 +127,41 @@ impl IOVec {
         unsafe { at.write(seg) };
     }
 
+    /// Consumes `skip` bytes at the front of the driver's vector, as the
+    /// runtime does: whole segments (and empty ones) are passed over, the
+    /// segment where the skipping ends is advanced in place. Returns the
+    /// index of the first segment left, or `None` when the segments run
+    /// out first.
+    ///
+    /// # Safety
+    /// `self.iov` must point at `self.vsize` segments, readable and
+    /// writable by us (the driver lets the runtime advance them), with no
+    /// reference to them live.
+    pub unsafe fn skip_front(&self, mut skip: usize) -> Option<usize> {
+        let vsize = self.vsize.max(0) as usize;
+        let mut first = 0;
+        loop {
+            if first >= vsize {
+                return None;
+            }
+            // SAFETY: first < vsize (checked above); the caller's contract.
+            let mut seg = unsafe { self.segment(first) };
+            if seg.iov_len <= skip {
+                skip -= seg.iov_len;
+                first += 1;
+            } else {
+                seg.iov_base = seg.iov_base.wrapping_add(skip);
+                seg.iov_len -= skip;
+                skip = 0;
+                // SAFETY: first < vsize; the caller lets us write it.
+                unsafe { self.set_segment(first, seg) };
+            }
+            if skip == 0 {
+                return Some(first);
+            }
+        }
+    }
+
     /// The driver binary of segment `i` (NULL without a `binv` array).
     ///
     /// # Safety

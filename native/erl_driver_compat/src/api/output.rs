@@ -293,7 +293,7 @@ impl<'b> Pieces<'b> {
 /// `ev` must be a valid `ErlIOVec` (its `iov`/`binv` arrays of `vsize`
 /// entries, segments readable for their lengths) that the driver lets us
 /// write to and does not change for `'b`.
-unsafe fn vec_pieces<'b>(ev: *mut IOVec, mut skip: usize) -> Pieces<'b> {
+unsafe fn vec_pieces<'b>(ev: *mut IOVec, skip: usize) -> Pieces<'b> {
     // SAFETY: ev points at a valid, aligned ErlIOVec (caller's contract);
     // only its arrays are written below, never the struct itself.
     let ev = unsafe { &*ev };
@@ -301,30 +301,11 @@ unsafe fn vec_pieces<'b>(ev: *mut IOVec, mut skip: usize) -> Pieces<'b> {
     if skip >= ev.size || ev.iov.is_null() {
         return Pieces::Many(Vec::new());
     }
-    let mut first = 0;
-    loop {
-        if first >= vsize {
-            return Pieces::Many(Vec::new());
-        }
-        // SAFETY: first < vsize, the length of the driver's iov array.
-        let mut seg = unsafe { ev.segment(first) };
-        if seg.iov_len <= skip {
-            skip -= seg.iov_len;
-            first += 1;
-        } else {
-            // SAFETY: skip < iov_len, so base + skip stays inside the
-            // segment's readable bytes.
-            seg.iov_base = unsafe { seg.iov_base.cast::<u8>().add(skip) }.cast();
-            seg.iov_len -= skip;
-            skip = 0;
-            // SAFETY: first < vsize; the driver expects the runtime to
-            // advance its vector during driver_outputv (natively too).
-            unsafe { ev.set_segment(first, seg) };
-        }
-        if skip == 0 {
-            break;
-        }
-    }
+    // SAFETY: the caller's contract: the driver's arrays hold vsize
+    // segments and it lets us advance them (natively the runtime does).
+    let Some(first) = (unsafe { ev.skip_front(skip) }) else {
+        return Pieces::Many(Vec::new());
+    };
     // SAFETY: every i passed is in first..vsize, so below vsize, and the
     // caller's contract on ev (valid, unchanged for 'b) carries over.
     let piece = |i| unsafe { segment_piece(ev, i) };

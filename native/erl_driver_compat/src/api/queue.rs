@@ -90,7 +90,7 @@ unsafe fn segments_of(
         return Err("a NULL ErlIOVec".into());
     }
     // SAFETY: non-NULL, valid per the function's contract.
-    let ev = unsafe { &mut *ev };
+    let ev = unsafe { &*ev };
     if ev.size <= skip {
         return Ok(None);
     }
@@ -99,29 +99,11 @@ unsafe fn segments_of(
     if n > 0 && ev.iov.is_null() {
         return Err("an ErlIOVec without segments".into());
     }
-    let mut first = 0;
-    let mut left = skip;
-    loop {
-        if first >= n {
-            return Err("an ErlIOVec whose size exceeds its segments".into());
-        }
-        // SAFETY: first < vsize, the driver's segment count.
-        let mut seg = unsafe { ev.segment(first) };
-        if seg.iov_len <= left {
-            left -= seg.iov_len;
-            first += 1;
-        } else {
-            seg.iov_base = seg.iov_base.wrapping_add(left);
-            seg.iov_len -= left;
-            left = 0;
-            // SAFETY: first < vsize; natively the runtime consumes the
-            // skipped bytes in the driver's own vector.
-            unsafe { ev.set_segment(first, seg) };
-        }
-        if left == 0 {
-            break;
-        }
-    }
+    // SAFETY: the contract: the arrays hold vsize (= n) segments; natively
+    // the runtime consumes the skipped bytes in the driver's own vector.
+    let Some(first) = (unsafe { ev.skip_front(skip) }) else {
+        return Err("an ErlIOVec whose size exceeds its segments".into());
+    };
     let mut segments = Vec::with_capacity(n - first);
     for i in first..n {
         // SAFETY: i < vsize, the driver's segment count.
