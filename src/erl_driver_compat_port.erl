@@ -164,27 +164,22 @@ start_pool() ->
     catch
         error:badarg -> exit(Keeper, kill)
     end,
-    case whereis(?POOL) of
-        undefined ->
-            ok;
-        Pool ->
-            Ref = erlang:monitor(process, Pool),
-            Pool ! {sync, self(), Ref},
-            receive
-                {Ref, ready} -> erlang:demonitor(Ref, [flush]), ok;
-                {'DOWN', Ref, process, Pool, _} -> ok
-            end
-    end.
+    ask_pool(sync).
 
 %% Synchronous, so that a process creating ports one after the other
 %% never finds the pool empty.
 refill() ->
+    ask_pool(refill).
+
+%% Sends the keeper {Request, self(), Ref} and waits until it is ready
+%% (or gone).
+ask_pool(Request) ->
     case whereis(?POOL) of
         undefined ->
             ok;
         Pool ->
             Ref = erlang:monitor(process, Pool),
-            Pool ! {refill, self(), Ref},
+            Pool ! {Request, self(), Ref},
             receive
                 {Ref, ready} -> erlang:demonitor(Ref, [flush]), ok;
                 {'DOWN', Ref, process, Pool, _} -> ok
