@@ -72,7 +72,7 @@ run(Dir, Out, ScalePorts) ->
          ok = erl_driver_compat:load_driver(Dir, Drv)
      end || Drv <- ["bench_drv", "bench_v_drv"]],
     Ports = #{native => open_set(native), compat => open_set(compat)},
-    Cases = cases(),
+    Cases = only(cases()),
     sanity(Cases, Ports),
     header(ScalePorts),
     Ns = maps:from_list([{C, calibrate(C, Ports)} || C <- Cases]),
@@ -82,7 +82,10 @@ run(Dir, Out, ScalePorts) ->
     [close_set(K, maps:get(K, Ports)) || K <- [native, compat]],
     Timing = timing_rows(Cases, Ns, Rounds),
     print_timing(Timing),
-    Scale = scale_rows(ScalePorts),
+    Scale = case os:getenv("BENCH_ONLY") of
+                false -> scale_rows(ScalePorts);
+                _ -> []
+            end,
     print_scale(Scale),
     ok = write_json(Out, Timing, Scale),
     io:format("~nResults written to ~ts~n", [Out]),
@@ -116,6 +119,17 @@ cases() ->
         [{term, 0}, {timer, 0}] ++
         [{queue, S} || S <- ?SIZES] ++
         [{async, 0}, {select, 0}, {two_ports, 8}, {one_port, 8}].
+
+%% `BENCH_ONLY=ctl_bin,call make bench`: only the rows of those case ids
+%% (and no scale rows), for measuring one change quickly.
+only(Cases) ->
+    case os:getenv("BENCH_ONLY") of
+        false ->
+            Cases;
+        Ids ->
+            Wanted = [list_to_atom(Id) || Id <- string:lexemes(Ids, ", ")],
+            [C || {Id, _} = C <- Cases, lists:member(Id, Wanted)]
+    end.
 
 label({ctl_bin, _}) -> "port_control echo, binary reply";
 label({ctl_list, _}) -> "port_control echo, list reply";
