@@ -56,8 +56,10 @@
                 | {deliver, late()}
                 | {start_timer, pid(), non_neg_integer(), non_neg_integer()}
                 | {unbusy, pid()}
-                | {start_created, pid(), pid()}.
-%% Work for the Erlang side.
+                | {start_created, pid(), pid()}
+                | {timeout_message, pid(), non_neg_integer()}.
+%% Work for the Erlang side (`timeout_message' is made here, not by the
+%% NIF).
 -type late() :: [{pid(), term()}].
 %% Messages from `stop', sent after the port's exit signals.
 -type report() :: #{what := driver_api_misuse | driver_problem,
@@ -105,6 +107,9 @@ perform([Action | Actions]) ->
 perform([]) ->
     ok.
 
+timer_message({start_timer, Port, 0, Gen}) -> {timeout_message, Port, Gen};
+timer_message(Action) -> Action.
+
 %% Plain loops: this runs after every callback with effects (no fun is
 %% made per call).
 apply_effects(Msgs, Logs, Actions) ->
@@ -151,10 +156,25 @@ perform_one({deliver, Late}) ->
     lists:foreach(fun({To, Msg}) -> To ! Msg end, Late);
 %% Started by whoever ran the callback: no extra hop through the port
 %% process. The VM cancels it if the port process exits first. A timer of
-%% 0 ms is the message itself: the VM's timer wheel would wait for its
-%% next tick (about a millisecond), natively the timeout runs as soon as
-%% the port is scheduled.
+%% 0 ms expires at once (the VM's timer wheel would wait for its next
+%% tick, about a millisecond): natively its timeout is the port's next
+%% task, so the caller runs it now, before anything else it does with the
+%% port. A 0 ms timer set by that timeout goes to the port process as its
+%% timeout message (a driver re-arming 0 ms timers from `timeout' keeps
+%% its port busy, not the caller); so does one set by a callback the port
+%% process itself runs.
+perform_one({start_timer, Port, 0, Gen}) when Port =/= self() ->
+    case erl_driver_compat_nif:timeout_now(Port, Gen) of
+        {'$edc', _Ok, Msgs, Logs, Actions} ->
+            apply_effects(Msgs, Logs, lists:map(fun timer_message/1, Actions));
+        _Ok ->
+            ok
+    end;
 perform_one({start_timer, Port, 0, Gen}) ->
+    Port ! {timeout, undefined, {'$edc_timeout', Gen}},
+    ok;
+%% A 0 ms timer set by a timeout run by timeout_now/2 (see above).
+perform_one({timeout_message, Port, Gen}) ->
     Port ! {timeout, undefined, {'$edc_timeout', Gen}},
     ok;
 perform_one({start_timer, Port, Ms, Gen}) ->

@@ -25,6 +25,7 @@
          msg_exit/3,
          msg_bad/1,
          msg_timeout/2,
+         timeout_now/2,
          msg_async/2,
          pool_put/1,
          pool_status/0,
@@ -129,6 +130,8 @@ msg_exit(_Res, _From, _Normal) -> ?NIF_STUB.
 msg_bad(_Res) -> ?NIF_STUB.
 -spec msg_timeout(reference(), non_neg_integer()) -> term().
 msg_timeout(_Res, _Gen) -> ?NIF_STUB.
+-spec timeout_now(pid(), non_neg_integer()) -> term().
+timeout_now(_Port, _Gen) -> ?NIF_STUB.
 -spec msg_async(reference(), non_neg_integer()) -> term().
 msg_async(_Res, _Id) -> ?NIF_STUB.
 

@@ -167,6 +167,27 @@ fn msg_timeout<'a>(
     finish_msg(env, ran)
 }
 
+/// `timeout_now(PortPid, Gen)`: a driver timer of 0 ms, of generation
+/// `Gen`, expires in the calling process, which ran the callback that set
+/// it (erl_driver_compat_effects calls this right after that callback's
+/// effects). Natively such a timeout is the port's next task, run before
+/// the caller's next operation on the port; running it here spares two
+/// process switches (to the port process and back). `driver_caller` in
+/// `timeout` reports the port's process, as when the port process runs
+/// it. Returns `ok`, also for a closed port or a stale generation.
+#[rustler::nif]
+fn timeout_now<'a>(env: Env<'a>, port: LocalPid, generation: u64) -> NifResult<Term<'a>> {
+    let Some(port) = crate::port::lookup(&port) else {
+        return Ok(atoms::ok().encode(env));
+    };
+    let ran = port.run(env, |ctx| {
+        ctx.set_caller(ctx.port().pid);
+        crate::timer::on_timeout(ctx, generation);
+        Ok(atoms::ok().encode(env))
+    });
+    finish_msg(env, ran)
+}
+
 /// `{'$edc_async', Id}`: the async job `Id` of the port finished. Runs the
 /// driver's `ready_async` (or `async_free`) under the port's lock (see
 /// [`crate::api::async_job`]); ignored for a closed port, whose close
