@@ -84,9 +84,19 @@ command_bytes(Name) when is_binary(Name) ->
 command_bytes(Name) when is_bitstring(Name) ->
     bitstring;
 command_bytes(Name) when is_list(Name) ->
-    filename_bytes(Name);
+    %% Most commands are flat ASCII: the same bytes in every file name
+    %% encoding, without the general conversion.
+    case is_ascii(Name) of
+        true -> {ok, list_to_binary(Name)};
+        false -> filename_bytes(Name)
+    end;
 command_bytes(_Name) ->
     error.
+
+%% A flat list of characters 1..127 (no NUL).
+is_ascii([C | T]) when is_integer(C), C > 0, C < 128 -> is_ascii(T);
+is_ascii([]) -> true;
+is_ascii(_) -> false.
 
 %% An atom as a file name: its text in the file name encoding, no NUL.
 atom_filename(Atom) ->
@@ -105,14 +115,10 @@ atom_filename(Atom) ->
 -spec compat_driver(binary()) -> {ok, binary()} | false.
 compat_driver(Command) ->
     Driver = hd(binary:split(Command, <<" ">>)),
-    case unicode:characters_to_list(Driver) of
-        Chars when is_list(Chars), Chars =/= [] ->
-            case erl_driver_compat_nif:driver_info(Driver) of
-                undefined -> false;
-                _ -> {ok, Driver}
-            end;
-        _ ->
-            false
+    %% The NIF answers false for a name that is empty or not UTF-8.
+    case erl_driver_compat_nif:driver_loaded(Driver) of
+        true -> {ok, Driver};
+        false -> false
     end.
 
 %% A character list as the VM converts a file name (a port command, `cd',
@@ -149,6 +155,27 @@ valid_char(C, _Utf8) -> C > 0 andalso C < 16#110000 andalso (C < 16#D800 orelse 
 -dialyzer({nowarn_function, open_options/2}).
 -spec open_options(Opts :: term(), PortName :: term()) -> open_settings().
 open_options(Opts, PortName) ->
+    case simple_options(Opts, false, false) of
+        {Binary, Eof} ->
+            {Binary, Eof, 0, erlang:system_info(port_parallelism), default};
+        other ->
+            all_options(Opts, PortName)
+    end.
+
+%% The common case: only options without arguments that set nothing but
+%% `binary' and `eof' (the others of these are accepted and ignored, or
+%% matter only with options this does not take): `{Binary, Eof}', or
+%% `other' for all_options/2.
+simple_options([binary | T], _Binary, Eof) -> simple_options(T, true, Eof);
+simple_options([eof | T], Binary, _Eof) -> simple_options(T, Binary, true);
+simple_options([O | T], Binary, Eof)
+  when O =:= in; O =:= out; O =:= hide; O =:= overlapped_io; O =:= stream;
+       O =:= use_stdio ->
+    simple_options(T, Binary, Eof);
+simple_options([], Binary, Eof) -> {Binary, Eof};
+simple_options(_Opts, _Binary, _Eof) -> other.
+
+all_options(Opts, PortName) ->
     Bad = fun() -> erlang:error(badarg, [PortName, Opts]) end,
     is_proper_list(Opts) orelse Bad(),
     Acc0 = #{binary => false, eof => false, packet => false, line => 0,

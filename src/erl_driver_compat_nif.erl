@@ -10,6 +10,7 @@
          unload_driver/1,
          loaded_drivers/0,
          driver_info/1,
+         driver_loaded/1,
          open/5,
          command/2,
          control/3,
@@ -93,6 +94,8 @@ unload_driver(_Name) -> ?NIF_STUB.
 loaded_drivers() -> ?NIF_STUB.
 -spec driver_info(iodata() | atom()) -> undefined | tuple().
 driver_info(_Name) -> ?NIF_STUB.
+-spec driver_loaded(binary()) -> boolean().
+driver_loaded(_Name) -> ?NIF_STUB.
 -spec open(pid(), pid(), binary(), binary(),
            {boolean(), boolean(), non_neg_integer(), boolean(),
             default | disabled | {pos_integer(), pos_integer()}}) -> tuple().

@@ -83,6 +83,18 @@ fn loaded_drivers() -> Vec<String> {
     driver::loaded()
 }
 
+/// `driver_loaded(Name)`: whether `Name` (a binary, the first word of a
+/// port command) is a driver loaded through us and not unloading: the
+/// question `open_port/2` asks on every open, answered without building
+/// [`driver_info`]'s tuple. `false` for bytes that are not UTF-8 or empty.
+#[rustler::nif]
+fn driver_loaded(name: rustler::Binary) -> bool {
+    match std::str::from_utf8(name.as_slice()) {
+        Ok(name) if !name.is_empty() => driver::find(name).is_some(),
+        _ => false,
+    }
+}
+
 #[rustler::nif]
 fn driver_info<'a>(env: Env<'a>, name: Term<'a>) -> NifResult<Term<'a>> {
     let name = name_of(name)?;
