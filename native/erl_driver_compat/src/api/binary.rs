@@ -7,8 +7,9 @@ use crate::binary::DriverBinary;
 use crate::context;
 
 fn resolve(bin: *mut DrvBinary, func: &'static str) -> Option<DriverBinary> {
-    // SAFETY: pointers the driver passes here came from driver_alloc_binary;
-    // anything else is detected by the header check.
+    // SAFETY: pointers the driver passes here came from driver_alloc_binary
+    // or an outputv ErlIOVec (VM binaries: the 16 bytes before them are
+    // readable); from_raw checks their header.
     match unsafe { DriverBinary::from_raw(bin) } {
         Ok(b) => Some(b),
         Err(e) => {
@@ -24,7 +25,7 @@ fn resolve(bin: *mut DrvBinary, func: &'static str) -> Option<DriverBinary> {
 /// `ErlDrvBinary *driver_alloc_binary(ErlDrvSizeT size)`
 pub(crate) extern "C" fn driver_alloc_binary(size: SizeT) -> *mut DrvBinary {
     guard(std::ptr::null_mut(), || {
-        DriverBinary::alloc(size).map_or(std::ptr::null_mut(), DriverBinary::as_ptr)
+        DriverBinary::alloc_for_driver(size).map_or(std::ptr::null_mut(), DriverBinary::as_ptr)
     })
 }
 
@@ -41,7 +42,7 @@ pub(crate) extern "C" fn driver_realloc_binary(bin: *mut DrvBinary, size: SizeT)
 pub(crate) extern "C" fn driver_free_binary(bin: *mut DrvBinary) {
     guard((), || {
         if let Some(b) = resolve(bin, "driver_free_binary") {
-            b.release();
+            b.free_by_driver();
         }
     })
 }

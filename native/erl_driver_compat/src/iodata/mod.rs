@@ -3,16 +3,18 @@
 //! of the native runtime (`erts_ioq_iolist_vec_len`/`_to_vec` in OTP 25):
 //! bytes and heap binaries copied into one common binary, off-heap (refc)
 //! binaries as segments of their own, or copied too when they are small
-//! and the vector would otherwise get 16 segments or more. Segments of the
-//! same off-heap binary share one driver binary, as natively; our own
-//! exposed driver binaries are passed without copying.
+//! and the vector would otherwise get 16 segments or more. As natively, an
+//! off-heap binary is not copied: its VM `Binary` is lent to the driver as
+//! the segment's `ErlDrvBinary` (see `crate::binary`), without a reference
+//! of the vector's own (the caller's term holds it for the call); only
+//! binaries whose `Binary` is unknown are copied, one driver binary each.
 
 use std::os::raw::c_int;
 
 use rustler::{Binary, Term};
 
 use crate::abi::{DrvBinary, IOVec, SysIOVec};
-use crate::binary::{self, DriverBinary};
+use crate::binary::DriverBinary;
 use crate::binary_kind::{self, BinKind, Parent};
 use crate::ffi::{self, IoTerm, RawEnv, RawTerm};
 
@@ -24,11 +26,6 @@ pub const SMALL_IO_BIN_LIMIT: usize = 256;
 /// Vectors of this many data segments or more are packed
 /// (`SMALL_WRITE_VEC`).
 const SMALL_WRITE_VEC: usize = 16;
-
-/// Two pieces of one off-heap binary further apart than this are copied
-/// without the bytes between them (their offsets then differ from the
-/// native ones; nearer pieces keep their distance).
-const MAX_COPIED_GAP: usize = 64 * 1024;
 
 /// `data` as one contiguous buffer: a binary as it is, an iolist copied
 /// once. `None` when `data` is not iodata.
@@ -51,8 +48,8 @@ enum Item {
 enum Piece {
     /// Bytes in the common copy buffer at this offset.
     Copied { offset: usize, len: usize },
-    /// Bytes of an off-heap binary: shared when it is one of our exposed
-    /// driver binaries, else copied into a driver binary per parent.
+    /// Bytes of an off-heap binary: its `Binary` lent when `parent` is
+    /// known, else copied into a driver binary of their own.
     OffHeap {
         ptr: *const u8,
         len: usize,
@@ -67,9 +64,9 @@ pub struct IoVecBuf {
     /// Distinct binaries we hold one reference to.
     owned: Vec<DriverBinary>,
     /// The vector of a lone binary (the reserved slot and one segment)
-    /// and the binary it holds a reference to, kept here instead of in
-    /// the three `Vec`s above (which then stay empty): no allocation
-    /// besides the driver binary on the usual `port_command` path.
+    /// and the binary it holds (lent or owned), kept here instead of in
+    /// the three `Vec`s above (which then stay empty): no allocation on
+    /// the usual `port_command` path of an off-heap binary.
     lone: Option<Lone>,
     vec: IOVec,
 }
@@ -78,7 +75,9 @@ pub struct IoVecBuf {
 struct Lone {
     iov: [SysIOVec; 2],
     binv: [*mut DrvBinary; 2],
-    bin: DriverBinary,
+    /// The binary when we hold a reference to it (a copy), `None` when it
+    /// is lent.
+    owned: Option<DriverBinary>,
 }
 
 impl IoVecBuf {
@@ -116,9 +115,8 @@ impl IoVecBuf {
 
     /// The vector for a non-empty binary term (the usual `port_command`
     /// argument), as the general path lays it out (one copied segment, or
-    /// one off-heap segment in its own driver binary or in our exposed
-    /// one) without flattening into items and pieces first. `None` for
-    /// anything else.
+    /// one off-heap segment in its lent `Binary`) without flattening into
+    /// items and pieces first. `None` for anything else.
     fn lone_binary(data: Term<'_>, raw_ok: bool) -> Option<IoVecBuf> {
         let env = data.get_env();
         // SAFETY: `data` is a Term of `env`, the env of the running NIF call.
@@ -141,25 +139,29 @@ impl IoVecBuf {
         } else {
             BinKind::Copied
         });
-        // Bytes inside a known Erlang Binary's own data cannot be one of
-        // our driver binaries (those reach Erlang as resource binaries,
-        // whose bytes lie outside their Binary): no registry lookup.
-        let exposed = match kind {
-            BinKind::OffHeap(None) => binary::find_exposed(ptr, len),
-            BinKind::OffHeap(Some(_)) | BinKind::Copied => None,
+        // A copied binary and an off-heap one whose Binary is unknown get
+        // the same layout here: one segment, a private copy at offset 0.
+        let (bin, offset, owned) = match kind {
+            // SAFETY: p.key is the live, plain (not magic, not writable)
+            // Binary of `data`, which the NIF call's term keeps alive for
+            // as long as the vector is used (the call).
+            BinKind::OffHeap(Some(p)) => (
+                unsafe { DriverBinary::lent(p.key) },
+                ptr as usize - p.start,
+                None,
+            ),
+            BinKind::OffHeap(None) | BinKind::Copied => {
+                let bin = alloc_or_abort(len);
+                // SAFETY: ptr/len are the bytes of a binary term of the NIF
+                // call, readable until it returns; bin is a fresh
+                // allocation of len data bytes, so they cannot overlap.
+                unsafe { std::ptr::copy_nonoverlapping(ptr, bin.data(), len) };
+                (bin, 0, Some(bin))
+            }
         };
-        // A copied binary and an off-heap one that is not ours get the
-        // same layout here: one segment, a private copy at offset 0.
-        let (bin, offset) = exposed.unwrap_or_else(|| {
-            let bin = alloc_or_abort(len);
-            // SAFETY: ptr/len are the bytes of a binary term of the NIF
-            // call, readable until it returns; bin is a fresh allocation
-            // of len data bytes, so they cannot overlap.
-            unsafe { std::ptr::copy_nonoverlapping(ptr, bin.data(), len) };
-            (bin, 0)
-        });
-        // SAFETY: offset + len <= bin.size(): find_exposed found the bytes
-        // inside bin's data; a fresh bin holds exactly len bytes at 0.
+        // SAFETY: offset + len <= bin.size(): a lent Binary's data holds
+        // the term's bytes at offset (classify checked them inside it); a
+        // fresh bin holds exactly len bytes at 0.
         let base = unsafe { bin.data().add(offset) };
         Some(IoVecBuf {
             iov: Vec::new(),
@@ -177,7 +179,7 @@ impl IoVecBuf {
                     },
                 ],
                 binv: [std::ptr::null_mut(), bin.as_ptr()],
-                bin,
+                owned,
             }),
             vec: IOVec {
                 vsize: 2,
@@ -280,8 +282,8 @@ impl Drop for IoVecBuf {
         for bin in self.owned.drain(..) {
             bin.release();
         }
-        if let Some(lone) = self.lone.take() {
-            lone.bin.release();
+        if let Some(owned) = self.lone.take().and_then(|l| l.owned) {
+            owned.release();
         }
     }
 }
@@ -295,96 +297,38 @@ fn alloc_or_abort(len: usize) -> DriverBinary {
     })
 }
 
-/// The private driver binaries of the off-heap pieces: one per parent
-/// binary (pieces close together keep their distance), one per distinct
-/// piece when the parent is unknown.
+/// The driver binaries of the off-heap pieces: a known parent's `Binary`
+/// lent as it is, a private copy per distinct piece otherwise.
 struct SharedBinaries {
-    groups: Vec<Group>,
-}
-
-/// The driver binary holding the pieces of one parent.
-struct Group {
-    key: GroupKey,
-    bin: DriverBinary,
-    clusters: Vec<Cluster>,
-}
-
-/// Source bytes `start..end` copied to `offset` in the group's binary.
-struct Cluster {
-    start: usize,
-    end: usize,
-    offset: usize,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum GroupKey {
-    Parent(usize),
-    Range(usize, usize),
+    copies: Vec<(usize, usize, DriverBinary)>,
 }
 
 impl SharedBinaries {
-    /// Allocates and fills the binaries for every off-heap piece that is
-    /// not one of our exposed driver binaries.
+    /// Copies every off-heap piece whose `Binary` is unknown.
     fn new(pieces: &[Option<Piece>], owned: &mut Vec<DriverBinary>) -> SharedBinaries {
-        let mut ranges: Vec<(GroupKey, usize, usize)> = Vec::new();
+        let mut copies: Vec<(usize, usize, DriverBinary)> = Vec::new();
         for piece in pieces.iter().flatten() {
-            let Piece::OffHeap { ptr, len, parent } = *piece else {
+            let Piece::OffHeap {
+                ptr,
+                len,
+                parent: None,
+            } = *piece
+            else {
                 continue;
             };
-            if parent.is_none() && is_exposed(ptr, len) {
-                continue;
-            }
             let start = ptr as usize;
-            let key = match parent {
-                Some(p) => GroupKey::Parent(p.key),
-                None => GroupKey::Range(start, len),
-            };
-            ranges.push((key, start, start + len));
-        }
-        let mut groups = Vec::new();
-        while let Some(&(key, _, _)) = ranges.first() {
-            let (mut mine, rest): (Vec<_>, Vec<_>) =
-                ranges.into_iter().partition(|(k, _, _)| *k == key);
-            ranges = rest;
-            mine.sort_by_key(|&(_, start, end)| (start, end));
-            let mut clusters: Vec<Cluster> = Vec::new();
-            let mut size = 0usize;
-            for (_, start, end) in mine {
-                match clusters.last_mut() {
-                    Some(c) if start <= c.end.saturating_add(MAX_COPIED_GAP) => {
-                        if end > c.end {
-                            size += end - c.end;
-                            c.end = end;
-                        }
-                    }
-                    _ => {
-                        clusters.push(Cluster {
-                            start,
-                            end,
-                            offset: size,
-                        });
-                        size += end - start;
-                    }
-                }
+            if copies.iter().any(|&(s, l, _)| s == start && l == len) {
+                continue;
             }
-            let bin = alloc_or_abort(size);
-            for &Cluster { start, end, offset } in &clusters {
-                // SAFETY: clusters are laid out back to back, so
-                // offset + (end - start) <= size, the data size of the
-                // fresh `bin`: data + offset stays inside its data.
-                let dst = unsafe { bin.data().add(offset) };
-                // SAFETY: the source, a cluster, spans pieces of one
-                // off-heap binary and the bytes between them, all inside
-                // that binary (a piece without a known parent is a cluster
-                // alone), which the NIF call's terms keep alive and
-                // unchanged; dst has end - start writable bytes (above) in
-                // a fresh allocation, so the two do not overlap.
-                unsafe { std::ptr::copy_nonoverlapping(start as *const u8, dst, end - start) };
-            }
+            let bin = alloc_or_abort(len);
+            // SAFETY: ptr/len are an off-heap binary's bytes from a term of
+            // the NIF call, readable and unchanged until it returns; bin is
+            // a fresh allocation of len data bytes, so they cannot overlap.
+            unsafe { std::ptr::copy_nonoverlapping(ptr, bin.data(), len) };
             owned.push(bin);
-            groups.push(Group { key, bin, clusters });
+            copies.push((start, len, bin));
         }
-        SharedBinaries { groups }
+        SharedBinaries { copies }
     }
 
     /// The driver binary and offset for one off-heap piece.
@@ -395,32 +339,18 @@ impl SharedBinaries {
         parent: Option<Parent>,
         owned: &mut Vec<DriverBinary>,
     ) -> (DriverBinary, usize) {
-        // Only bytes outside a known Binary's own data can be ours (see
-        // `lone_binary`).
-        if let Some((bin, offset)) = parent
-            .is_none()
-            .then(|| binary::find_exposed(ptr, len))
-            .flatten()
-        {
-            owned.push(bin);
-            return (bin, offset);
+        if let Some(p) = parent {
+            // SAFETY: p.key is the live, plain Binary of a term of the NIF
+            // call, which keeps it alive while the vector is used.
+            return (unsafe { DriverBinary::lent(p.key) }, ptr as usize - p.start);
         }
         let start = ptr as usize;
-        let key = match parent {
-            Some(p) => GroupKey::Parent(p.key),
-            None => GroupKey::Range(start, len),
-        };
-        self.groups
+        self.copies
             .iter()
-            .find(|g| g.key == key)
-            .and_then(|g| {
-                g.clusters
-                    .iter()
-                    .find(|c| c.start <= start && start + len <= c.end)
-                    .map(|c| (g.bin, c.offset + (start - c.start)))
-            })
+            .find(|&&(s, l, _)| s == start && l == len)
+            .map(|&(_, _, bin)| (bin, 0))
             .unwrap_or_else(|| {
-                // Not reached: every piece was placed by new(). Copy it on
+                // Not reached: every piece was copied by new(). Copy it on
                 // its own rather than fail.
                 let bin = alloc_or_abort(len);
                 // SAFETY: ptr/len are an off-heap binary's bytes from a
@@ -431,17 +361,6 @@ impl SharedBinaries {
                 owned.push(bin);
                 (bin, 0)
             })
-    }
-}
-
-/// Whether the bytes lie in one of our exposed driver binaries.
-fn is_exposed(ptr: *const u8, len: usize) -> bool {
-    match binary::find_exposed(ptr, len) {
-        Some((bin, _)) => {
-            bin.release();
-            true
-        }
-        None => false,
     }
 }
 
