@@ -31,9 +31,11 @@
          control_reply_default_buffer/1]).
 -export([outputv_small_data/1,
          outputv_large_binary_kept/1,
-         outputv_mixed_vector/1]).
+         outputv_mixed_vector/1,
+         outputv_own_binary_comes_back/1]).
 
 -define(DRV, "bin_refc_drv").
+-define(BACK_DRV, "bin_back_drv").
 
 -define(OP_ALLOC, 1).
 -define(OP_REFC, 2).
@@ -48,6 +50,10 @@
 -define(OP_VEC_FREE, 11).
 -define(OP_OUTPUT_HDR, 12).
 -define(OP_FREE_TWICE, 13).
+
+%% bin_back_drv
+-define(BACK_SEND, 1).
+-define(BACK_INFO, 2).
 
 all() ->
     [{group, refc},
@@ -71,10 +77,11 @@ groups() ->
                           control_reply_default_buffer]},
      {outputv, [], [outputv_small_data,
                     outputv_large_binary_kept,
-                    outputv_mixed_vector]}].
+                    outputv_mixed_vector,
+                    outputv_own_binary_comes_back]}].
 
 init_per_suite(Config) ->
-    [{holder, edc_diff:start_holder([?DRV])} | Config].
+    [{holder, edc_diff:start_holder([?DRV, ?BACK_DRV])} | Config].
 
 end_per_suite(Config) ->
     edc_diff:stop_holder(?config(holder, Config)).
@@ -382,6 +389,29 @@ outputv_mixed_vector(_Config) ->
                          {26000, 26000, 1, 2, 1, "abcd"},
                          {2, 4, 2, 3, 2, "cd"}]},
              [2, 1, 2]}).
+
+%% A binary the driver sent with driver_output_binary, sent back to it
+%% with port_command, reaches outputv as the driver's own ErlDrvBinary
+%% (same pointer, the segment at its offset in it) with the references of
+%% the driver and of the receiver's copy of the message: no copy. A part
+%% of it (a sub-binary) comes back the same way. OP_INFO replies
+%% [{OwnBinary, Offset, Len, RefcInOutputv}].
+outputv_own_binary_comes_back(_Config) ->
+    edc_diff:expect("outputv gets the driver's own binary back",
+            fun(B = #{port_command := Cmd}) ->
+                    P = (maps:get(open_port, B))({spawn, ?BACK_DRV}, [binary]),
+                    Round = fun(Arg) ->
+                                    Sent = ctl(B, P, ?BACK_SEND, Arg),
+                                    Bin = receive {P, {data, D}} -> D
+                                          after 1000 -> timeout
+                                          end,
+                                    true = Cmd(P, Bin),
+                                    {Sent, byte_size(Bin), ctl(B, P, ?BACK_INFO, "")}
+                            end,
+                    [Round("1000 0 1000"), Round("1000 100 200")]
+            end,
+            [{2, 1000, [{true, 0, 1000, 2}]},
+             {2, 200, [{true, 100, 200, 2}]}]).
 
 %%--------------------------------------------------------------------
 %% Helpers
