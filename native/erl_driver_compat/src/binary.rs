@@ -23,7 +23,7 @@
 //! detected.
 
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicIsize, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicU8, Ordering};
 
 use rustler::{Env, Term};
 
@@ -45,26 +45,16 @@ const BIN_FLAGS: usize = 0xf;
 /// A reference count above this is not one.
 const MAX_REFC: isize = 1 << 40;
 
-/// Driver binaries the drivers hold and the bytes they were allocated
-/// with, for `erl_driver_compat:info/0`: one per `driver_alloc_binary`,
-/// until the driver gives its reference up (`driver_free_binary`, a
-/// binary-mode control reply). References held by Erlang terms show in
-/// `erlang:memory(binary)`. Relaxed: statistics only.
-static HELD_BINARIES: AtomicUsize = AtomicUsize::new(0);
-static HELD_BYTES: AtomicUsize = AtomicUsize::new(0);
+mod held;
 
-/// `(driver binaries held by drivers, their bytes)` right now.
+/// `(references drivers hold to driver binaries, their bytes)` right now
+/// (see [`held`]).
 pub fn stats() -> (usize, usize) {
-    (
-        HELD_BINARIES.load(Ordering::Relaxed),
-        HELD_BYTES.load(Ordering::Relaxed),
-    )
+    held::totals()
 }
 
-fn held_sub(counter: &AtomicUsize, n: usize) {
-    let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-        Some(v.saturating_sub(n))
-    });
+fn bytes_of(n: usize) -> isize {
+    isize::try_from(n).unwrap_or(isize::MAX)
 }
 
 const UNKNOWN: u8 = 0;
@@ -168,8 +158,7 @@ impl DriverBinary {
     /// [`stats`] until the driver gives its reference up.
     pub fn alloc_for_driver(size: usize) -> Option<DriverBinary> {
         let bin = DriverBinary::alloc(size)?;
-        HELD_BINARIES.fetch_add(1, Ordering::Relaxed);
-        HELD_BYTES.fetch_add(size, Ordering::Relaxed);
+        held::add(1, bytes_of(size));
         Some(bin)
     }
 
@@ -314,12 +303,24 @@ impl DriverBinary {
         self.release();
     }
 
-    /// The driver gives up a reference (counted out of [`stats`], which
-    /// is approximate: a driver may also free a reference it took with
-    /// `driver_binary_inc_refc`) without releasing it: it goes to a term.
+    /// The driver gives up a reference (counted out of [`stats`])
+    /// without releasing it: it goes to a term.
     fn uncount(self) {
-        held_sub(&HELD_BINARIES, 1);
-        held_sub(&HELD_BYTES, self.size());
+        held::add(-1, -bytes_of(self.size()));
+    }
+
+    /// `driver_binary_inc_refc`: [`inc`](Self::inc), counted in
+    /// [`stats`].
+    pub fn inc_by_driver(self) -> isize {
+        held::add(1, bytes_of(self.size()));
+        self.inc()
+    }
+
+    /// `driver_binary_dec_refc`: [`dec`](Self::dec), counted out of
+    /// [`stats`].
+    pub fn dec_by_driver(self) -> isize {
+        self.uncount();
+        self.dec()
     }
 
     /// `driver_realloc_binary`: a binary of `size` bytes with the same data
@@ -341,8 +342,7 @@ impl DriverBinary {
             // live, non-magic Binary, so nothing else points into the block
             // the VM may move.
             let nb = unsafe { ffi::realloc_binary(self.vm(), size) }?;
-            HELD_BYTES.fetch_add(size, Ordering::Relaxed);
-            held_sub(&HELD_BYTES, old_size);
+            held::add(0, bytes_of(size) - bytes_of(old_size));
             // SAFETY: ref_bin is the resized live Binary.
             return Some(DriverBinary(unsafe { vm_to_drv(nb.ref_bin) }));
         }

@@ -57,7 +57,7 @@ pub(crate) extern "C" fn driver_binary_get_refc(bin: *mut DrvBinary) -> isize {
 /// `ErlDrvSInt driver_binary_inc_refc(ErlDrvBinary *dbp)`
 pub(crate) extern "C" fn driver_binary_inc_refc(bin: *mut DrvBinary) -> isize {
     guard(-1, || {
-        resolve(bin, "driver_binary_inc_refc").map_or(-1, DriverBinary::inc)
+        resolve(bin, "driver_binary_inc_refc").map_or(-1, DriverBinary::inc_by_driver)
     })
 }
 
@@ -65,6 +65,6 @@ pub(crate) extern "C" fn driver_binary_inc_refc(bin: *mut DrvBinary) -> isize {
 /// (the manual: use `driver_free_binary` for that).
 pub(crate) extern "C" fn driver_binary_dec_refc(bin: *mut DrvBinary) -> isize {
     guard(-1, || {
-        resolve(bin, "driver_binary_dec_refc").map_or(-1, DriverBinary::dec)
+        resolve(bin, "driver_binary_dec_refc").map_or(-1, DriverBinary::dec_by_driver)
     })
 }
