@@ -14,7 +14,7 @@ use std::os::raw::c_int;
 use rustler::{Binary, Term};
 
 use crate::abi::{DrvBinary, IOVec, SysIOVec};
-use crate::binary::DriverBinary;
+use crate::binary::{self, DriverBinary};
 use crate::binary_kind::{self, BinKind, Parent};
 use crate::ffi::{self, IoTerm, RawEnv, RawTerm};
 
@@ -88,7 +88,13 @@ impl IoVecBuf {
     /// heap binaries are copied into one common binary, consecutive ones
     /// merged; when that would give 16 data segments or more, off-heap
     /// binaries under 256 bytes are copied too.
+    ///
+    /// Also `None` when this VM's binaries are not laid out as erts 13's
+    /// ([`binary::layout_ok`], which logs why): no vector can be built.
     pub fn from_iodata(data: Term<'_>) -> Option<IoVecBuf> {
+        if !binary::layout_ok() {
+            return None;
+        }
         let env = data.get_env();
         let raw_ok = binary_kind::usable(env);
         if let Some(lone) = Self::lone_binary(data, raw_ok) {
