@@ -32,7 +32,8 @@
 -export([outputv_small_data/1,
          outputv_large_binary_kept/1,
          outputv_mixed_vector/1,
-         outputv_own_binary_comes_back/1]).
+         outputv_own_binary_comes_back/1,
+         outputv_free_without_reference_fails_the_port/1]).
 
 -define(DRV, "bin_refc_drv").
 -define(BACK_DRV, "bin_back_drv").
@@ -54,6 +55,7 @@
 %% bin_back_drv
 -define(BACK_SEND, 1).
 -define(BACK_INFO, 2).
+-define(BACK_MISFREE, 4).
 
 all() ->
     [{group, refc},
@@ -78,7 +80,8 @@ groups() ->
      {outputv, [], [outputv_small_data,
                     outputv_large_binary_kept,
                     outputv_mixed_vector,
-                    outputv_own_binary_comes_back]}].
+                    outputv_own_binary_comes_back,
+                    outputv_free_without_reference_fails_the_port]}].
 
 init_per_suite(Config) ->
     [{holder, edc_diff:start_holder([?DRV, ?BACK_DRV])} | Config].
@@ -412,6 +415,43 @@ outputv_own_binary_comes_back(_Config) ->
             end,
             [{2, 1000, [{true, 0, 1000, 2}]},
              {2, 200, [{true, 100, 200, 2}]}]).
+
+%% A driver that frees a binary of its outputv vector without having taken
+%% a reference to it would free the sender's binary (the driver gets the
+%% sender's own binary, as natively): the compat layer refuses, logs an
+%% error naming driver_free_binary and fails the port with
+%% {driver_api_misuse, driver_free_binary}; the sender's binary is intact.
+%% Compat only: natively the binary is freed under the sender (heap
+%% corruption or an abort of the VM), so there is no native result to
+%% compare with.
+outputv_free_without_reference_fails_the_port(_Config) ->
+    ok = logger:add_handler(edc_capture, ?MODULE,
+                            #{level => error, config => #{pid => self()}}),
+    R = try
+            edc_diff:run(compat,
+                         fun(B = #{port_command := Cmd}) ->
+                                 process_flag(trap_exit, true),
+                                 P = (maps:get(open_port, B))({spawn, ?BACK_DRV}, [binary]),
+                                 ok = ctl(B, P, ?BACK_MISFREE, ""),
+                                 Big = big(100000),
+                                 Sent = try Cmd(P, Big)
+                                        catch Class:Reason -> {Class, Reason}
+                                        end,
+                                 Exit = receive {'EXIT', P, Why} -> Why
+                                        after 5000 -> no_exit
+                                        end,
+                                 true = erlang:garbage_collect(),
+                                 {Sent, Exit, Big =:= big(100000)}
+                         end)
+        after
+            ok = logger:remove_handler(edc_capture)
+        end,
+    ct:pal("compat: ~p", [R]),
+    {_Sent, {driver_api_misuse, driver_free_binary}, true} = R,
+    Logged = [L || {edc_logged, L} <- edc_diff:flush(0)],
+    [_ | _] = [L || L <- Logged, string:find(L, "driver_free_binary") =/= nomatch,
+                    string:find(L, "took no reference") =/= nomatch],
+    ok.
 
 %%--------------------------------------------------------------------
 %% Helpers

@@ -6,7 +6,9 @@
  * port_command, and outputv records what the vector's binaries are:
  * whether a segment's ErlDrvBinary is the driver's own binary, the
  * segment's offset in it and the reference counts. OP_INFO replies with
- * that record as an Erlang term written as text.
+ * that record as an Erlang term written as text. After OP_MISFREE the
+ * next outputv frees the vector's first binary without having taken a
+ * reference to it (a driver bug: it frees the sender's binary).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +54,7 @@ DRIVER_INIT(bin_back_drv) { return &back_entry; }
 #define OP_SEND  1   /* "SIZE OFF LEN": new own binary, driver_output_binary -> refc */
 #define OP_INFO  2   /* what the last outputv saw */
 #define OP_REFC  3   /* refc of the own binary */
+#define OP_MISFREE 4 /* the next outputv calls driver_free_binary(binv[i]) */
 
 #define SEGS_MAX 8
 
@@ -65,6 +68,7 @@ typedef struct {
 typedef struct {
     ErlDrvPort port;
     ErlDrvBinary *own;
+    int misfree;
     int nsegs;
     seg_info segs[SEGS_MAX];
 } back_data;
@@ -104,6 +108,10 @@ static void back_outputv(ErlDrvData handle, ErlIOVec *ev)
         s->offset = (long)((char *)ev->iov[i].iov_base - bin->orig_bytes);
         s->len = (unsigned long)ev->iov[i].iov_len;
         s->refc = (long)driver_binary_get_refc(bin);
+        if (d->misfree) {
+            d->misfree = 0;
+            driver_free_binary(bin);
+        }
     }
 }
 
@@ -157,6 +165,9 @@ static ErlDrvSSizeT back_control(ErlDrvData handle, unsigned int cmd, char *buf,
         }
         sprintf(o, "]");
         return reply(out, rbuf, rlen);
+    case OP_MISFREE:
+        d->misfree = 1;
+        return reply("ok", rbuf, rlen);
     case OP_REFC:
         sprintf(out, "%ld", d->own ? (long)driver_binary_get_refc(d->own) : -1L);
         return reply(out, rbuf, rlen);

@@ -13,12 +13,36 @@ fn resolve(bin: *mut DrvBinary, func: &'static str) -> Option<DriverBinary> {
     match unsafe { DriverBinary::from_raw(bin) } {
         Ok(b) => Some(b),
         Err(e) => {
-            let what = format!("an invalid driver binary {bin:p} ({e:?})");
-            if context::with_current(|ctx| super::misuse(ctx, func, &what)).is_none() {
-                crate::effects::log_detached(&format!("{func} called with {what}; ignored"));
-            }
+            reject(func, &format!("an invalid driver binary {bin:p} ({e:?})"));
             None
         }
+    }
+}
+
+/// [`resolve`] for the functions that give a reference up
+/// (`driver_free_binary`, `driver_realloc_binary`,
+/// `driver_binary_dec_refc`): also refuses a caller's binary lent to the
+/// running `outputv` when only the caller holds it (count 1: the driver
+/// took no reference), which would free the caller's binary under it
+/// (natively: heap corruption).
+fn resolve_own(bin: *mut DrvBinary, func: &'static str) -> Option<DriverBinary> {
+    let b = resolve(bin, func)?;
+    if b.refc() <= 1 && crate::iodata::is_lent(b) {
+        reject(
+            func,
+            &format!(
+                "{bin:p}, a binary of its outputv vector it took no reference to \
+                 (driver_binary_inc_refc)"
+            ),
+        );
+        return None;
+    }
+    Some(b)
+}
+
+fn reject(func: &'static str, what: &str) {
+    if context::with_current(|ctx| super::misuse(ctx, func, what)).is_none() {
+        crate::effects::log_detached(&format!("{func} called with {what}; ignored"));
     }
 }
 
@@ -32,7 +56,7 @@ pub(crate) extern "C" fn driver_alloc_binary(size: SizeT) -> *mut DrvBinary {
 /// `ErlDrvBinary *driver_realloc_binary(ErlDrvBinary *bin, ErlDrvSizeT size)`
 pub(crate) extern "C" fn driver_realloc_binary(bin: *mut DrvBinary, size: SizeT) -> *mut DrvBinary {
     guard(std::ptr::null_mut(), || {
-        resolve(bin, "driver_realloc_binary")
+        resolve_own(bin, "driver_realloc_binary")
             .and_then(|b| b.resize(size))
             .map_or(std::ptr::null_mut(), DriverBinary::as_ptr)
     })
@@ -41,7 +65,7 @@ pub(crate) extern "C" fn driver_realloc_binary(bin: *mut DrvBinary, size: SizeT)
 /// `void driver_free_binary(ErlDrvBinary *bin)`
 pub(crate) extern "C" fn driver_free_binary(bin: *mut DrvBinary) {
     guard((), || {
-        if let Some(b) = resolve(bin, "driver_free_binary") {
+        if let Some(b) = resolve_own(bin, "driver_free_binary") {
             b.free_by_driver();
         }
     })
@@ -65,6 +89,6 @@ pub(crate) extern "C" fn driver_binary_inc_refc(bin: *mut DrvBinary) -> isize {
 /// (the manual: use `driver_free_binary` for that).
 pub(crate) extern "C" fn driver_binary_dec_refc(bin: *mut DrvBinary) -> isize {
     guard(-1, || {
-        resolve(bin, "driver_binary_dec_refc").map_or(-1, DriverBinary::dec_by_driver)
+        resolve_own(bin, "driver_binary_dec_refc").map_or(-1, DriverBinary::dec_by_driver)
     })
 }

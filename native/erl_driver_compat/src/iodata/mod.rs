@@ -9,6 +9,7 @@
 //! of the vector's own (the caller's term holds it for the call); only
 //! binaries whose `Binary` is unknown are copied, one driver binary each.
 
+use std::cell::RefCell;
 use std::os::raw::c_int;
 
 use rustler::{Binary, Term};
@@ -63,6 +64,11 @@ pub struct IoVecBuf {
     binv: Vec<*mut DrvBinary>,
     /// Distinct binaries we hold one reference to.
     owned: Vec<DriverBinary>,
+    /// The callers' binaries lent to the vector (off the lone path).
+    lent: Vec<DriverBinary>,
+    /// How many entries [`as_mut_ptr`](Self::as_mut_ptr) pushed on
+    /// [`LENT`] (taken off again on drop).
+    registered: usize,
     /// The vector of a lone binary (the reserved slot and one segment)
     /// and the binary it holds (lent or owned), kept here instead of in
     /// the three `Vec`s above (which then stay empty): no allocation on
@@ -173,6 +179,8 @@ impl IoVecBuf {
             iov: Vec::new(),
             binv: Vec::new(),
             owned: Vec::new(),
+            lent: Vec::new(),
+            registered: 0,
             lone: Some(Lone {
                 iov: [
                     SysIOVec {
@@ -198,6 +206,7 @@ impl IoVecBuf {
 
     fn build(copy: Vec<u8>, pieces: Vec<Option<Piece>>) -> IoVecBuf {
         let mut owned: Vec<DriverBinary> = Vec::new();
+        let mut lent: Vec<DriverBinary> = Vec::new();
         let copy_bin = (!copy.is_empty()).then(|| {
             let bin = alloc_or_abort(copy.len());
             // SAFETY: bin is a fresh binary of copy.len() data bytes, the
@@ -230,6 +239,9 @@ impl IoVecBuf {
                 },
                 Some(Piece::OffHeap { ptr, len, parent }) => {
                     let (bin, offset) = shared.place(ptr, len, parent, &mut owned);
+                    if parent.is_some() && !lent.contains(&bin) {
+                        lent.push(bin);
+                    }
                     (bin, offset, len)
                 }
             };
@@ -250,6 +262,8 @@ impl IoVecBuf {
             iov,
             binv,
             owned,
+            lent,
+            registered: 0,
             lone: None,
             vec: IOVec {
                 vsize,
@@ -266,7 +280,19 @@ impl IoVecBuf {
     }
 
     /// The vector to pass to the driver.
+    ///
+    /// From here until the buffer drops, its lent binaries are known to
+    /// [`is_lent`] on this thread.
     pub fn as_mut_ptr(&mut self) -> *mut IOVec {
+        if self.registered == 0 {
+            let lone_lent = self.lone.as_ref().filter(|l| l.owned.is_none());
+            let lone_lent = lone_lent.map(|l| l.binv[1] as usize);
+            LENT.with_borrow_mut(|lent| {
+                lent.extend(lone_lent);
+                lent.extend(self.lent.iter().map(|b| b.as_ptr() as usize));
+            });
+            self.registered = usize::from(lone_lent.is_some()) + self.lent.len();
+        }
         // The pointers are taken here, where the buffer no longer moves
         // (the caller holds it in place while the driver uses them).
         match &mut self.lone {
@@ -285,6 +311,15 @@ impl IoVecBuf {
 
 impl Drop for IoVecBuf {
     fn drop(&mut self) {
+        if self.registered > 0 {
+            let n = self.registered;
+            // try_: a buffer dropped while the thread ends finds no list.
+            let _ = LENT.try_with(|l| {
+                let mut lent = l.borrow_mut();
+                let keep = lent.len().saturating_sub(n);
+                lent.truncate(keep);
+            });
+        }
         for bin in self.owned.drain(..) {
             bin.release();
         }
@@ -292,6 +327,21 @@ impl Drop for IoVecBuf {
             owned.release();
         }
     }
+}
+
+thread_local! {
+    /// The callers' binaries lent to the vectors of the `outputv` calls
+    /// running on this thread (their `ErlDrvBinary` addresses).
+    static LENT: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether `bin` is a caller's binary lent to the vector of an `outputv`
+/// running on this thread: the driver holds no reference to it unless it
+/// took one (`driver_binary_inc_refc`, `driver_enq_bin`, ...).
+pub fn is_lent(bin: DriverBinary) -> bool {
+    let addr = bin.as_ptr() as usize;
+    LENT.try_with(|l| l.borrow().contains(&addr))
+        .unwrap_or(false)
 }
 
 fn alloc_or_abort(len: usize) -> DriverBinary {
