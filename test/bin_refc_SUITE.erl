@@ -417,9 +417,10 @@ outputv_own_binary_comes_back(_Config) ->
              {2, 200, [{true, 100, 200, 2}]}]).
 
 %% A driver that frees a binary of its outputv vector without having taken
-%% a reference to it would free the sender's binary (the driver gets the
-%% sender's own binary, as natively): the compat layer refuses, logs an
-%% error naming driver_free_binary and fails the port with
+%% a reference to it would free it under its holder: the sender's own
+%% binary (a large binary: the driver gets it as natively), or the
+%% vector's copy of small data. The compat layer refuses, logs an error
+%% naming driver_free_binary and fails the port with
 %% {driver_api_misuse, driver_free_binary}; the sender's binary is intact.
 %% Compat only: natively the binary is freed under the sender (heap
 %% corruption or an abort of the VM), so there is no native result to
@@ -427,30 +428,33 @@ outputv_own_binary_comes_back(_Config) ->
 outputv_free_without_reference_fails_the_port(_Config) ->
     ok = logger:add_handler(edc_capture, ?MODULE,
                             #{level => error, config => #{pid => self()}}),
+    Misfree = fun(B = #{port_command := Cmd}, Make) ->
+                      P = (maps:get(open_port, B))({spawn, ?BACK_DRV}, [binary]),
+                      ok = ctl(B, P, ?BACK_MISFREE, ""),
+                      Data = Make(),
+                      _ = try Cmd(P, Data) catch _:_ -> error end,
+                      Exit = receive {'EXIT', P, Why} -> Why
+                             after 5000 -> no_exit
+                             end,
+                      true = erlang:garbage_collect(),
+                      {Exit, Data =:= Make()}
+              end,
     R = try
             edc_diff:run(compat,
-                         fun(B = #{port_command := Cmd}) ->
+                         fun(B) ->
                                  process_flag(trap_exit, true),
-                                 P = (maps:get(open_port, B))({spawn, ?BACK_DRV}, [binary]),
-                                 ok = ctl(B, P, ?BACK_MISFREE, ""),
-                                 Big = big(100000),
-                                 Sent = try Cmd(P, Big)
-                                        catch Class:Reason -> {Class, Reason}
-                                        end,
-                                 Exit = receive {'EXIT', P, Why} -> Why
-                                        after 5000 -> no_exit
-                                        end,
-                                 true = erlang:garbage_collect(),
-                                 {Sent, Exit, Big =:= big(100000)}
+                                 [Misfree(B, fun() -> big(100000) end),
+                                  Misfree(B, fun() -> <<"small">> end)]
                          end)
         after
             ok = logger:remove_handler(edc_capture)
         end,
     ct:pal("compat: ~p", [R]),
-    {_Sent, {driver_api_misuse, driver_free_binary}, true} = R,
+    [{{driver_api_misuse, driver_free_binary}, true},
+     {{driver_api_misuse, driver_free_binary}, true}] = R,
     Logged = [L || {edc_logged, L} <- edc_diff:flush(0)],
-    [_ | _] = [L || L <- Logged, string:find(L, "driver_free_binary") =/= nomatch,
-                    string:find(L, "took no reference") =/= nomatch],
+    [_, _ | _] = [L || L <- Logged, string:find(L, "driver_free_binary") =/= nomatch,
+                       string:find(L, "took no reference") =/= nomatch],
     ok.
 
 %%--------------------------------------------------------------------

@@ -21,13 +21,13 @@ fn resolve(bin: *mut DrvBinary, func: &'static str) -> Option<DriverBinary> {
 
 /// [`resolve`] for the functions that give a reference up
 /// (`driver_free_binary`, `driver_realloc_binary`,
-/// `driver_binary_dec_refc`): also refuses a caller's binary lent to the
-/// running `outputv` when only the caller holds it (count 1: the driver
-/// took no reference), which would free the caller's binary under it
-/// (natively: heap corruption).
+/// `driver_binary_dec_refc`): also refuses a binary of the running
+/// `outputv`'s vector the driver took no reference to (count 1: only the
+/// sender's term, or the vector's copy, holds it), which would free it
+/// under its holder (natively: heap corruption).
 fn resolve_own(bin: *mut DrvBinary, func: &'static str) -> Option<DriverBinary> {
     let b = resolve(bin, func)?;
-    if b.refc() <= 1 && crate::iodata::is_lent(b) {
+    if b.refc() <= 1 && crate::iodata::in_running_vector(b) {
         reject(
             func,
             &format!(

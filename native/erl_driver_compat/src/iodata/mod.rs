@@ -67,7 +67,7 @@ pub struct IoVecBuf {
     /// The callers' binaries lent to the vector (off the lone path).
     lent: Vec<DriverBinary>,
     /// How many entries [`as_mut_ptr`](Self::as_mut_ptr) pushed on
-    /// [`LENT`] (taken off again on drop).
+    /// [`IN_VECTOR`] (taken off again on drop).
     registered: usize,
     /// The vector of a lone binary (the reserved slot and one segment)
     /// and the binary it holds (lent or owned), kept here instead of in
@@ -281,17 +281,17 @@ impl IoVecBuf {
 
     /// The vector to pass to the driver.
     ///
-    /// From here until the buffer drops, its lent binaries are known to
-    /// [`is_lent`] on this thread.
+    /// From here until the buffer drops, its binaries (lent and copies)
+    /// are known to [`in_running_vector`] on this thread.
     pub fn as_mut_ptr(&mut self) -> *mut IOVec {
         if self.registered == 0 {
-            let lone_lent = self.lone.as_ref().filter(|l| l.owned.is_none());
-            let lone_lent = lone_lent.map(|l| l.binv[1] as usize);
-            LENT.with_borrow_mut(|lent| {
-                lent.extend(lone_lent);
-                lent.extend(self.lent.iter().map(|b| b.as_ptr() as usize));
+            let lone = self.lone.as_ref().map(|l| l.binv[1] as usize);
+            let mine = self.lent.iter().chain(self.owned.iter());
+            IN_VECTOR.with_borrow_mut(|v| {
+                v.extend(lone);
+                v.extend(mine.map(|b| b.as_ptr() as usize));
             });
-            self.registered = usize::from(lone_lent.is_some()) + self.lent.len();
+            self.registered = usize::from(lone.is_some()) + self.lent.len() + self.owned.len();
         }
         // The pointers are taken here, where the buffer no longer moves
         // (the caller holds it in place while the driver uses them).
@@ -314,7 +314,7 @@ impl Drop for IoVecBuf {
         if self.registered > 0 {
             let n = self.registered;
             // try_: a buffer dropped while the thread ends finds no list.
-            let _ = LENT.try_with(|l| {
+            let _ = IN_VECTOR.try_with(|l| {
                 let mut lent = l.borrow_mut();
                 let keep = lent.len().saturating_sub(n);
                 lent.truncate(keep);
@@ -330,17 +330,21 @@ impl Drop for IoVecBuf {
 }
 
 thread_local! {
-    /// The callers' binaries lent to the vectors of the `outputv` calls
-    /// running on this thread (their `ErlDrvBinary` addresses).
-    static LENT: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// The binaries of the vectors of the `outputv` calls running on this
+    /// thread (their `ErlDrvBinary` addresses): callers' binaries lent to
+    /// the driver and our copies.
+    static IN_VECTOR: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Whether `bin` is a caller's binary lent to the vector of an `outputv`
-/// running on this thread: the driver holds no reference to it unless it
-/// took one (`driver_binary_inc_refc`, `driver_enq_bin`, ...).
-pub fn is_lent(bin: DriverBinary) -> bool {
+/// Whether `bin` is a binary of the vector of an `outputv` running on this
+/// thread. Its references are then the sender's terms' (a lent binary) or
+/// the vector's (a copy), plus those the driver took
+/// (`driver_binary_inc_refc`, `driver_enq_bin`, ...): with a count of 1 the
+/// driver holds none.
+pub fn in_running_vector(bin: DriverBinary) -> bool {
     let addr = bin.as_ptr() as usize;
-    LENT.try_with(|l| l.borrow().contains(&addr))
+    IN_VECTOR
+        .try_with(|v| v.borrow().contains(&addr))
         .unwrap_or(false)
 }
 
