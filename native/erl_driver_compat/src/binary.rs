@@ -266,6 +266,14 @@ impl DriverBinary {
         usize::try_from(orig).unwrap_or(0)
     }
 
+    /// Sets `orig_size` (a binary only the caller references, of at
+    /// least `size` bytes).
+    pub fn set_size(self, size: usize) {
+        // SAFETY: self is live and referenced only by the caller, who
+        // writes its own binary's orig_size field.
+        unsafe { (*self.0).orig_size = size as libc::c_long };
+    }
+
     /// Start of the data.
     pub fn data(self) -> *mut u8 {
         // SAFETY: self.0 points at the DrvBinary of a live Binary;
