@@ -46,6 +46,7 @@ const BIN_FLAGS: usize = 0xf;
 const MAX_REFC: isize = 1 << 40;
 
 mod held;
+pub mod spare;
 
 /// `(references drivers hold to driver binaries, their bytes)` right now
 /// (see [`held`]).

@@ -163,7 +163,13 @@ impl IoVecBuf {
                 None,
             ),
             BinKind::OffHeap(None) | BinKind::Copied => {
-                let bin = spare::take(len).unwrap_or_else(|| alloc_or_abort(len));
+                // Up to spare::CAP bytes from the spares (so that every lone
+                // copy can go back there, see Drop).
+                let bin = if len <= binary::spare::CAP {
+                    binary::spare::take(len).unwrap_or_else(|| out_of_memory(len))
+                } else {
+                    alloc_or_abort(len)
+                };
                 // SAFETY: ptr/len are the bytes of a binary term of the NIF
                 // call, readable until it returns; bin is a fresh
                 // allocation of len data bytes, so they cannot overlap.
@@ -324,7 +330,9 @@ impl Drop for IoVecBuf {
             bin.release();
         }
         if let Some(owned) = self.lone.take().and_then(|l| l.owned) {
-            spare::give_back(owned);
+            // Every lone copy has at least spare::CAP bytes (up to that
+            // size it comes from spare::take).
+            binary::spare::give_back(owned);
         }
     }
 }
@@ -348,83 +356,15 @@ pub fn in_running_vector(bin: DriverBinary) -> bool {
         .unwrap_or(false)
 }
 
-/// One small driver binary per thread kept for the next lone copy (the
-/// usual `port_command` of a heap binary): a binary the driver did not
-/// keep goes back here instead of to the VM's allocator (whose lock and
-/// thread lookup cost more than the rest of a small copy).
-mod spare {
-    use std::cell::Cell;
-
-    use crate::binary::DriverBinary;
-
-    /// Data capacity of a spare binary: the largest heap binary.
-    const CAP: usize = crate::binary_kind::ONHEAP_BIN_LIMIT;
-
-    /// This thread's spare binary (its `ErlDrvBinary` address, 0 for
-    /// none), released when the thread ends.
-    struct Spare(Cell<usize>);
-
-    impl Drop for Spare {
-        fn drop(&mut self) {
-            if let Some(bin) = spare_bin(self.0.take()) {
-                bin.release();
-            }
-        }
-    }
-
-    thread_local! {
-        static SPARE: Spare = const { Spare(Cell::new(0)) };
-    }
-
-    fn spare_bin(addr: usize) -> Option<DriverBinary> {
-        // SAFETY: a non-zero address in SPARE is a live binary of CAP
-        // bytes that only the cell references (count 1, ours).
-        (addr != 0).then(|| unsafe { DriverBinary::lent(addr - 16) })
-    }
-
-    /// A binary of `len` bytes (`len` at most [`CAP`]), with one reference
-    /// (the caller's): this thread's spare one, or a new one of [`CAP`]
-    /// bytes. `None` when `len` is larger or no memory is left.
-    pub fn take(len: usize) -> Option<DriverBinary> {
-        if len > CAP {
-            return None;
-        }
-        let bin = match SPARE.try_with(|s| spare_bin(s.0.take())).ok().flatten() {
-            Some(bin) => bin,
-            None => DriverBinary::alloc(CAP)?,
-        };
-        bin.set_size(len);
-        Some(bin)
-    }
-
-    /// Gives back a binary from [`take`] (released when the driver kept
-    /// a reference, or when this thread has a spare one already).
-    pub fn give_back(bin: DriverBinary) {
-        if bin.refc() == 1 {
-            bin.set_size(CAP);
-            let kept = SPARE.try_with(|s| {
-                if s.0.get() == 0 {
-                    s.0.set(bin.as_ptr() as usize);
-                    true
-                } else {
-                    false
-                }
-            });
-            if kept == Ok(true) {
-                return;
-            }
-        }
-        bin.release();
-    }
+fn alloc_or_abort(len: usize) -> DriverBinary {
+    DriverBinary::alloc(len).unwrap_or_else(|| out_of_memory(len))
 }
 
-fn alloc_or_abort(len: usize) -> DriverBinary {
-    DriverBinary::alloc(len).unwrap_or_else(|| {
-        std::alloc::handle_alloc_error(
-            std::alloc::Layout::from_size_align(len.max(1), 16)
-                .unwrap_or(std::alloc::Layout::new::<u8>()),
-        )
-    })
+fn out_of_memory(len: usize) -> ! {
+    std::alloc::handle_alloc_error(
+        std::alloc::Layout::from_size_align(len.max(1), 16)
+            .unwrap_or(std::alloc::Layout::new::<u8>()),
+    )
 }
 
 /// The driver binaries of the off-heap pieces: a known parent's `Binary`

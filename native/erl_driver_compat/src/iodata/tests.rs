@@ -81,22 +81,3 @@ fn known_parents_are_lent_and_unknown_pieces_copied() {
     }
     parent_bin.release();
 }
-
-/// A small lone copy reuses the thread's spare binary once the driver has
-/// not kept it; one the driver keeps a reference to is not reused.
-#[test]
-fn spare_binary_is_reused_unless_the_driver_keeps_it() {
-    let a = spare::take(8).unwrap();
-    assert_eq!((a.size(), a.refc()), (8, 1));
-    spare::give_back(a);
-    let b = spare::take(3).unwrap();
-    assert_eq!((b, b.size()), (a, 3));
-    b.inc(); // the driver keeps it
-    spare::give_back(b);
-    assert_eq!(b.refc(), 1);
-    let c = spare::take(64).unwrap();
-    assert_ne!(c, b);
-    assert!(spare::take(65).is_none());
-    b.release();
-    spare::give_back(c);
-}
