@@ -23,7 +23,7 @@
 //! detected.
 
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicIsize, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicU8, AtomicUsize, Ordering};
 
 use rustler::{Env, Term};
 
@@ -39,6 +39,12 @@ const REFC_OFFSET: usize = std::mem::size_of::<usize>();
 const BIN_FLAG_MAGIC: usize = 1;
 /// `BIN_FLAG_DRV`: allocated as a driver binary.
 const BIN_FLAG_DRV: usize = 8;
+/// `BIN_FLAG_USR2` (reserved by erts for its modules' own marks, unused in
+/// OTP 25): a binary of at least [`spare::CAP`] bytes that goes back to
+/// [`spare`] instead of to the VM when its last reference is released.
+/// Set only while no term refers to the binary (cleared before one is
+/// made), so the VM never sees it on a binary it reads.
+const BIN_FLAG_POOLED: usize = 4;
 /// Every flag a `Binary` of erts 13 can have (`BIN_FLAG_MAGIC`, `_USR1`,
 /// `_USR2`, `_DRV`): anything else in the first word is not a `Binary`.
 const BIN_FLAGS: usize = 0xf;
@@ -155,10 +161,20 @@ impl DriverBinary {
         Some(DriverBinary(unsafe { vm_to_drv(nb.ref_bin) }))
     }
 
-    /// `driver_alloc_binary`: [`alloc`](Self::alloc), counted in
+    /// [`alloc`](Self::alloc), up to [`spare::CAP`] bytes from the
+    /// thread's spare binaries (see [`spare`]).
+    pub fn alloc_pooled(size: usize) -> Option<DriverBinary> {
+        if size <= spare::CAP {
+            spare::take(size)
+        } else {
+            DriverBinary::alloc(size)
+        }
+    }
+
+    /// `driver_alloc_binary`: [`alloc_pooled`](Self::alloc_pooled), counted in
     /// [`stats`] until the driver gives its reference up.
     pub fn alloc_for_driver(size: usize) -> Option<DriverBinary> {
-        let bin = DriverBinary::alloc(size)?;
+        let bin = DriverBinary::alloc_pooled(size)?;
         held::add(1, bytes_of(size));
         Some(bin)
     }
@@ -213,6 +229,32 @@ impl DriverBinary {
     /// parent's key).
     pub fn vm_addr(self) -> usize {
         self.vm() as usize
+    }
+
+    fn flags_cell(&self) -> &AtomicUsize {
+        // SAFETY: self is a live Binary (see refc_cell), whose flags word
+        // is its first, aligned word; we only write it (POOLED) while no
+        // term refers to the binary, with atomic stores.
+        unsafe { &*self.vm().cast::<AtomicUsize>() }
+    }
+
+    /// Whether the binary goes back to [`spare`] when released last.
+    fn is_pooled(&self) -> bool {
+        self.flags_cell().load(Ordering::Relaxed) & BIN_FLAG_POOLED != 0
+    }
+
+    /// Marks the binary as pooled or not (see [`BIN_FLAG_POOLED`]).
+    fn set_pooled(&self, pooled: bool) {
+        let flags = self.flags_cell();
+        let old = flags.load(Ordering::Relaxed);
+        let new = if pooled {
+            old | BIN_FLAG_POOLED
+        } else {
+            old & !BIN_FLAG_POOLED
+        };
+        if new != old {
+            flags.store(new, Ordering::Relaxed);
+        }
     }
 
     /// The VM `Binary`.
@@ -299,7 +341,19 @@ impl DriverBinary {
     }
 
     /// Releases one reference; the VM frees the binary at zero.
+    ///
+    /// A pooled binary whose last reference this is goes back to
+    /// [`spare`].
     pub fn release(self) {
+        if self.refc() == 1 && self.is_pooled() {
+            spare::recycle(self);
+        } else {
+            self.release_to_vm();
+        }
+    }
+
+    /// Releases one reference to the VM (which frees at zero).
+    fn release_to_vm(self) {
         // SAFETY: the caller gives up a reference it holds to this live,
         // non-magic Binary.
         unsafe { ffi::release_binary(self.vm()) };
@@ -351,9 +405,12 @@ impl DriverBinary {
             // live, non-magic Binary, so nothing else points into the block
             // the VM may move.
             let nb = unsafe { ffi::realloc_binary(self.vm(), size) }?;
-            held::add(0, bytes_of(size) - bytes_of(old_size));
             // SAFETY: ref_bin is the resized live Binary.
-            return Some(DriverBinary(unsafe { vm_to_drv(nb.ref_bin) }));
+            let resized = DriverBinary(unsafe { vm_to_drv(nb.ref_bin) });
+            // Its capacity is now `size`: no longer one for the spares.
+            resized.set_pooled(false);
+            held::add(0, bytes_of(size) - bytes_of(old_size));
+            return Some(resized);
         }
         let fresh = DriverBinary::alloc_for_driver(size)?;
         // SAFETY: self's data holds old_size bytes and fresh's `size`
@@ -382,6 +439,9 @@ impl DriverBinary {
     }
 
     fn into_term<'a>(self, env: Env<'a>, offset: usize, len: usize) -> Term<'a> {
+        // The VM is to see no flag of ours (and frees the binary itself
+        // once the term holds the last reference).
+        self.set_pooled(false);
         let size = self.size();
         // SAFETY: env is the live env of the term being built; the caller
         // gives one reference to this live, non-magic Binary, whose size

@@ -163,13 +163,7 @@ impl IoVecBuf {
                 None,
             ),
             BinKind::OffHeap(None) | BinKind::Copied => {
-                // Up to spare::CAP bytes from the spares (so that every lone
-                // copy can go back there, see Drop).
-                let bin = if len <= binary::spare::CAP {
-                    binary::spare::take(len).unwrap_or_else(|| out_of_memory(len))
-                } else {
-                    alloc_or_abort(len)
-                };
+                let bin = DriverBinary::alloc_pooled(len).unwrap_or_else(|| out_of_memory(len));
                 // SAFETY: ptr/len are the bytes of a binary term of the NIF
                 // call, readable until it returns; bin is a fresh
                 // allocation of len data bytes, so they cannot overlap.
@@ -330,9 +324,7 @@ impl Drop for IoVecBuf {
             bin.release();
         }
         if let Some(owned) = self.lone.take().and_then(|l| l.owned) {
-            // Every lone copy has at least spare::CAP bytes (up to that
-            // size it comes from spare::take).
-            binary::spare::give_back(owned);
+            owned.release();
         }
     }
 }

@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use parking_lot::Mutex;
 
 use crate::abi::{DrvBinary, SysIOVec};
-use crate::binary::{spare, DriverBinary};
+use crate::binary::DriverBinary;
 use crate::port::ExitReason;
 
 pub use pdl::{Locked, Pdl, PdlHandle};
@@ -58,9 +58,6 @@ pub struct Segment {
 pub struct IoQueue {
     iov: Vec<SysIOVec>,
     binv: Vec<*mut DrvBinary>,
-    /// Per segment: its binary is a copy from `binary::spare` (given back
-    /// there when released).
-    pooled: Vec<bool>,
     head: usize,
     size: usize,
 }
@@ -86,7 +83,6 @@ impl IoQueue {
         IoQueue {
             iov: Vec::new(),
             binv: Vec::new(),
-            pooled: Vec::new(),
             head: 0,
             size: 0,
         }
@@ -103,25 +99,18 @@ impl IoQueue {
     }
 
     /// Takes a reference for each segment (copying those without a
-    /// binary, small ones into spare binaries: `pooled`), dropping
-    /// zero-length ones. On failure nothing is queued.
-    fn hold(segments: &[Segment]) -> Result<Vec<(SysIOVec, DriverBinary, bool)>, NoMemory> {
-        let mut held: Vec<(SysIOVec, DriverBinary, bool)> = Vec::with_capacity(segments.len());
+    /// binary), dropping zero-length ones. On failure nothing is queued.
+    fn hold(segments: &[Segment]) -> Result<Vec<(SysIOVec, DriverBinary)>, NoMemory> {
+        let mut held: Vec<(SysIOVec, DriverBinary)> = Vec::with_capacity(segments.len());
         for seg in segments.iter().filter(|s| s.len > 0) {
-            let (base, bin, pooled) = match seg.bin {
+            let (base, bin) = match seg.bin {
                 Some(bin) => {
                     bin.inc();
-                    (seg.base, bin, false)
+                    (seg.base, bin)
                 }
                 None => {
-                    let pooled = seg.len <= spare::CAP;
-                    let copy = if pooled {
-                        spare::take(seg.len)
-                    } else {
-                        DriverBinary::alloc(seg.len)
-                    };
-                    let Some(bin) = copy else {
-                        for (_, b, _) in held {
+                    let Some(bin) = DriverBinary::alloc_pooled(seg.len) else {
+                        for (_, b) in held {
                             b.release();
                         }
                         return Err(NoMemory);
@@ -131,14 +120,14 @@ impl IoQueue {
                     unsafe {
                         std::ptr::copy_nonoverlapping(seg.base.cast::<u8>(), bin.data(), seg.len)
                     };
-                    (bin.data().cast::<c_char>(), bin, pooled)
+                    (bin.data().cast::<c_char>(), bin)
                 }
             };
             let iov = SysIOVec {
                 iov_base: base,
                 iov_len: seg.len,
             };
-            held.push((iov, bin, pooled));
+            held.push((iov, bin));
         }
         Ok(held)
     }
@@ -151,13 +140,11 @@ impl IoQueue {
         if self.head > 0 && self.head >= self.iov.len() / 2 {
             self.iov.drain(..self.head);
             self.binv.drain(..self.head);
-            self.pooled.drain(..self.head);
             self.head = 0;
         }
-        for (iov, bin, pooled) in held {
+        for (iov, bin) in held {
             self.iov.push(iov);
             self.binv.push(bin.as_ptr());
-            self.pooled.push(pooled);
         }
         self.size += size;
         Ok(())
@@ -178,18 +165,14 @@ impl IoQueue {
             iov.extend_from_slice(&self.iov[self.head..]);
             let mut binv = vec![std::ptr::null_mut(); room];
             binv.extend_from_slice(&self.binv[self.head..]);
-            let mut pooled = vec![false; room];
-            pooled.extend_from_slice(&self.pooled[self.head..]);
             self.iov = iov;
             self.binv = binv;
-            self.pooled = pooled;
             self.head = room;
         }
         self.head -= n;
-        for (i, (iov, bin, pooled)) in held.into_iter().enumerate() {
+        for (i, (iov, bin)) in held.into_iter().enumerate() {
             self.iov[self.head + i] = iov;
             self.binv[self.head + i] = bin.as_ptr();
-            self.pooled[self.head + i] = pooled;
         }
         self.size += size;
         Ok(())
@@ -208,7 +191,7 @@ impl IoQueue {
             if seg.iov_len <= left {
                 left -= seg.iov_len;
                 let bin = std::mem::replace(&mut self.binv[self.head], std::ptr::null_mut());
-                release(bin, std::mem::take(&mut self.pooled[self.head]));
+                release(bin);
                 self.head += 1;
             } else {
                 seg.iov_base = seg.iov_base.wrapping_add(left);
@@ -219,7 +202,6 @@ impl IoQueue {
         if self.head == self.iov.len() {
             self.iov.clear();
             self.binv.clear();
-            self.pooled.clear();
             self.head = 0;
         }
         Some(self.size)
@@ -248,16 +230,11 @@ impl IoQueue {
 
     /// Releases every segment.
     pub fn clear(&mut self) {
-        for (bin, pooled) in self
-            .binv
-            .drain(self.head..)
-            .zip(self.pooled.drain(self.head..))
-        {
-            release(bin, pooled);
+        for bin in self.binv.drain(self.head..) {
+            release(bin);
         }
         self.iov.clear();
         self.binv.clear();
-        self.pooled.clear();
         self.head = 0;
         self.size = 0;
     }
@@ -269,14 +246,10 @@ impl Drop for IoQueue {
     }
 }
 
-fn release(bin: *mut DrvBinary, pooled: bool) {
+fn release(bin: *mut DrvBinary) {
     // SAFETY: a queued binary is one of ours and holds our reference.
     if let Ok(b) = unsafe { DriverBinary::from_raw(bin) } {
-        if pooled {
-            spare::give_back(b);
-        } else {
-            b.release();
-        }
+        b.release();
     }
 }
 
