@@ -112,16 +112,23 @@ fn probe_layout() -> bool {
         unsafe { base.wrapping_add(i).read() }
     };
     let words = [word(0), word(1), word(2)];
-    let ok = words[0] & !BIN_FLAGS == 0
-        && words[0] & BIN_FLAG_MAGIC == 0
-        && words[1] == 1
-        && words[2] == N
-        && nb.size == N
-        && nb.data as usize
-            == nb.ref_bin as usize + DRV_OFFSET + std::mem::offset_of!(DrvBinary, orig_bytes);
+    let ok = erts13_layout(words, N, nb.size, nb.ref_bin as usize, nb.data as usize);
     // SAFETY: the one reference alloc_binary gave us.
     unsafe { ffi::release_binary(nb.ref_bin) };
     ok
+}
+
+/// Whether a fresh `Binary` at `vm` of `n` data bytes, whose first
+/// words are `words` and which `enif_alloc_binary` described as `size`
+/// bytes at `data`, is laid out as erts 13's: flags without the magic bit,
+/// refc 1, `orig_size` `n`, data 24 bytes in.
+fn erts13_layout(words: [usize; 3], n: usize, size: usize, vm: usize, data: usize) -> bool {
+    words[0] & !BIN_FLAGS == 0
+        && words[0] & BIN_FLAG_MAGIC == 0
+        && words[1] == 1
+        && words[2] == n
+        && size == n
+        && data == vm + DRV_OFFSET + std::mem::offset_of!(DrvBinary, orig_bytes)
 }
 
 /// A pointer to a driver binary: a VM `Binary` seen as its `ErlDrvBinary`.
@@ -488,6 +495,19 @@ mod tests {
     #[test]
     fn layout_probe_accepts_erts_13_binaries() {
         assert!(layout_ok());
+    }
+
+    /// Other layouts are refused: a debug build's extra header word, a
+    /// magic binary, a count or size elsewhere.
+    #[test]
+    fn layout_check_refuses_other_layouts() {
+        let vm = 0x1000;
+        assert!(erts13_layout([8, 1, 40], 40, 40, vm, vm + 24));
+        assert!(!erts13_layout([8, 1, 40], 40, 40, vm, vm + 32));
+        assert!(!erts13_layout([9, 1, 40], 40, 40, vm, vm + 24));
+        assert!(!erts13_layout([0xdead_0000, 1, 40], 40, 40, vm, vm + 24));
+        assert!(!erts13_layout([8, 40, 1], 40, 40, vm, vm + 24));
+        assert!(!erts13_layout([8, 1, 40], 40, 39, vm, vm + 24));
     }
 
     #[test]
