@@ -709,10 +709,11 @@ compile_driver(Src, OutDir, Opts) ->
 %% <ul>
 %% <li>`drivers': drivers loaded through us ({@link loaded_drivers/0});</li>
 %% <li>`ports': open pseudo-ports ({@link ports/0});</li>
-%% <li>`binaries', `binary_bytes': driver binaries alive
-%%     (`driver_alloc_binary' not yet freed by the driver, or still
-%%     referenced by Erlang binaries built from them) and the data bytes
-%%     allocated for them;</li>
+%% <li>`binaries', `binary_bytes': the references drivers hold to driver
+%%     binaries (`driver_alloc_binary', `driver_binary_inc_refc', until
+%%     `driver_free_binary', `driver_binary_dec_refc' or a binary control
+%%     reply) and their bytes; Erlang's references to them are VM binaries,
+%%     counted in `erlang:memory(binary)';</li>
 %% <li>`timers': driver timers set (`driver_set_timer') and neither expired
 %%     nor cancelled;</li>
 %% <li>`async_jobs': `driver_async' jobs queued or running;</li>

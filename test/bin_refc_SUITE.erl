@@ -31,9 +31,12 @@
          control_reply_default_buffer/1]).
 -export([outputv_small_data/1,
          outputv_large_binary_kept/1,
-         outputv_mixed_vector/1]).
+         outputv_mixed_vector/1,
+         outputv_own_binary_comes_back/1,
+         outputv_free_without_reference_fails_the_port/1]).
 
 -define(DRV, "bin_refc_drv").
+-define(BACK_DRV, "bin_back_drv").
 
 -define(OP_ALLOC, 1).
 -define(OP_REFC, 2).
@@ -48,6 +51,11 @@
 -define(OP_VEC_FREE, 11).
 -define(OP_OUTPUT_HDR, 12).
 -define(OP_FREE_TWICE, 13).
+
+%% bin_back_drv
+-define(BACK_SEND, 1).
+-define(BACK_INFO, 2).
+-define(BACK_MISFREE, 4).
 
 all() ->
     [{group, refc},
@@ -71,10 +79,12 @@ groups() ->
                           control_reply_default_buffer]},
      {outputv, [], [outputv_small_data,
                     outputv_large_binary_kept,
-                    outputv_mixed_vector]}].
+                    outputv_mixed_vector,
+                    outputv_own_binary_comes_back,
+                    outputv_free_without_reference_fails_the_port]}].
 
 init_per_suite(Config) ->
-    [{holder, edc_diff:start_holder([?DRV])} | Config].
+    [{holder, edc_diff:start_holder([?DRV, ?BACK_DRV])} | Config].
 
 end_per_suite(Config) ->
     edc_diff:stop_holder(?config(holder, Config)).
@@ -349,27 +359,23 @@ outputv_small_data(_Config) ->
             end,
             {{5, 2, [{5, 5, 1, 2, 1, "hell"}]}, [1]}).
 
-%% A large binary is passed by reference; the sender's reference lasts
-%% until it garbage collects, the driver's until driver_free_binary.
+%% A large binary is passed by reference: the driver gets the sender's own
+%% refc binary (refc 2 while the sender still holds it), and the sender's
+%% reference lasts until it garbage collects, the driver's until
+%% driver_free_binary.
 outputv_large_binary_kept(_Config) ->
-    %% Documented difference: natively outputv gets the sender's own refc
-    %% binary (refc 2 while the sender still holds it); a NIF cannot reach
-    %% an Erlang binary's refcount, so the compat layer hands the driver a
-    %% private copy (refc 1 from the start). Data and layout are the same.
-    Scenario = fun(B) ->
-                       P = open(B, [binary]),
-                       send_big(B, P, 1040000),
-                       WhileSenderHolds = ctl(B, P, ?OP_VEC_INFO, ""),
-                       gc(P),
-                       AfterGc = ctl(B, P, ?OP_VEC_INFO, ""),
-                       {WhileSenderHolds, AfterGc, ctl(B, P, ?OP_VEC_FREE, "")}
-               end,
-    {{1040000, 2, [{1040000, 1040000, 1, 2, 2, "abcd"}]},
-     {1040000, 2, [{1040000, 1040000, 1, 2, 1, "abcd"}]},
-     [1]} = edc_diff:run(native, Scenario),
-    {{1040000, 2, [{1040000, 1040000, 1, 2, 1, "abcd"}]},
-     {1040000, 2, [{1040000, 1040000, 1, 2, 1, "abcd"}]},
-     [1]} = edc_diff:run(compat, Scenario).
+    edc_diff:expect("outputv large binary kept",
+            fun(B) ->
+                    P = open(B, [binary]),
+                    send_big(B, P, 1040000),
+                    WhileSenderHolds = ctl(B, P, ?OP_VEC_INFO, ""),
+                    gc(P),
+                    AfterGc = ctl(B, P, ?OP_VEC_INFO, ""),
+                    {WhileSenderHolds, AfterGc, ctl(B, P, ?OP_VEC_FREE, "")}
+            end,
+            {{1040000, 2, [{1040000, 1040000, 1, 2, 2, "abcd"}]},
+             {1040000, 2, [{1040000, 1040000, 1, 2, 1, "abcd"}]},
+             [1]}).
 
 %% ["ab", Big, "cd"]: both small pieces share one copied binary, the big
 %% one is referenced.
@@ -386,6 +392,70 @@ outputv_mixed_vector(_Config) ->
                          {26000, 26000, 1, 2, 1, "abcd"},
                          {2, 4, 2, 3, 2, "cd"}]},
              [2, 1, 2]}).
+
+%% A binary the driver sent with driver_output_binary, sent back to it
+%% with port_command, reaches outputv as the driver's own ErlDrvBinary
+%% (same pointer, the segment at its offset in it) with the references of
+%% the driver and of the receiver's copy of the message: no copy. A part
+%% of it (a sub-binary) comes back the same way. OP_INFO replies
+%% [{OwnBinary, Offset, Len, RefcInOutputv}].
+outputv_own_binary_comes_back(_Config) ->
+    edc_diff:expect("outputv gets the driver's own binary back",
+            fun(B = #{port_command := Cmd}) ->
+                    P = (maps:get(open_port, B))({spawn, ?BACK_DRV}, [binary]),
+                    Round = fun(Arg) ->
+                                    Sent = ctl(B, P, ?BACK_SEND, Arg),
+                                    Bin = receive {P, {data, D}} -> D
+                                          after 1000 -> timeout
+                                          end,
+                                    true = Cmd(P, Bin),
+                                    {Sent, byte_size(Bin), ctl(B, P, ?BACK_INFO, "")}
+                            end,
+                    [Round("1000 0 1000"), Round("1000 100 200")]
+            end,
+            [{2, 1000, [{true, 0, 1000, 2}]},
+             {2, 200, [{true, 100, 200, 2}]}]).
+
+%% A driver that frees a binary of its outputv vector without having taken
+%% a reference to it would free it under its holder: the sender's own
+%% binary (a large binary: the driver gets it as natively), or the
+%% vector's copy of small data. The compat layer refuses, logs an error
+%% naming driver_free_binary and fails the port with
+%% {driver_api_misuse, driver_free_binary}; the sender's binary is intact.
+%% Compat only: natively the binary is freed under the sender (heap
+%% corruption or an abort of the VM), so there is no native result to
+%% compare with.
+outputv_free_without_reference_fails_the_port(_Config) ->
+    ok = logger:add_handler(edc_capture, ?MODULE,
+                            #{level => error, config => #{pid => self()}}),
+    Misfree = fun(B = #{port_command := Cmd}, Make) ->
+                      P = (maps:get(open_port, B))({spawn, ?BACK_DRV}, [binary]),
+                      ok = ctl(B, P, ?BACK_MISFREE, ""),
+                      Data = Make(),
+                      _ = try Cmd(P, Data) catch _:_ -> error end,
+                      Exit = receive {'EXIT', P, Why} -> Why
+                             after 5000 -> no_exit
+                             end,
+                      true = erlang:garbage_collect(),
+                      {Exit, Data =:= Make()}
+              end,
+    R = try
+            edc_diff:run(compat,
+                         fun(B) ->
+                                 process_flag(trap_exit, true),
+                                 [Misfree(B, fun() -> big(100000) end),
+                                  Misfree(B, fun() -> <<"small">> end)]
+                         end)
+        after
+            ok = logger:remove_handler(edc_capture)
+        end,
+    ct:pal("compat: ~p", [R]),
+    [{{driver_api_misuse, driver_free_binary}, true},
+     {{driver_api_misuse, driver_free_binary}, true}] = R,
+    Logged = [L || {edc_logged, L} <- edc_diff:flush(0)],
+    [_, _ | _] = [L || L <- Logged, string:find(L, "driver_free_binary") =/= nomatch,
+                       string:find(L, "took no reference") =/= nomatch],
+    ok.
 
 %%--------------------------------------------------------------------
 %% Helpers

@@ -1,85 +1,148 @@
 //! Driver binaries (`ErlDrvBinary`) with the reference-count contract of
-//! `spec/driver_binary_refc.mail.txt`.
+//! `spec/driver_binary_refc.mail.txt`, as the native runtime makes them:
+//! every driver binary is a VM `Binary` (erts 13, 64-bit: `flags`, `refc`,
+//! `orig_size`, `orig_bytes`), and the `ErlDrvBinary *` a driver sees is
+//! the address of its `orig_size` (`Binary2ErlDrvBinary`, 16 bytes in).
 //!
-//! Each binary is one allocation: a hidden [`Header`] (reference count, a
-//! magic word that lets us detect double frees and foreign pointers, the
-//! allocation size) followed by the `ErlDrvBinary` the driver sees. When the
-//! data is handed to Erlang (`driver_output_binary`, `driver_outputv`) a
-//! [`BinaryHolder`] resource wraps it with `enif_make_resource_binary`; the
-//! holder is one reference until the last term that uses it is garbage
-//! collected, so `driver_binary_get_refc() == 1` keeps meaning "only the
-//! driver can see this binary".
+//! So the reference count is the VM's own: a term made from a driver binary
+//! holds one reference until garbage collected (the VM frees the binary
+//! when the last reference goes, whoever drops it), a binary-mode control
+//! reply becomes the reply term as it is, and a caller's refc binary can be
+//! lent to a driver's `outputv` as its `ErlDrvBinary` without a copy
+//! ([`DriverBinary::lent`]). The layout is checked once against
+//! `enif_alloc_binary` ([`layout_ok`]); when it does not hold, no driver
+//! binary is ever made (`driver_alloc_binary` returns NULL, after an error
+//! naming the reason).
+//!
+//! Misuse detection is what the header words allow, without a table (the
+//! VM frees binaries without telling us, so no table could stay exact): a
+//! pointer whose `flags` word is not a plain binary's, or whose `refc` is
+//! not positive (a freed binary's count is 0 until its memory is reused),
+//! is rejected. A freed binary whose memory was reused, and a foreign
+//! pointer whose 16 preceding bytes happen to look like a header, are not
+//! detected.
 
-use std::alloc::{alloc, dealloc, realloc, Layout};
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicIsize, AtomicU8, AtomicUsize, Ordering};
 
-use parking_lot::Mutex;
-use rustler::{Env, Resource, ResourceArc, Term};
+use rustler::{Env, Term};
 
 use crate::abi::DrvBinary;
+use crate::ffi;
 
-const MAGIC_LIVE: usize = 0x6564_635f_6269_6e31; // "edc_bin1"
-const MAGIC_DEAD: usize = 0x6564_635f_6465_6164; // "edc_dead"
-const ALIGN: usize = 16;
+/// `offsetof(Binary, orig_size)`: from the `Binary` to the `ErlDrvBinary`.
+const DRV_OFFSET: usize = 2 * std::mem::size_of::<usize>();
+/// `offsetof(Binary, refc)`.
+const REFC_OFFSET: usize = std::mem::size_of::<usize>();
+/// `BIN_FLAG_MAGIC`: a magic binary (resources, match specs), whose
+/// `orig_bytes` are not data.
+const BIN_FLAG_MAGIC: usize = 1;
+/// `BIN_FLAG_DRV`: allocated as a driver binary.
+const BIN_FLAG_DRV: usize = 8;
+/// `BIN_FLAG_USR2` (reserved by erts for its modules' own marks, unused in
+/// OTP 25): a binary of at least [`spare::CAP`] bytes that goes back to
+/// [`spare`] instead of to the VM when its last reference is released.
+/// Set only while no term refers to the binary (cleared before one is
+/// made), so the VM never sees it on a binary it reads.
+const BIN_FLAG_POOLED: usize = 4;
+/// Every flag a `Binary` of erts 13 can have (`BIN_FLAG_MAGIC`, `_USR1`,
+/// `_USR2`, `_DRV`): anything else in the first word is not a `Binary`.
+const BIN_FLAGS: usize = 0xf;
+/// A reference count above this is not one.
+const MAX_REFC: isize = 1 << 40;
 
-#[repr(C)]
-struct Header {
-    refc: AtomicIsize,
-    magic: AtomicUsize,
-    /// Number of live [`BinaryHolder`]s: non-zero means Erlang terms may
-    /// point into the data and the binary is in [`EXPOSED`].
-    holders: AtomicUsize,
-    /// Data size the block was allocated for: the layout of every
-    /// `dealloc`/`realloc`. Never `orig_size`, which the driver can write.
-    capacity: usize,
+mod held;
+pub mod spare;
+
+/// `(references drivers hold to driver binaries, their bytes)` right now
+/// (see [`held`]).
+pub fn stats() -> (usize, usize) {
+    held::totals()
 }
 
-const HEADER: usize = std::mem::size_of::<Header>();
+fn bytes_of(n: usize) -> isize {
+    isize::try_from(n).unwrap_or(isize::MAX)
+}
 
-/// The hidden header of a new (or just resized, so unshared) binary of
-/// `capacity` data bytes: refc 1, live, not exposed.
-fn header(capacity: usize) -> Header {
-    Header {
-        refc: AtomicIsize::new(1),
-        magic: AtomicUsize::new(MAGIC_LIVE),
-        holders: AtomicUsize::new(0),
-        capacity,
+const UNKNOWN: u8 = 0;
+const USABLE: u8 = 1;
+const UNUSABLE: u8 = 2;
+static LAYOUT: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+/// Whether `enif_alloc_binary` makes `Binary`s laid out as erts 13's
+/// (checked once: flags without the magic bit, refc 1 at +8, `orig_size`
+/// at +16 equal to the size asked for, data at +24); when it does not,
+/// an error is logged once and no driver binary is made.
+pub fn layout_ok() -> bool {
+    match LAYOUT.load(Ordering::Acquire) {
+        USABLE => true,
+        UNUSABLE => false,
+        _ => {
+            let ok = probe_layout();
+            if LAYOUT
+                .compare_exchange(
+                    UNKNOWN,
+                    if ok { USABLE } else { UNUSABLE },
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+                && !ok
+            {
+                crate::effects::log_detached(
+                    "the VM's Binary layout is not erts 13's (flags, refc, orig_size, \
+                     orig_bytes): driver binaries are disabled, driver_alloc_binary returns NULL",
+                );
+            }
+            ok
+        }
     }
 }
-const DATA_OFFSET: usize = HEADER + std::mem::offset_of!(DrvBinary, orig_bytes);
 
-/// Live driver binaries and the data bytes they were allocated for (their
-/// capacities), for `erl_driver_compat:info/0`. Relaxed: statistics only.
-static LIVE_BINARIES: AtomicUsize = AtomicUsize::new(0);
-static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
-
-/// `(live driver binaries, their data bytes)` right now.
-pub fn stats() -> (usize, usize) {
-    (
-        LIVE_BINARIES.load(Ordering::Relaxed),
-        LIVE_BYTES.load(Ordering::Relaxed),
-    )
+fn probe_layout() -> bool {
+    const N: usize = 40;
+    let Some(nb) = ffi::alloc_binary(N) else {
+        return false;
+    };
+    let base = nb.ref_bin.cast::<usize>();
+    let word = |i: usize| {
+        // SAFETY: ref_bin is a fresh VM Binary of N data bytes that only
+        // this function references: its first three words (i < 3) are
+        // readable and only read here.
+        unsafe { base.wrapping_add(i).read() }
+    };
+    let words = [word(0), word(1), word(2)];
+    let ok = erts13_layout(words, N, nb.size, nb.ref_bin as usize, nb.data as usize);
+    // SAFETY: the one reference alloc_binary gave us.
+    unsafe { ffi::release_binary(nb.ref_bin) };
+    ok
 }
 
-fn layout(size: usize) -> Option<Layout> {
-    let total = DATA_OFFSET.checked_add(size.max(1))?;
-    Layout::from_size_align(total, ALIGN).ok()
+/// Whether a fresh `Binary` at `vm` of `n` data bytes, whose first
+/// words are `words` and which `enif_alloc_binary` described as `size`
+/// bytes at `data`, is laid out as erts 13's: flags without the magic bit,
+/// refc 1, `orig_size` `n`, data 24 bytes in.
+fn erts13_layout(words: [usize; 3], n: usize, size: usize, vm: usize, data: usize) -> bool {
+    words[0] & !BIN_FLAGS == 0
+        && words[0] & BIN_FLAG_MAGIC == 0
+        && words[1] == 1
+        && words[2] == n
+        && size == n
+        && data == vm + DRV_OFFSET + std::mem::offset_of!(DrvBinary, orig_bytes)
 }
 
-/// A pointer to one of our driver binaries.
+/// A pointer to a driver binary: a VM `Binary` seen as its `ErlDrvBinary`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DriverBinary(*mut DrvBinary);
 
-// SAFETY: a DriverBinary is a pointer to a heap block not tied to any
-// thread; the fields other threads touch through it (refc, magic, holders)
-// are atomics, and the data is only read concurrently once exposed to
+// SAFETY: a DriverBinary is a pointer to a VM Binary, a heap block not tied
+// to any thread; other threads touch its reference count only with atomic
+// operations, and its data is only read concurrently once exposed to
 // Erlang, when the contract forbids the driver to write it.
 unsafe impl Send for DriverBinary {}
 // SAFETY: every method takes `self` by value and touches shared state only
-// through the header's atomics (refc, magic, holders) or the driver-owned
-// data, which is read-only once exposed (same reasons as for Send).
+// through the atomic reference count or the driver-owned data, read-only
+// once exposed (same reasons as for Send).
 unsafe impl Sync for DriverBinary {}
 
 /// Why a pointer a driver passed is not a live driver binary.
@@ -87,62 +150,80 @@ unsafe impl Sync for DriverBinary {}
 pub enum BinaryError {
     /// NULL pointer.
     Null,
-    /// Freed already (reference count reached zero earlier).
+    /// Its reference count is not positive: freed already.
     AlreadyFreed,
-    /// Not allocated by `driver_alloc_binary`.
+    /// Its header is not a `Binary`'s.
     Foreign,
 }
 
 impl DriverBinary {
     /// `driver_alloc_binary`: a new binary of `size` bytes, refc 1.
     pub fn alloc(size: usize) -> Option<DriverBinary> {
-        if size > isize::MAX as usize / 2 {
+        if size > isize::MAX as usize / 2 || !layout_ok() {
             return None;
         }
-        let layout = layout(size)?;
-        // SAFETY: layout has non-zero size.
-        let base = unsafe { alloc(layout) };
-        if base.is_null() {
-            return None;
-        }
-        // SAFETY: base is a fresh, unshared allocation of
-        // DATA_OFFSET + max(size, 1) > HEADER bytes aligned to ALIGN (16),
-        // which is at least Header's alignment: the header fits at its
-        // start and writing it needs no previous value.
-        unsafe { base.cast::<Header>().write(header(size)) };
-        // SAFETY: HEADER < DATA_OFFSET <= the allocation's size, so
-        // base + HEADER stays inside the allocation.
-        let bin = unsafe { base.add(HEADER) }.cast::<DrvBinary>();
-        // SAFETY: bin is the DrvBinary prefix of the fresh allocation
-        // (HEADER + offset_of(orig_bytes) = DATA_OFFSET bytes fit), aligned
-        // since HEADER is a multiple of 8; nothing else refers to it yet.
-        unsafe { (*bin).orig_size = size as libc::c_long };
-        LIVE_BINARIES.fetch_add(1, Ordering::Relaxed);
-        LIVE_BYTES.fetch_add(size, Ordering::Relaxed);
-        Some(DriverBinary(bin))
+        let nb = ffi::alloc_binary(size)?;
+        // SAFETY: ref_bin is a live Binary (layout checked by layout_ok),
+        // so ref_bin + 16 is its orig_size, inside the block.
+        Some(DriverBinary(unsafe { vm_to_drv(nb.ref_bin) }))
     }
 
-    /// Checks that `ptr` is a live binary of ours.
+    /// [`alloc`](Self::alloc), up to [`spare::CAP`] bytes from the
+    /// thread's spare binaries (see [`spare`]).
+    pub fn alloc_pooled(size: usize) -> Option<DriverBinary> {
+        if size <= spare::CAP {
+            spare::take(size)
+        } else {
+            DriverBinary::alloc(size)
+        }
+    }
+
+    /// `driver_alloc_binary`: [`alloc_pooled`](Self::alloc_pooled), counted in
+    /// [`stats`] until the driver gives its reference up.
+    pub fn alloc_for_driver(size: usize) -> Option<DriverBinary> {
+        let bin = DriverBinary::alloc_pooled(size)?;
+        held::add(1, bytes_of(size));
+        Some(bin)
+    }
+
+    /// The `ErlDrvBinary` of the VM `Binary` at `vm` (a caller's refc
+    /// binary lent to a driver's `outputv`), without taking a reference:
+    /// the term that holds it keeps it alive for the call.
     ///
     /// # Safety
-    /// `ptr` must be NULL or readable for the header that precedes it; a
-    /// pointer to a binary we allocated (live or freed, not yet reused) is.
+    /// `vm` is a live, non-magic VM `Binary` kept alive for as long as the
+    /// result is used without a reference of its own.
+    pub unsafe fn lent(vm: usize) -> DriverBinary {
+        // SAFETY: vm is a live Binary (caller's contract).
+        DriverBinary(unsafe { vm_to_drv(vm as *mut c_void) })
+    }
+
+    /// Checks that `ptr` looks like a live driver binary (see the module
+    /// documentation for what is detected).
+    ///
+    /// # Safety
+    /// `ptr` must be NULL or readable for the 16 bytes that precede it; a
+    /// pointer to a binary a driver got (live or freed, while the memory
+    /// stays mapped) is.
     pub unsafe fn from_raw(ptr: *mut DrvBinary) -> Result<DriverBinary, BinaryError> {
         if ptr.is_null() {
             return Err(BinaryError::Null);
         }
-        if !(ptr as usize).is_multiple_of(8) || (ptr as usize) < HEADER + 4096 {
+        if !(ptr as usize).is_multiple_of(8) || (ptr as usize) < DRV_OFFSET + 4096 {
             return Err(BinaryError::Foreign);
         }
         let bin = DriverBinary(ptr);
-        // SAFETY: the caller guarantees the HEADER bytes before a non-NULL
-        // ptr are readable (ptr >= HEADER + 4096 was checked above, so the
-        // subtraction does not wrap); the header is only read here, and the
-        // magic word is atomic.
-        match unsafe { bin.header() }.magic.load(Ordering::Acquire) {
-            MAGIC_LIVE => Ok(bin),
-            MAGIC_DEAD => Err(BinaryError::AlreadyFreed),
-            _ => Err(BinaryError::Foreign),
+        // SAFETY: the caller guarantees the 16 bytes before ptr readable
+        // (ptr >= 4096 + 16, so the subtraction does not wrap); the flags
+        // word is only read.
+        let flags = unsafe { bin.vm().cast::<usize>().read() };
+        if flags & !BIN_FLAGS != 0 || flags & BIN_FLAG_MAGIC != 0 {
+            return Err(BinaryError::Foreign);
+        }
+        match bin.refc() {
+            r if r <= 0 => Err(BinaryError::AlreadyFreed),
+            r if r > MAX_REFC => Err(BinaryError::Foreign),
+            _ => Ok(bin),
         }
     }
 
@@ -151,19 +232,59 @@ impl DriverBinary {
         self.0
     }
 
-    /// # Safety
-    /// The binary must not have been deallocated.
-    unsafe fn header(&self) -> &Header {
-        // SAFETY: self.0 points HEADER bytes into its allocation (alloc and
-        // resize place the DrvBinary right after the header), so going back
-        // HEADER bytes stays in the same allocation.
-        let base = unsafe { self.0.cast::<u8>().sub(HEADER) };
-        // SAFETY: base is the start of a live allocation (caller's
-        // contract), aligned to ALIGN >= align_of::<Header>(), holding the
-        // Header written by alloc/resize; all its fields mutated after
-        // creation are atomics, so a shared reference is sound while the
-        // binary lives.
-        unsafe { &*base.cast::<Header>() }
+    /// The address of the VM `Binary` (what `binary_kind` calls a
+    /// parent's key).
+    pub fn vm_addr(self) -> usize {
+        self.vm() as usize
+    }
+
+    fn flags_cell(&self) -> &AtomicUsize {
+        // SAFETY: self is a live Binary (see refc_cell), whose flags word
+        // is its first, aligned word; we only write it (POOLED) while no
+        // term refers to the binary, with atomic stores.
+        unsafe { &*self.vm().cast::<AtomicUsize>() }
+    }
+
+    /// Whether the binary goes back to [`spare`] when released last.
+    fn is_pooled(&self) -> bool {
+        self.flags_cell().load(Ordering::Relaxed) & BIN_FLAG_POOLED != 0
+    }
+
+    /// Marks the binary as pooled or not (see [`BIN_FLAG_POOLED`]).
+    fn set_pooled(&self, pooled: bool) {
+        let flags = self.flags_cell();
+        let old = flags.load(Ordering::Relaxed);
+        let new = if pooled {
+            old | BIN_FLAG_POOLED
+        } else {
+            old & !BIN_FLAG_POOLED
+        };
+        if new != old {
+            flags.store(new, Ordering::Relaxed);
+        }
+    }
+
+    /// The VM `Binary`.
+    fn vm(self) -> *mut c_void {
+        self.0.cast::<u8>().wrapping_sub(DRV_OFFSET).cast()
+    }
+
+    fn refc_cell(&self) -> &AtomicIsize {
+        let at = self.0.cast::<u8>().wrapping_sub(DRV_OFFSET - REFC_OFFSET);
+        // SAFETY: self is a live Binary (made by alloc/lent/from_raw and
+        // used while a reference is held), whose erts_refc_t (an aligned
+        // word the VM only changes atomically) is 8 bytes before the
+        // ErlDrvBinary.
+        unsafe { &*at.cast::<AtomicIsize>() }
+    }
+
+    /// Whether the driver API allocated it (`BIN_FLAG_DRV`), as opposed to
+    /// a caller's binary lent to `outputv`.
+    pub fn is_driver_allocated(self) -> bool {
+        // SAFETY: self is live; its flags word is only read (the VM does
+        // not change it while references are held).
+        let flags = unsafe { self.vm().cast::<usize>().read() };
+        flags & BIN_FLAG_DRV != 0
     }
 
     /// The `len` bytes at `offset` of the data, or `None` when they do not
@@ -177,331 +298,217 @@ impl DriverBinary {
         if end > self.size() {
             return None;
         }
-        // SAFETY: offset <= end <= size() <= capacity: data + offset stays
-        // inside the allocation's data area.
+        // SAFETY: offset <= end <= size(): data + offset stays inside the
+        // data of the live binary.
         let start = unsafe { self.data().add(offset) };
-        // SAFETY: start..start+len = offset..end lies inside the data area
-        // of a live allocation, which the caller keeps alive and unwritten
-        // for 'b; u8 has no invalid values.
+        // SAFETY: start..start+len lies inside the data of a live binary,
+        // which the caller keeps alive and unwritten for 'b; u8 has no
+        // invalid values.
         Some(unsafe { std::slice::from_raw_parts(start, len) })
     }
 
-    /// Size in bytes: `orig_size`, bounded by the allocation (a driver
-    /// that writes a larger or negative `orig_size` cannot make us read or
-    /// write outside the block).
+    /// Size in bytes: `orig_size` (0 if negative). As natively, the VM
+    /// trusts `orig_size`; a driver that enlarges it breaks its binary.
     pub fn size(self) -> usize {
-        // SAFETY: a DriverBinary is only made by alloc/resize/from_raw, which
-        // yield a live binary, and callers stop using it once its last
-        // reference is released; orig_size is an aligned c_long field of
-        // its DrvBinary.
+        // SAFETY: self is live (see refc_cell); orig_size is an aligned
+        // c_long field of its DrvBinary.
         let orig = unsafe { (*self.0).orig_size };
-        usize::try_from(orig).unwrap_or(0).min(self.capacity())
+        usize::try_from(orig).unwrap_or(0)
     }
 
-    /// Data size of the allocation (hidden header, not driver-writable).
-    fn capacity(self) -> usize {
-        // SAFETY: self is live (made by alloc/resize/from_raw, not yet
-        // released by its holder).
-        unsafe { self.header() }.capacity
+    /// Sets `orig_size` (a binary only the caller references, of at
+    /// least `size` bytes).
+    pub fn set_size(self, size: usize) {
+        // SAFETY: self is live and referenced only by the caller, who
+        // writes its own binary's orig_size field.
+        unsafe { (*self.0).orig_size = size as libc::c_long };
     }
 
     /// Start of the data.
     pub fn data(self) -> *mut u8 {
-        // SAFETY: self.0 points at the DrvBinary of a live allocation;
-        // addr_of_mut! only computes the address of its orig_bytes field
-        // (DATA_OFFSET into the block), without reading or referencing it.
+        // SAFETY: self.0 points at the DrvBinary of a live Binary;
+        // addr_of_mut! only computes the address of its orig_bytes field.
         unsafe { std::ptr::addr_of_mut!((*self.0).orig_bytes).cast() }
     }
 
     /// Current reference count.
     pub fn refc(self) -> isize {
-        // SAFETY: self is live: the caller holds one of its references.
-        unsafe { self.header() }.refc.load(Ordering::Acquire)
+        self.refc_cell().load(Ordering::Acquire)
     }
 
     /// Adds one reference; returns the new count.
     pub fn inc(self) -> isize {
-        // SAFETY: self is live: the caller holds one of its references.
-        unsafe { self.header() }.refc.fetch_add(1, Ordering::AcqRel) + 1
+        self.refc_cell().fetch_add(1, Ordering::AcqRel) + 1
     }
 
     /// Drops one reference without freeing; returns the new count
-    /// (`driver_binary_dec_refc`).
+    /// (`driver_binary_dec_refc`; natively `erts_refc_dectest`).
     pub fn dec(self) -> isize {
-        // SAFETY: self is live: the caller holds one of its references.
-        unsafe { self.header() }.refc.fetch_sub(1, Ordering::AcqRel) - 1
+        self.refc_cell().fetch_sub(1, Ordering::AcqRel) - 1
     }
 
-    /// `driver_free_binary`: drops one reference, deallocates at zero.
+    /// Releases one reference; the VM frees the binary at zero.
+    ///
+    /// A pooled binary whose last reference this is goes back to
+    /// [`spare`].
     pub fn release(self) {
-        if self.dec() <= 0 {
-            // SAFETY: this call dropped the last reference (count <= 0), so
-            // no holder, term or driver may use the binary any more.
-            unsafe { self.deallocate() };
+        if self.refc() == 1 && self.is_pooled() {
+            spare::recycle(self);
+        } else {
+            self.release_to_vm();
         }
     }
 
-    /// # Safety
-    /// No reference may remain.
-    unsafe fn deallocate(self) {
-        let size = self.capacity();
-        // SAFETY: the binary is still allocated until the dealloc below,
-        // and the caller's reference was its last.
-        unsafe { self.header() }
-            .magic
-            .store(MAGIC_DEAD, Ordering::Release);
-        let base = self.0.cast::<u8>().wrapping_sub(HEADER);
-        if let Some(layout) = layout(size) {
-            // SAFETY: base is the start of the block (HEADER before the
-            // DrvBinary) and layout(capacity) is the layout it was
-            // allocated or last reallocated with; no reference remains.
-            unsafe { dealloc(base, layout) };
-            LIVE_BINARIES.fetch_sub(1, Ordering::Relaxed);
-            LIVE_BYTES.fetch_sub(size, Ordering::Relaxed);
-        }
+    /// Releases one reference to the VM (which frees at zero).
+    fn release_to_vm(self) {
+        // SAFETY: the caller gives up a reference it holds to this live,
+        // non-magic Binary.
+        unsafe { ffi::release_binary(self.vm()) };
     }
 
-    /// `driver_realloc_binary`. With refc 1 the block is resized in place;
-    /// otherwise others still see the old data, so a new binary takes the
-    /// driver's reference and the old one keeps the others'.
+    /// `driver_free_binary`: [`release`](Self::release) of the driver's
+    /// reference, counted out of [`stats`].
+    pub fn free_by_driver(self) {
+        self.uncount();
+        self.release();
+    }
+
+    /// The driver gives up a reference (counted out of [`stats`])
+    /// without releasing it: it goes to a term.
+    fn uncount(self) {
+        held::add(-1, -bytes_of(self.size()));
+    }
+
+    /// `driver_binary_inc_refc`: [`inc`](Self::inc), counted in
+    /// [`stats`].
+    pub fn inc_by_driver(self) -> isize {
+        held::add(1, bytes_of(self.size()));
+        self.inc()
+    }
+
+    /// `driver_binary_dec_refc`: [`dec`](Self::dec), counted out of
+    /// [`stats`].
+    pub fn dec_by_driver(self) -> isize {
+        self.uncount();
+        self.dec()
+    }
+
+    /// `driver_realloc_binary`: a binary of `size` bytes with the same data
+    /// (truncated or extended), holding the caller's reference; `None` when
+    /// out of memory (then `self` is unchanged).
+    ///
+    /// Resized in place (`enif_realloc_binary`) when the caller holds the
+    /// only reference. Natively the runtime always resizes in place, which
+    /// frees memory that a term or another reference may still use; here
+    /// a shared binary is left as it is for the others and a new one takes
+    /// the caller's reference.
     pub fn resize(self, size: usize) -> Option<DriverBinary> {
         let old_size = self.size();
-        let old_capacity = self.capacity();
-        // SAFETY: self is live: the caller holds the reference it resizes.
-        let exposed = unsafe { self.header() }.holders.load(Ordering::Acquire) != 0;
-        if self.refc() == 1 && !exposed {
-            let new_layout = layout(size)?;
-            let old_layout = layout(old_capacity)?;
-            let base = self.0.cast::<u8>().wrapping_sub(HEADER);
-            // SAFETY: base is the start of the block, allocated (or last
-            // reallocated) with old_layout = layout(capacity); refc 1 and
-            // no holder: the caller holds the only reference, so nothing
-            // else points into the block that realloc may move.
-            let new_base = unsafe { realloc(base, old_layout, new_layout.size()) };
-            if new_base.is_null() {
-                return None;
-            }
-            // SAFETY: new_base is the resized, unshared block of
-            // new_layout's size (> HEADER), aligned to ALIGN; realloc kept
-            // the old header bytes, which are overwritten as a whole.
-            unsafe { new_base.cast::<Header>().write(header(size)) };
-            // SAFETY: HEADER < DATA_OFFSET <= the new block's size.
-            let bin = unsafe { new_base.add(HEADER) }.cast::<DrvBinary>();
-            // SAFETY: bin is the DrvBinary prefix of the resized block,
-            // aligned, referenced only by the caller.
-            unsafe { (*bin).orig_size = size as libc::c_long };
-            LIVE_BYTES.fetch_add(size, Ordering::Relaxed);
-            LIVE_BYTES.fetch_sub(old_capacity, Ordering::Relaxed);
-            return Some(DriverBinary(bin));
+        if size > isize::MAX as usize / 2 {
+            return None;
         }
-        let fresh = DriverBinary::alloc(size)?;
+        if self.refc() == 1 {
+            // SAFETY: refc 1: the caller holds the only reference to this
+            // live, non-magic Binary, so nothing else points into the block
+            // the VM may move.
+            let nb = unsafe { ffi::realloc_binary(self.vm(), size) }?;
+            // SAFETY: ref_bin is the resized live Binary.
+            let resized = DriverBinary(unsafe { vm_to_drv(nb.ref_bin) });
+            // Its capacity is now `size`: no longer one for the spares.
+            resized.set_pooled(false);
+            held::add(0, bytes_of(size) - bytes_of(old_size));
+            return Some(resized);
+        }
+        let fresh = DriverBinary::alloc_for_driver(size)?;
         // SAFETY: self's data holds old_size bytes and fresh's `size`
         // bytes, both live (self is released only after the copy), and
         // they are different allocations, so they cannot overlap.
         unsafe { std::ptr::copy_nonoverlapping(self.data(), fresh.data(), old_size.min(size)) };
-        self.release();
+        self.free_by_driver();
         Some(fresh)
     }
 
-    /// Makes an Erlang binary term viewing `len` bytes at `offset`, without
-    /// copying; the term holds one reference until garbage collected.
+    /// Makes an Erlang binary term of `len` bytes at `offset` without
+    /// copying (up to 64 bytes in all the VM makes a heap binary): the term
+    /// takes one more reference, held until garbage collected.
     pub fn to_term<'a>(self, env: Env<'a>, offset: usize, len: usize) -> Term<'a> {
-        let holder = BinaryHolder::new(self);
-        holder
-            .make_binary(env, |h| {
-                // SAFETY: the holder's reference keeps the binary live for
-                // as long as the term (the slice's lifetime, tied to `h`),
-                // and once exposed the driver must not write the data.
-                // Callers check offset/len; outside the data it is empty.
-                unsafe { h.bin.bytes(offset, len) }.unwrap_or_default()
-            })
-            .to_term(env)
-    }
-}
-
-/// Registry of exposed binaries by data address, so that data coming back
-/// from Erlang that lies inside one of our binaries can be passed to a
-/// driver's `outputv` without copying.
-static EXPOSED: Mutex<Option<Exposed>> = Mutex::new(None);
-
-/// Binaries smaller than this are indexed by the [`REGION`]-sized address
-/// regions they overlap (one or two), larger ones in a range map.
-const REGION_SHIFT: u32 = 12;
-const REGION: usize = 1 << REGION_SHIFT;
-
-/// Up to this many regions stay in the index when they empty.
-const KEPT_REGIONS: usize = 1024;
-
-/// One exposed binary: its data `start..end` (as registered).
-#[derive(Clone, Copy)]
-struct Entry {
-    start: usize,
-    end: usize,
-    bin: DriverBinary,
-}
-
-/// The exposed binaries. Registering and unregistering happen on every
-/// exposure (`driver_output_binary`, `driver_outputv`), lookups only for
-/// data that may be ours, so small binaries (most exposures) go into a
-/// hash map of address regions: two hash operations instead of a tree
-/// insert and remove (measured: ~80 ns less per 1 KiB exposure).
-struct Exposed {
-    /// Region number (`address >> REGION_SHIFT`) → the small binaries
-    /// overlapping it.
-    small: HashMap<usize, Vec<Entry>, BuildHasherDefault<AddrHasher>>,
-    /// Binaries of [`REGION`] bytes or more by start address.
-    large: BTreeMap<usize, Entry>,
-}
-
-/// The regions `start..end` overlaps (at least the one of `start`).
-fn regions(start: usize, end: usize) -> std::ops::RangeInclusive<usize> {
-    (start >> REGION_SHIFT)..=(end.max(start + 1) - 1) >> REGION_SHIFT
-}
-
-impl Exposed {
-    fn insert(&mut self, e: Entry) {
-        if e.end - e.start >= REGION {
-            self.large.insert(e.start, e);
-            return;
-        }
-        for r in regions(e.start, e.end) {
-            self.small.entry(r).or_default().push(e);
-        }
+        self.inc();
+        self.into_term(env, offset, len)
     }
 
-    fn remove(&mut self, start: usize) {
-        if self.large.remove(&start).is_some() {
-            return;
-        }
-        let first = start >> REGION_SHIFT;
-        let Some(end) = self
-            .small
-            .get(&first)
-            .and_then(|v| v.iter().find(|e| e.start == start))
-            .map(|e| e.end)
-        else {
-            return;
+    /// [`to_term`](Self::to_term) taking over the caller's reference (a
+    /// binary-mode control reply: natively the reply term takes the
+    /// driver's reference).
+    pub fn into_term_from_driver<'a>(self, env: Env<'a>) -> Term<'a> {
+        self.uncount();
+        let len = self.size();
+        self.into_term(env, 0, len)
+    }
+
+    fn into_term<'a>(self, env: Env<'a>, offset: usize, len: usize) -> Term<'a> {
+        // The VM is to see no flag of ours (and frees the binary itself
+        // once the term holds the last reference).
+        self.set_pooled(false);
+        let size = self.size();
+        // SAFETY: env is the live env of the term being built; the caller
+        // gives one reference to this live, non-magic Binary, whose size
+        // bytes at data() are its data.
+        let whole = unsafe { ffi::make_binary(env.as_c_arg(), self.vm(), self.data(), size) };
+        let (offset, len) = match offset.checked_add(len) {
+            Some(end) if end <= size => (offset, len),
+            _ => (0, 0),
         };
-        for r in regions(start, end) {
-            if let Some(v) = self.small.get_mut(&r) {
-                v.retain(|e| e.start != start);
-                // Empty regions are kept (no allocation when a binary is
-                // exposed there again) while they are few.
-                if v.is_empty() && self.small.len() > KEPT_REGIONS {
-                    self.small.remove(&r);
-                }
-            }
-        }
-    }
-
-    /// The binary whose registered data contains `addr..addr+len`.
-    fn find(&self, addr: usize, len: usize) -> Option<Entry> {
-        let end = addr.checked_add(len)?;
-        let inside = |e: &Entry| e.start <= addr && end <= e.end;
-        // An empty piece may sit at the very end of a binary, in the
-        // region after its last byte.
-        let before = if len == 0 {
-            addr.saturating_sub(1)
+        let raw = if offset == 0 && len == size {
+            whole
         } else {
-            addr
+            // SAFETY: whole is a binary term of env of `size` bytes and
+            // offset + len <= size (checked above).
+            unsafe { ffi::make_sub_binary(env.as_c_arg(), whole, offset, len) }
         };
-        for r in [addr >> REGION_SHIFT, before >> REGION_SHIFT] {
-            if let Some(e) = self
-                .small
-                .get(&r)
-                .and_then(|v| v.iter().find(|e| inside(e)))
-            {
-                return Some(*e);
-            }
-        }
-        let (_, e) = self.large.range(..=addr).next_back()?;
-        inside(e).then_some(*e)
+        // SAFETY: raw was made in env just above.
+        unsafe { Term::new(env, raw) }
     }
 }
 
-/// Hashes region numbers (one `usize` each) with a multiplication: they
-/// are not chosen by an adversary, and SipHash would cost more than the
-/// rest of the lookup.
-#[derive(Default)]
-struct AddrHasher(u64);
-
-impl Hasher for AddrHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.0 = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
+/// The `ErlDrvBinary` of the VM `Binary` at `vm`.
+///
+/// # Safety
+/// `vm` is a live `Binary` (at least 16 bytes long).
+unsafe fn vm_to_drv(vm: *mut c_void) -> *mut DrvBinary {
+    // SAFETY: a Binary's orig_size is 16 bytes in, inside the block.
+    unsafe { vm.cast::<u8>().add(DRV_OFFSET) }.cast()
 }
 
-/// Runs `f` on the registry (created on first use).
-fn with_exposed<R>(f: impl FnOnce(&mut Exposed) -> R) -> R {
-    let mut guard = EXPOSED.lock();
-    let exposed = guard.get_or_insert_with(|| Exposed {
-        small: HashMap::default(),
-        large: BTreeMap::new(),
-    });
-    f(exposed)
+/// The reference count of the VM `Binary` at `vm` (for tests).
+///
+/// # Safety
+/// `vm` is a live VM `Binary`.
+pub unsafe fn vm_refc(vm: usize) -> isize {
+    // SAFETY: vm is a live Binary (caller's contract).
+    unsafe { DriverBinary::lent(vm) }.refc()
 }
-
-/// Finds the exposed driver binary containing `[ptr, ptr+len)` and adds a
-/// reference to it for the caller.
-pub fn find_exposed(ptr: *const u8, len: usize) -> Option<(DriverBinary, usize)> {
-    let addr = ptr as usize;
-    with_exposed(|exposed| {
-        let e = exposed.find(addr, len)?;
-        // Under the registry's lock: the holder that registered the
-        // binary cannot unregister and release it meanwhile.
-        e.bin.inc();
-        Some((e.bin, addr - e.start))
-    })
-}
-
-/// One reference held by Erlang terms that view a driver binary.
-pub struct BinaryHolder {
-    bin: DriverBinary,
-}
-
-impl BinaryHolder {
-    fn new(bin: DriverBinary) -> ResourceArc<BinaryHolder> {
-        bin.inc();
-        // SAFETY: bin is live: the inc above took the reference this
-        // holder keeps until it is dropped.
-        let header = unsafe { bin.header() };
-        if header.holders.fetch_add(1, Ordering::AcqRel) == 0 {
-            let start = bin.data() as usize;
-            let end = start + bin.size();
-            with_exposed(|exposed| exposed.insert(Entry { start, end, bin }));
-        }
-        ResourceArc::new(BinaryHolder { bin })
-    }
-}
-
-impl Drop for BinaryHolder {
-    fn drop(&mut self) {
-        // SAFETY: the holder's reference keeps the binary alive here.
-        let header = unsafe { self.bin.header() };
-        if header.holders.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let start = self.bin.data() as usize;
-            with_exposed(|exposed| exposed.remove(start));
-        }
-        self.bin.release();
-    }
-}
-
-#[rustler::resource_impl]
-impl Resource for BinaryHolder {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn layout_probe_accepts_erts_13_binaries() {
+        assert!(layout_ok());
+    }
+
+    /// Other layouts are refused: a debug build's extra header word, a
+    /// magic binary, a count or size elsewhere.
+    #[test]
+    fn layout_check_refuses_other_layouts() {
+        let vm = 0x1000;
+        assert!(erts13_layout([8, 1, 40], 40, 40, vm, vm + 24));
+        assert!(!erts13_layout([8, 1, 40], 40, 40, vm, vm + 32));
+        assert!(!erts13_layout([9, 1, 40], 40, 40, vm, vm + 24));
+        assert!(!erts13_layout([0xdead_0000, 1, 40], 40, 40, vm, vm + 24));
+        assert!(!erts13_layout([8, 40, 1], 40, 40, vm, vm + 24));
+        assert!(!erts13_layout([8, 1, 40], 40, 39, vm, vm + 24));
+    }
 
     #[test]
     fn alloc_sets_refc_one_and_size() {
@@ -509,21 +516,48 @@ mod tests {
         assert_eq!(b.refc(), 1);
         assert_eq!(b.size(), 10);
         assert!((b.data() as usize).is_multiple_of(8));
+        assert!(b.is_driver_allocated());
         assert_eq!(b.inc(), 2);
         assert_eq!(b.dec(), 1);
         b.release();
     }
 
+    /// A count of 0 (what a freed binary keeps until its memory is
+    /// reused) and a header that is not a `Binary`'s are rejected.
     #[test]
-    fn double_free_is_detected_while_memory_is_still_ours() {
+    fn freed_and_foreign_headers_are_detected() {
         let keep = DriverBinary::alloc(64).unwrap();
-        // SAFETY: keep is a live binary of ours: its header is readable.
+        // SAFETY: keep is a live binary: its header is readable.
         assert_eq!(unsafe { DriverBinary::from_raw(keep.as_ptr()) }, Ok(keep));
         assert_eq!(
             // SAFETY: from_raw returns before reading anything for NULL.
             unsafe { DriverBinary::from_raw(std::ptr::null_mut()) },
             Err(BinaryError::Null)
         );
+        assert_eq!(keep.dec(), 0);
+        // SAFETY: keep's memory is still allocated (its count was only
+        // decremented), so its header is readable.
+        let freed = unsafe { DriverBinary::from_raw(keep.as_ptr()) };
+        assert_eq!(freed, Err(BinaryError::AlreadyFreed));
+        keep.inc();
+        let vm = keep.vm().cast::<usize>();
+        // SAFETY: vm is keep's flags word, live and used by this test only.
+        let flags = unsafe { vm.read() };
+        for forged in [0x6564_635f_6269_6e31, flags | BIN_FLAG_MAGIC] {
+            // SAFETY: as above.
+            unsafe { vm.write(forged) };
+            // SAFETY: keep's header is readable (live binary).
+            let forged = unsafe { DriverBinary::from_raw(keep.as_ptr()) };
+            assert_eq!(forged, Err(BinaryError::Foreign));
+        }
+        // SAFETY: as above: the original flags go back before the release.
+        unsafe { vm.write(flags) };
+        let mut words = [0usize; 8];
+        // A pointer 16 bytes into a zeroed buffer: refc 0.
+        let inside = words.as_mut_ptr().wrapping_add(2).cast::<DrvBinary>();
+        // SAFETY: the 16 bytes before `inside` are words[0..2], readable.
+        let r = unsafe { DriverBinary::from_raw(inside) };
+        assert!(r.is_err() && r != Err(BinaryError::Null));
         keep.release();
     }
 
@@ -552,91 +586,17 @@ mod tests {
         c.release();
     }
 
-    /// A driver may overwrite `orig_size` (bug or not): freeing and
-    /// resizing must still use the allocation's own size (under Miri, a
-    /// layout taken from `orig_size` is reported as a wrong deallocation),
-    /// and [`DriverBinary::size`] never exceeds the allocation.
+    /// A negative `orig_size` (a driver bug) reads as an empty binary.
     #[test]
-    fn overwritten_orig_size_does_not_change_the_allocation_layout() {
-        for forged in [1 << 20, -5, 3] {
-            let b = DriverBinary::alloc(16).unwrap();
-            // SAFETY: b is live and only this test uses it; orig_size is
-            // its driver-writable DrvBinary field.
-            unsafe { (*b.as_ptr()).orig_size = forged };
-            assert_eq!(b.size(), usize::try_from(forged).unwrap_or(0).min(16));
-            assert_eq!(b.capacity(), 16);
-            b.release();
-        }
-        let b = DriverBinary::alloc(8).unwrap();
+    fn negative_orig_size_is_empty() {
+        let b = DriverBinary::alloc(16).unwrap();
         // SAFETY: b is live and only this test uses it; orig_size is its
         // driver-writable DrvBinary field.
-        unsafe { (*b.as_ptr()).orig_size = 1 << 20 };
-        let b = b.resize(32).unwrap();
-        assert_eq!((b.size(), b.capacity()), (32, 32));
-        // SAFETY: b is live and only this test uses it; orig_size is its
-        // driver-writable DrvBinary field.
-        unsafe { (*b.as_ptr()).orig_size = 1 << 20 };
-        b.inc();
-        let c = b.resize(4).unwrap();
-        assert_eq!((c.size(), c.capacity()), (4, 4));
+        unsafe { (*b.as_ptr()).orig_size = -5 };
+        assert_eq!(b.size(), 0);
+        // SAFETY: as above (the real size goes back before the release).
+        unsafe { (*b.as_ptr()).orig_size = 16 };
         b.release();
-        c.release();
-    }
-
-    /// The registry finds a piece in the binary that contains it, small
-    /// (region index, across a region boundary, an empty piece at the
-    /// end) or large (range map), and nothing once it is removed.
-    #[test]
-    fn exposed_registry_finds_containing_binaries() {
-        let small = DriverBinary::alloc(100).unwrap();
-        let large = DriverBinary::alloc(3 * REGION).unwrap();
-        let mut reg = Exposed {
-            small: HashMap::default(),
-            large: BTreeMap::new(),
-        };
-        // A small binary straddling a region boundary (addresses only:
-        // the registry never reads through them).
-        let boundary = 7 * REGION;
-        let entries = [
-            Entry {
-                start: boundary - 40,
-                end: boundary + 60,
-                bin: small,
-            },
-            Entry {
-                start: 9 * REGION + 16,
-                end: 9 * REGION + 16 + 3 * REGION,
-                bin: large,
-            },
-        ];
-        for e in entries {
-            reg.insert(e);
-        }
-        let found = |reg: &Exposed, addr: usize, len: usize| reg.find(addr, len).map(|e| e.start);
-        assert_eq!(found(&reg, boundary - 40, 100), Some(boundary - 40));
-        assert_eq!(found(&reg, boundary + 10, 50), Some(boundary - 40));
-        assert_eq!(found(&reg, boundary + 60, 0), Some(boundary - 40));
-        // Ending exactly at a region boundary: an empty piece at its end.
-        let ending = Entry {
-            start: 5 * REGION - 100,
-            end: 5 * REGION,
-            bin: small,
-        };
-        reg.insert(ending);
-        assert_eq!(found(&reg, 5 * REGION, 0), Some(5 * REGION - 100));
-        assert_eq!(found(&reg, 5 * REGION, 1), None);
-        reg.remove(ending.start);
-        assert_eq!(found(&reg, boundary - 40, 101), None);
-        assert_eq!(found(&reg, boundary - 41, 1), None);
-        assert_eq!(found(&reg, 10 * REGION + 5, REGION), Some(9 * REGION + 16));
-        assert_eq!(found(&reg, 12 * REGION + 17, 0), None);
-        reg.remove(boundary - 40);
-        reg.remove(9 * REGION + 16);
-        assert_eq!(found(&reg, boundary + 10, 50), None);
-        assert_eq!(found(&reg, 10 * REGION, 1), None);
-        assert!(reg.small.values().all(Vec::is_empty) && reg.large.is_empty());
-        small.release();
-        large.release();
     }
 
     #[test]

@@ -16,8 +16,10 @@ use rustler::{Binary, Env, NewBinary};
 
 use crate::ffi::{self, RawTerm};
 
-/// The off-heap binary a piece of data lies in: its identity and the
-/// extent of its bytes.
+/// The off-heap binary a piece of data lies in: its identity (the address
+/// of its VM `Binary`, which can be lent to a driver as its
+/// `ErlDrvBinary`) and the extent of its bytes. Only known for plain
+/// binaries (not magic, not writable).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Parent {
     /// Identity of the off-heap binary (its address).
@@ -55,6 +57,8 @@ const HEADER_PROC_BIN: usize = (5 << HEADER_ARITY_OFFS) | REFC_BINARY_SUBTAG;
 const HEADER_SUB_BIN: usize = (3 << HEADER_ARITY_OFFS) | SUB_BINARY_SUBTAG;
 /// `Binary`: flags, refc, orig_size, then the bytes.
 const BINARY_BYTES_OFFSET: usize = 3 * WORD;
+/// `BIN_FLAG_MAGIC` in a `Binary`'s flags word.
+const BIN_FLAG_MAGIC: usize = 1;
 
 const UNKNOWN: u8 = 0;
 const USABLE: u8 = 1;
@@ -201,7 +205,15 @@ pub unsafe fn classify(t: RawTerm, data: *const u8, size: usize) -> Option<BinKi
         let orig_size = unsafe { word(val as *const usize, 2) };
         let end = start.checked_add(orig_size)?;
         let d = data as usize;
-        let parent = (d >= start && d.checked_add(size)? <= end).then_some(Parent {
+        // SAFETY: as above: val is a live Binary the term keeps; its flags
+        // word is not written while a process holds a ProcBin of it.
+        let bin_flags = unsafe { word(val as *const usize, 0) };
+        // Only a plain Binary that is not being appended to can be lent
+        // to a driver as its ErlDrvBinary (see `Parent`): a magic binary's
+        // bytes are not data, and a writable one may be moved by its
+        // owner's next append.
+        let plain = bin_flags & BIN_FLAG_MAGIC == 0 && proc_bin.flags == 0;
+        let parent = (plain && d >= start && d.checked_add(size)? <= end).then_some(Parent {
             key: val,
             start,
             end,

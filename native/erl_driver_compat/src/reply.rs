@@ -13,10 +13,6 @@ use crate::context::CallbackCtx;
 use crate::port::PortError;
 use crate::terms;
 
-/// Replies in a driver binary up to this size are copied into a new
-/// Erlang binary when nothing else references them (see `control_reply`).
-const COPY_REPLY_MAX: usize = 1 << 20;
-
 /// Builds `port_control`'s result from the `control` callback's return.
 pub fn control_reply<'a>(
     ctx: &CallbackCtx,
@@ -46,30 +42,14 @@ pub fn control_reply<'a>(
         });
     }
     if binary_mode {
-        // SAFETY: in binary mode the driver returns a driver binary; a
-        // foreign pointer is detected by its header.
+        // SAFETY: in binary mode the driver returns a driver binary (the
+        // 16 bytes before it readable); from_raw checks its header.
         match unsafe { DriverBinary::from_raw(rbuf.cast()) } {
-            Ok(bin) => {
-                // Natively the reply is the whole driver binary
-                // (`orig_size`): the return value only says success
-                // (trace_ip_drv returns 0 with a 3-byte binary).
-                let len = bin.size();
-                let term = if bin.refc() == 1 && len <= COPY_REPLY_MAX {
-                    // Only the reply holds the binary: no driver code can
-                    // tell a copy from the binary itself, and a copy into
-                    // an ordinary refc binary is cheaper than exposing it
-                    // (a holder resource and the exposed-binaries table),
-                    // and counts in the caller's binary heap for its GC.
-                    // SAFETY: the binary holds bin.size() >= len bytes and
-                    // stays live until the release below.
-                    let bytes = unsafe { bin.bytes(0, len) }.unwrap_or_default();
-                    terms::binary_copy(env, bytes)
-                } else {
-                    bin.to_term(env, 0, len)
-                };
-                bin.release();
-                Ok(term)
-            }
+            // Natively the reply is the whole driver binary (`orig_size`;
+            // the return value only says success: trace_ip_drv returns 0
+            // with a 3-byte binary), and it takes the driver's reference:
+            // no copy.
+            Ok(bin) => Ok(bin.into_term_from_driver(env)),
             Err(e) => {
                 ctx.log(format!(
                     "control returned a reply that is not a driver binary ({e:?}) \
@@ -95,10 +75,10 @@ fn free_reply(rbuf: *mut c_char, default: *mut c_char, binary_mode: bool) {
     if binary_mode {
         // SAFETY: in binary mode a non-default reply is a pointer the
         // driver got from driver_alloc_binary (the manual's contract), so
-        // the HEADER bytes before it are readable; from_raw rejects freed
-        // and foreign pointers.
+        // the 16 bytes before it are readable; from_raw rejects what does
+        // not look like a live binary.
         if let Ok(bin) = unsafe { DriverBinary::from_raw(rbuf.cast()) } {
-            bin.release();
+            bin.free_by_driver();
         }
     } else {
         crate::api::memory::free(rbuf.cast());

@@ -7,31 +7,56 @@ use crate::binary::DriverBinary;
 use crate::context;
 
 fn resolve(bin: *mut DrvBinary, func: &'static str) -> Option<DriverBinary> {
-    // SAFETY: pointers the driver passes here came from driver_alloc_binary;
-    // anything else is detected by the header check.
+    // SAFETY: pointers the driver passes here came from driver_alloc_binary
+    // or an outputv ErlIOVec (VM binaries: the 16 bytes before them are
+    // readable); from_raw checks their header.
     match unsafe { DriverBinary::from_raw(bin) } {
         Ok(b) => Some(b),
         Err(e) => {
-            let what = format!("an invalid driver binary {bin:p} ({e:?})");
-            if context::with_current(|ctx| super::misuse(ctx, func, &what)).is_none() {
-                crate::effects::log_detached(&format!("{func} called with {what}; ignored"));
-            }
+            reject(func, &format!("an invalid driver binary {bin:p} ({e:?})"));
             None
         }
+    }
+}
+
+/// [`resolve`] for the functions that give a reference up
+/// (`driver_free_binary`, `driver_realloc_binary`,
+/// `driver_binary_dec_refc`): also refuses a binary of the running
+/// `outputv`'s vector the driver took no reference to (count 1: only the
+/// sender's term, or the vector's copy, holds it), which would free it
+/// under its holder (natively: heap corruption).
+fn resolve_own(bin: *mut DrvBinary, func: &'static str) -> Option<DriverBinary> {
+    let b = resolve(bin, func)?;
+    if b.refc() <= 1 && crate::iodata::in_running_vector(b) {
+        reject(
+            func,
+            &format!(
+                "{bin:p}, a binary of its outputv vector it took no reference to \
+                 (driver_binary_inc_refc)"
+            ),
+        );
+        return None;
+    }
+    Some(b)
+}
+
+fn reject(func: &'static str, what: &str) {
+    if context::with_current(|ctx| super::misuse(ctx, func, what)).is_none() {
+        crate::effects::log_detached(&format!("{func} called with {what}; ignored"));
     }
 }
 
 /// `ErlDrvBinary *driver_alloc_binary(ErlDrvSizeT size)`
 pub(crate) extern "C" fn driver_alloc_binary(size: SizeT) -> *mut DrvBinary {
     guard(std::ptr::null_mut(), || {
-        DriverBinary::alloc(size).map_or(std::ptr::null_mut(), DriverBinary::as_ptr)
+        DriverBinary::alloc_for_driver(size).map_or(std::ptr::null_mut(), DriverBinary::as_ptr)
     })
 }
 
 /// `ErlDrvBinary *driver_realloc_binary(ErlDrvBinary *bin, ErlDrvSizeT size)`
 pub(crate) extern "C" fn driver_realloc_binary(bin: *mut DrvBinary, size: SizeT) -> *mut DrvBinary {
     guard(std::ptr::null_mut(), || {
-        resolve(bin, "driver_realloc_binary")
+        resolve_own(bin, "driver_realloc_binary")
             .and_then(|b| b.resize(size))
             .map_or(std::ptr::null_mut(), DriverBinary::as_ptr)
     })
@@ -40,8 +65,8 @@ pub(crate) extern "C" fn driver_realloc_binary(bin: *mut DrvBinary, size: SizeT)
 /// `void driver_free_binary(ErlDrvBinary *bin)`
 pub(crate) extern "C" fn driver_free_binary(bin: *mut DrvBinary) {
     guard((), || {
-        if let Some(b) = resolve(bin, "driver_free_binary") {
-            b.release();
+        if let Some(b) = resolve_own(bin, "driver_free_binary") {
+            b.free_by_driver();
         }
     })
 }
@@ -56,7 +81,7 @@ pub(crate) extern "C" fn driver_binary_get_refc(bin: *mut DrvBinary) -> isize {
 /// `ErlDrvSInt driver_binary_inc_refc(ErlDrvBinary *dbp)`
 pub(crate) extern "C" fn driver_binary_inc_refc(bin: *mut DrvBinary) -> isize {
     guard(-1, || {
-        resolve(bin, "driver_binary_inc_refc").map_or(-1, DriverBinary::inc)
+        resolve(bin, "driver_binary_inc_refc").map_or(-1, DriverBinary::inc_by_driver)
     })
 }
 
@@ -64,6 +89,6 @@ pub(crate) extern "C" fn driver_binary_inc_refc(bin: *mut DrvBinary) -> isize {
 /// (the manual: use `driver_free_binary` for that).
 pub(crate) extern "C" fn driver_binary_dec_refc(bin: *mut DrvBinary) -> isize {
     guard(-1, || {
-        resolve(bin, "driver_binary_dec_refc").map_or(-1, DriverBinary::dec)
+        resolve_own(bin, "driver_binary_dec_refc").map_or(-1, DriverBinary::dec_by_driver)
     })
 }

@@ -228,9 +228,8 @@ pub(crate) extern "C" fn driver_output_binary(
     guard(-1, || {
         with_port(port, "driver_output_binary", |ctx, p, st| {
             // SAFETY: a driver passes a pointer it got from
-            // driver_alloc_binary: the HEADER bytes before it are ours and
-            // readable (a freed one is detected by its magic word, a
-            // foreign one by its address or magic word).
+            // driver_alloc_binary or an outputv vector, a VM binary whose 16
+            // preceding header bytes are readable; from_raw checks them.
             let bin = match unsafe { DriverBinary::from_raw(bin) } {
                 Ok(b) => b,
                 Err(e) => {
@@ -332,9 +331,9 @@ unsafe fn segment_piece<'b>(ev: &IOVec, i: usize) -> Piece<'b> {
     if len == 0 || base.is_null() {
         return Piece::Bytes(&[]);
     }
-    // SAFETY: a segment's binary is NULL or one the driver got from
-    // driver_alloc_binary, whose HEADER preceding bytes are readable
-    // (from_raw rejects NULL, freed and foreign pointers).
+    // SAFETY: a segment's binary is NULL or a VM binary the driver got
+    // (driver_alloc_binary, an outputv vector), whose 16 preceding header
+    // bytes are readable; from_raw rejects NULL and checks them.
     let shared = unsafe { DriverBinary::from_raw(bin) }.ok().filter(|b| {
         let start = b.data() as usize;
         len > ONHEAP_BIN_LIMIT && base as usize >= start && base as usize + len <= start + b.size()

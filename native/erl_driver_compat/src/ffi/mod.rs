@@ -11,6 +11,8 @@
 
 mod thread;
 pub use thread::*;
+mod vm_binary;
+pub use vm_binary::*;
 
 use std::ffi::c_void;
 use std::os::raw::c_int;

@@ -3,10 +3,13 @@
 //! of the native runtime (`erts_ioq_iolist_vec_len`/`_to_vec` in OTP 25):
 //! bytes and heap binaries copied into one common binary, off-heap (refc)
 //! binaries as segments of their own, or copied too when they are small
-//! and the vector would otherwise get 16 segments or more. Segments of the
-//! same off-heap binary share one driver binary, as natively; our own
-//! exposed driver binaries are passed without copying.
+//! and the vector would otherwise get 16 segments or more. As natively, an
+//! off-heap binary is not copied: its VM `Binary` is lent to the driver as
+//! the segment's `ErlDrvBinary` (see `crate::binary`), without a reference
+//! of the vector's own (the caller's term holds it for the call); only
+//! binaries whose `Binary` is unknown are copied, one driver binary each.
 
+use std::cell::RefCell;
 use std::os::raw::c_int;
 
 use rustler::{Binary, Term};
@@ -24,11 +27,6 @@ pub const SMALL_IO_BIN_LIMIT: usize = 256;
 /// Vectors of this many data segments or more are packed
 /// (`SMALL_WRITE_VEC`).
 const SMALL_WRITE_VEC: usize = 16;
-
-/// Two pieces of one off-heap binary further apart than this are copied
-/// without the bytes between them (their offsets then differ from the
-/// native ones; nearer pieces keep their distance).
-const MAX_COPIED_GAP: usize = 64 * 1024;
 
 /// `data` as one contiguous buffer: a binary as it is, an iolist copied
 /// once. `None` when `data` is not iodata.
@@ -51,8 +49,8 @@ enum Item {
 enum Piece {
     /// Bytes in the common copy buffer at this offset.
     Copied { offset: usize, len: usize },
-    /// Bytes of an off-heap binary: shared when it is one of our exposed
-    /// driver binaries, else copied into a driver binary per parent.
+    /// Bytes of an off-heap binary: its `Binary` lent when `parent` is
+    /// known, else copied into a driver binary of their own.
     OffHeap {
         ptr: *const u8,
         len: usize,
@@ -66,10 +64,15 @@ pub struct IoVecBuf {
     binv: Vec<*mut DrvBinary>,
     /// Distinct binaries we hold one reference to.
     owned: Vec<DriverBinary>,
+    /// The callers' binaries lent to the vector (off the lone path).
+    lent: Vec<DriverBinary>,
+    /// How many entries [`as_mut_ptr`](Self::as_mut_ptr) pushed on
+    /// [`IN_VECTOR`] (taken off again on drop).
+    registered: usize,
     /// The vector of a lone binary (the reserved slot and one segment)
-    /// and the binary it holds a reference to, kept here instead of in
-    /// the three `Vec`s above (which then stay empty): no allocation
-    /// besides the driver binary on the usual `port_command` path.
+    /// and the binary it holds (lent or owned), kept here instead of in
+    /// the three `Vec`s above (which then stay empty): no allocation on
+    /// the usual `port_command` path of an off-heap binary.
     lone: Option<Lone>,
     vec: IOVec,
 }
@@ -78,7 +81,9 @@ pub struct IoVecBuf {
 struct Lone {
     iov: [SysIOVec; 2],
     binv: [*mut DrvBinary; 2],
-    bin: DriverBinary,
+    /// The binary when we hold a reference to it (a copy), `None` when it
+    /// is lent.
+    owned: Option<DriverBinary>,
 }
 
 impl IoVecBuf {
@@ -89,7 +94,13 @@ impl IoVecBuf {
     /// heap binaries are copied into one common binary, consecutive ones
     /// merged; when that would give 16 data segments or more, off-heap
     /// binaries under 256 bytes are copied too.
+    ///
+    /// Also `None` when this VM's binaries are not laid out as erts 13's
+    /// ([`binary::layout_ok`], which logs why): no vector can be built.
     pub fn from_iodata(data: Term<'_>) -> Option<IoVecBuf> {
+        if !binary::layout_ok() {
+            return None;
+        }
         let env = data.get_env();
         let raw_ok = binary_kind::usable(env);
         if let Some(lone) = Self::lone_binary(data, raw_ok) {
@@ -116,9 +127,8 @@ impl IoVecBuf {
 
     /// The vector for a non-empty binary term (the usual `port_command`
     /// argument), as the general path lays it out (one copied segment, or
-    /// one off-heap segment in its own driver binary or in our exposed
-    /// one) without flattening into items and pieces first. `None` for
-    /// anything else.
+    /// one off-heap segment in its lent `Binary`) without flattening into
+    /// items and pieces first. `None` for anything else.
     fn lone_binary(data: Term<'_>, raw_ok: bool) -> Option<IoVecBuf> {
         let env = data.get_env();
         // SAFETY: `data` is a Term of `env`, the env of the running NIF call.
@@ -141,30 +151,36 @@ impl IoVecBuf {
         } else {
             BinKind::Copied
         });
-        // Bytes inside a known Erlang Binary's own data cannot be one of
-        // our driver binaries (those reach Erlang as resource binaries,
-        // whose bytes lie outside their Binary): no registry lookup.
-        let exposed = match kind {
-            BinKind::OffHeap(None) => binary::find_exposed(ptr, len),
-            BinKind::OffHeap(Some(_)) | BinKind::Copied => None,
+        // A copied binary and an off-heap one whose Binary is unknown get
+        // the same layout here: one segment, a private copy at offset 0.
+        let (bin, offset, owned) = match kind {
+            // SAFETY: p.key is the live, plain (not magic, not writable)
+            // Binary of `data`, which the NIF call's term keeps alive for
+            // as long as the vector is used (the call).
+            BinKind::OffHeap(Some(p)) => (
+                unsafe { DriverBinary::lent(p.key) },
+                ptr as usize - p.start,
+                None,
+            ),
+            BinKind::OffHeap(None) | BinKind::Copied => {
+                let bin = DriverBinary::alloc_pooled(len).unwrap_or_else(|| out_of_memory(len));
+                // SAFETY: ptr/len are the bytes of a binary term of the NIF
+                // call, readable until it returns; bin is a fresh
+                // allocation of len data bytes, so they cannot overlap.
+                unsafe { std::ptr::copy_nonoverlapping(ptr, bin.data(), len) };
+                (bin, 0, Some(bin))
+            }
         };
-        // A copied binary and an off-heap one that is not ours get the
-        // same layout here: one segment, a private copy at offset 0.
-        let (bin, offset) = exposed.unwrap_or_else(|| {
-            let bin = alloc_or_abort(len);
-            // SAFETY: ptr/len are the bytes of a binary term of the NIF
-            // call, readable until it returns; bin is a fresh allocation
-            // of len data bytes, so they cannot overlap.
-            unsafe { std::ptr::copy_nonoverlapping(ptr, bin.data(), len) };
-            (bin, 0)
-        });
-        // SAFETY: offset + len <= bin.size(): find_exposed found the bytes
-        // inside bin's data; a fresh bin holds exactly len bytes at 0.
+        // SAFETY: offset + len <= bin.size(): a lent Binary's data holds
+        // the term's bytes at offset (classify checked them inside it); a
+        // fresh bin holds exactly len bytes at 0.
         let base = unsafe { bin.data().add(offset) };
         Some(IoVecBuf {
             iov: Vec::new(),
             binv: Vec::new(),
             owned: Vec::new(),
+            lent: Vec::new(),
+            registered: 0,
             lone: Some(Lone {
                 iov: [
                     SysIOVec {
@@ -177,7 +193,7 @@ impl IoVecBuf {
                     },
                 ],
                 binv: [std::ptr::null_mut(), bin.as_ptr()],
-                bin,
+                owned,
             }),
             vec: IOVec {
                 vsize: 2,
@@ -190,6 +206,7 @@ impl IoVecBuf {
 
     fn build(copy: Vec<u8>, pieces: Vec<Option<Piece>>) -> IoVecBuf {
         let mut owned: Vec<DriverBinary> = Vec::new();
+        let mut lent: Vec<DriverBinary> = Vec::new();
         let copy_bin = (!copy.is_empty()).then(|| {
             let bin = alloc_or_abort(copy.len());
             // SAFETY: bin is a fresh binary of copy.len() data bytes, the
@@ -222,6 +239,9 @@ impl IoVecBuf {
                 },
                 Some(Piece::OffHeap { ptr, len, parent }) => {
                     let (bin, offset) = shared.place(ptr, len, parent, &mut owned);
+                    if parent.is_some() && !lent.contains(&bin) {
+                        lent.push(bin);
+                    }
                     (bin, offset, len)
                 }
             };
@@ -242,6 +262,8 @@ impl IoVecBuf {
             iov,
             binv,
             owned,
+            lent,
+            registered: 0,
             lone: None,
             vec: IOVec {
                 vsize,
@@ -258,7 +280,19 @@ impl IoVecBuf {
     }
 
     /// The vector to pass to the driver.
+    ///
+    /// From here until the buffer drops, its binaries (lent and copies)
+    /// are known to [`in_running_vector`] on this thread.
     pub fn as_mut_ptr(&mut self) -> *mut IOVec {
+        if self.registered == 0 {
+            let lone = self.lone.as_ref().map(|l| l.binv[1] as usize);
+            let mine = self.lent.iter().chain(self.owned.iter());
+            IN_VECTOR.with_borrow_mut(|v| {
+                v.extend(lone);
+                v.extend(mine.map(|b| b.as_ptr() as usize));
+            });
+            self.registered = usize::from(lone.is_some()) + self.lent.len() + self.owned.len();
+        }
         // The pointers are taken here, where the buffer no longer moves
         // (the caller holds it in place while the driver uses them).
         match &mut self.lone {
@@ -277,114 +311,86 @@ impl IoVecBuf {
 
 impl Drop for IoVecBuf {
     fn drop(&mut self) {
+        if self.registered > 0 {
+            let n = self.registered;
+            // try_: a buffer dropped while the thread ends finds no list.
+            let _ = IN_VECTOR.try_with(|l| {
+                let mut lent = l.borrow_mut();
+                let keep = lent.len().saturating_sub(n);
+                lent.truncate(keep);
+            });
+        }
         for bin in self.owned.drain(..) {
             bin.release();
         }
-        if let Some(lone) = self.lone.take() {
-            lone.bin.release();
+        if let Some(owned) = self.lone.take().and_then(|l| l.owned) {
+            owned.release();
         }
     }
 }
 
+thread_local! {
+    /// The binaries of the vectors of the `outputv` calls running on this
+    /// thread (their `ErlDrvBinary` addresses): callers' binaries lent to
+    /// the driver and our copies.
+    static IN_VECTOR: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether `bin` is a binary of the vector of an `outputv` running on this
+/// thread. Its references are then the sender's terms' (a lent binary) or
+/// the vector's (a copy), plus those the driver took
+/// (`driver_binary_inc_refc`, `driver_enq_bin`, ...): with a count of 1 the
+/// driver holds none.
+pub fn in_running_vector(bin: DriverBinary) -> bool {
+    let addr = bin.as_ptr() as usize;
+    IN_VECTOR
+        .try_with(|v| v.borrow().contains(&addr))
+        .unwrap_or(false)
+}
+
 fn alloc_or_abort(len: usize) -> DriverBinary {
-    DriverBinary::alloc(len).unwrap_or_else(|| {
-        std::alloc::handle_alloc_error(
-            std::alloc::Layout::from_size_align(len.max(1), 16)
-                .unwrap_or(std::alloc::Layout::new::<u8>()),
-        )
-    })
+    DriverBinary::alloc(len).unwrap_or_else(|| out_of_memory(len))
 }
 
-/// The private driver binaries of the off-heap pieces: one per parent
-/// binary (pieces close together keep their distance), one per distinct
-/// piece when the parent is unknown.
+fn out_of_memory(len: usize) -> ! {
+    std::alloc::handle_alloc_error(
+        std::alloc::Layout::from_size_align(len.max(1), 16)
+            .unwrap_or(std::alloc::Layout::new::<u8>()),
+    )
+}
+
+/// The driver binaries of the off-heap pieces: a known parent's `Binary`
+/// lent as it is, a private copy per distinct piece otherwise.
 struct SharedBinaries {
-    groups: Vec<Group>,
-}
-
-/// The driver binary holding the pieces of one parent.
-struct Group {
-    key: GroupKey,
-    bin: DriverBinary,
-    clusters: Vec<Cluster>,
-}
-
-/// Source bytes `start..end` copied to `offset` in the group's binary.
-struct Cluster {
-    start: usize,
-    end: usize,
-    offset: usize,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum GroupKey {
-    Parent(usize),
-    Range(usize, usize),
+    copies: Vec<(usize, usize, DriverBinary)>,
 }
 
 impl SharedBinaries {
-    /// Allocates and fills the binaries for every off-heap piece that is
-    /// not one of our exposed driver binaries.
+    /// Copies every off-heap piece whose `Binary` is unknown.
     fn new(pieces: &[Option<Piece>], owned: &mut Vec<DriverBinary>) -> SharedBinaries {
-        let mut ranges: Vec<(GroupKey, usize, usize)> = Vec::new();
+        let mut copies: Vec<(usize, usize, DriverBinary)> = Vec::new();
         for piece in pieces.iter().flatten() {
-            let Piece::OffHeap { ptr, len, parent } = *piece else {
+            let Piece::OffHeap {
+                ptr,
+                len,
+                parent: None,
+            } = *piece
+            else {
                 continue;
             };
-            if parent.is_none() && is_exposed(ptr, len) {
-                continue;
-            }
             let start = ptr as usize;
-            let key = match parent {
-                Some(p) => GroupKey::Parent(p.key),
-                None => GroupKey::Range(start, len),
-            };
-            ranges.push((key, start, start + len));
-        }
-        let mut groups = Vec::new();
-        while let Some(&(key, _, _)) = ranges.first() {
-            let (mut mine, rest): (Vec<_>, Vec<_>) =
-                ranges.into_iter().partition(|(k, _, _)| *k == key);
-            ranges = rest;
-            mine.sort_by_key(|&(_, start, end)| (start, end));
-            let mut clusters: Vec<Cluster> = Vec::new();
-            let mut size = 0usize;
-            for (_, start, end) in mine {
-                match clusters.last_mut() {
-                    Some(c) if start <= c.end.saturating_add(MAX_COPIED_GAP) => {
-                        if end > c.end {
-                            size += end - c.end;
-                            c.end = end;
-                        }
-                    }
-                    _ => {
-                        clusters.push(Cluster {
-                            start,
-                            end,
-                            offset: size,
-                        });
-                        size += end - start;
-                    }
-                }
+            if copies.iter().any(|&(s, l, _)| s == start && l == len) {
+                continue;
             }
-            let bin = alloc_or_abort(size);
-            for &Cluster { start, end, offset } in &clusters {
-                // SAFETY: clusters are laid out back to back, so
-                // offset + (end - start) <= size, the data size of the
-                // fresh `bin`: data + offset stays inside its data.
-                let dst = unsafe { bin.data().add(offset) };
-                // SAFETY: the source, a cluster, spans pieces of one
-                // off-heap binary and the bytes between them, all inside
-                // that binary (a piece without a known parent is a cluster
-                // alone), which the NIF call's terms keep alive and
-                // unchanged; dst has end - start writable bytes (above) in
-                // a fresh allocation, so the two do not overlap.
-                unsafe { std::ptr::copy_nonoverlapping(start as *const u8, dst, end - start) };
-            }
+            let bin = alloc_or_abort(len);
+            // SAFETY: ptr/len are an off-heap binary's bytes from a term of
+            // the NIF call, readable and unchanged until it returns; bin is
+            // a fresh allocation of len data bytes, so they cannot overlap.
+            unsafe { std::ptr::copy_nonoverlapping(ptr, bin.data(), len) };
             owned.push(bin);
-            groups.push(Group { key, bin, clusters });
+            copies.push((start, len, bin));
         }
-        SharedBinaries { groups }
+        SharedBinaries { copies }
     }
 
     /// The driver binary and offset for one off-heap piece.
@@ -395,32 +401,18 @@ impl SharedBinaries {
         parent: Option<Parent>,
         owned: &mut Vec<DriverBinary>,
     ) -> (DriverBinary, usize) {
-        // Only bytes outside a known Binary's own data can be ours (see
-        // `lone_binary`).
-        if let Some((bin, offset)) = parent
-            .is_none()
-            .then(|| binary::find_exposed(ptr, len))
-            .flatten()
-        {
-            owned.push(bin);
-            return (bin, offset);
+        if let Some(p) = parent {
+            // SAFETY: p.key is the live, plain Binary of a term of the NIF
+            // call, which keeps it alive while the vector is used.
+            return (unsafe { DriverBinary::lent(p.key) }, ptr as usize - p.start);
         }
         let start = ptr as usize;
-        let key = match parent {
-            Some(p) => GroupKey::Parent(p.key),
-            None => GroupKey::Range(start, len),
-        };
-        self.groups
+        self.copies
             .iter()
-            .find(|g| g.key == key)
-            .and_then(|g| {
-                g.clusters
-                    .iter()
-                    .find(|c| c.start <= start && start + len <= c.end)
-                    .map(|c| (g.bin, c.offset + (start - c.start)))
-            })
+            .find(|&&(s, l, _)| s == start && l == len)
+            .map(|&(_, _, bin)| (bin, 0))
             .unwrap_or_else(|| {
-                // Not reached: every piece was placed by new(). Copy it on
+                // Not reached: every piece was copied by new(). Copy it on
                 // its own rather than fail.
                 let bin = alloc_or_abort(len);
                 // SAFETY: ptr/len are an off-heap binary's bytes from a
@@ -431,17 +423,6 @@ impl SharedBinaries {
                 owned.push(bin);
                 (bin, 0)
             })
-    }
-}
-
-/// Whether the bytes lie in one of our exposed driver binaries.
-fn is_exposed(ptr: *const u8, len: usize) -> bool {
-    match binary::find_exposed(ptr, len) {
-        Some((bin, _)) => {
-            bin.release();
-            true
-        }
-        None => false,
     }
 }
 

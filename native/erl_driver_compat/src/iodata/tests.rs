@@ -41,38 +41,43 @@ fn empty_heap_binaries_count_as_runs() {
     assert_eq!(shape(&items, 0).len(), 8);
 }
 
+/// Pieces of a known `Binary` are lent (the `Binary` itself, at their
+/// own offsets: no copy, no reference taken); a piece of an unknown one is
+/// copied once into a driver binary of its own.
 #[test]
-fn pieces_of_one_parent_keep_their_distance_up_to_the_gap_limit() {
-    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    let start = data.as_ptr() as usize;
+fn known_parents_are_lent_and_unknown_pieces_copied() {
+    let parent_bin = DriverBinary::alloc(1000).unwrap();
+    let start = parent_bin.data() as usize;
     let parent = Some(Parent {
-        key: 1,
+        key: parent_bin.vm_addr(),
         start,
-        end: start + data.len(),
+        end: start + 1000,
     });
-    let piece = |off: usize| {
+    let other: Vec<u8> = (0..300u32).map(|i| (i % 251) as u8).collect();
+    let pieces = [
         Some(Piece::OffHeap {
-            ptr: data[off..].as_ptr(),
+            ptr: (start + 700) as *const u8,
             len: 100,
             parent,
-        })
-    };
-    let pieces = [piece(1000), piece(0), piece(150_000)];
+        }),
+        Some(Piece::OffHeap {
+            ptr: other.as_ptr(),
+            len: 300,
+            parent: None,
+        }),
+    ];
     let mut owned = Vec::new();
     let shared = SharedBinaries::new(&pieces, &mut owned);
     assert_eq!(owned.len(), 1);
-    let place = |off: usize| shared.place(data[off..].as_ptr(), 100, parent, &mut Vec::new());
-    let (bin, near) = place(1000);
-    let (_, first) = place(0);
-    let (_, far) = place(150_000);
-    assert_eq!((first, near, far), (0, 1000, 1100));
-    assert_eq!(bin.size(), 1200);
-    // SAFETY: bin is live (released below, after the comparisons) and
-    // not written meanwhile.
-    let copied = unsafe { bin.bytes(0, 1200) }.unwrap();
-    assert_eq!(&copied[..1100], &data[..1100]);
-    assert_eq!(&copied[1100..], &data[150_000..150_100]);
+    let (lent, offset) = shared.place((start + 700) as *const u8, 100, parent, &mut owned);
+    assert_eq!((lent, offset), (parent_bin, 700));
+    assert_eq!(parent_bin.refc(), 1);
+    let (copy, at) = shared.place(other.as_ptr(), 300, None, &mut owned);
+    assert_eq!((copy, at, owned.len()), (owned[0], 0, 1));
+    // SAFETY: copy is live (released below) and not written meanwhile.
+    assert_eq!(unsafe { copy.bytes(0, 300) }, Some(&other[..]));
     for b in owned {
         b.release();
     }
+    parent_bin.release();
 }

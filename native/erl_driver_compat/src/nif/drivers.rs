@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use rustler::{Atom, Binary, Encoder, Env, Error, NifResult, Term};
+use rustler::{Atom, Encoder, Env, Error, NifResult, Term};
 
 use super::name_of;
 use crate::atoms;
@@ -180,17 +180,34 @@ fn check_driver<'a>(env: Env<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
         .encode(env))
 }
 
-/// For tests: the reference count of the driver binary whose data
-/// starts at the given binary's data (0 if it is not a driver binary).
+/// For tests: the reference count of the driver binary the given binary
+/// views (0 if it is not a driver binary).
 #[rustler::nif]
-fn binary_refc(bin: Binary) -> isize {
-    crate::binary::find_exposed(bin.as_slice().as_ptr(), bin.len())
-        .map(|(b, _)| {
-            let refc = b.refc() - 1;
-            b.release();
-            refc
-        })
-        .unwrap_or(0)
+fn binary_refc(bin: Term) -> isize {
+    let env = bin.get_env();
+    if !crate::binary_kind::usable(env) {
+        return 0;
+    }
+    // SAFETY: bin is a term of the running NIF call's env.
+    let crate::ffi::IoTerm::Binary(ptr, len) =
+        (unsafe { crate::ffi::io_term(env.as_c_arg(), bin.as_c_arg()) })
+    else {
+        return 0;
+    };
+    // SAFETY: bin is a binary term of the running call's env and ptr/len
+    // what inspecting it gave.
+    match unsafe { crate::binary_kind::classify(bin.as_c_arg(), ptr, len) } {
+        Some(crate::binary_kind::BinKind::OffHeap(Some(p))) => {
+            // SAFETY: p.key is the live, plain Binary the term keeps.
+            let b = unsafe { crate::binary::DriverBinary::lent(p.key) };
+            if b.is_driver_allocated() {
+                b.refc()
+            } else {
+                0
+            }
+        }
+        _ => 0,
+    }
 }
 
 /// `set_async_threads(N)`: the size of the async thread pool (the

@@ -109,7 +109,7 @@ impl IoQueue {
                     (seg.base, bin)
                 }
                 None => {
-                    let Some(bin) = DriverBinary::alloc(seg.len) else {
+                    let Some(bin) = DriverBinary::alloc_pooled(seg.len) else {
                         for (_, b) in held {
                             b.release();
                         }
