@@ -63,6 +63,16 @@ fn load_driver<'a>(env: Env<'a>, dir: Term<'a>, name: Term<'a>) -> NifResult<Ter
     if name.is_empty() || name.contains('/') {
         return Err(Error::BadArg);
     }
+    if !crate::binary::layout_ok() {
+        // Every ErlDrvBinary is a VM Binary: refuse up front rather than
+        // fail the driver's first driver_alloc_binary.
+        let why = "this VM's Binary is not laid out as erts 13's (flags, refc, \
+                   orig_size, orig_bytes): driver binaries cannot be made";
+        return Ok(driver_error(
+            env,
+            DriverError::Load(LoadError::Bind(why.into())),
+        ));
+    }
     Ok(match driver::load(env, &dir, &name, &env.pid()) {
         Ok(()) => atoms::ok().encode(env),
         Err(e) => driver_error(env, e),
