@@ -26,6 +26,7 @@
          output_binary_with_header/1,
          output_binary_small/1,
          output_binary_held_by_other_process/1,
+         output_binary_to_connected_process/1,
          output_binary_list_mode/1]).
 -export([control_reply_new_binary/1,
          control_reply_default_buffer/1]).
@@ -74,6 +75,7 @@ groups() ->
                           output_binary_with_header,
                           output_binary_small,
                           output_binary_held_by_other_process,
+                          output_binary_to_connected_process,
                           output_binary_list_mode]},
      {control_reply, [], [control_reply_new_binary,
                           control_reply_default_buffer]},
@@ -301,6 +303,34 @@ output_binary_held_by_other_process(_Config) ->
                     {WhileHeld, Dropped, ctl(B, P, ?OP_REFC, "")}
             end,
             {2, 200, 1}).
+
+%% The port's connected process is not the caller of port_control: the
+%% message to it holds the one reference Erlang takes (the caller keeps
+%% none), and the count is back at 1 once the receiver drops the data.
+output_binary_to_connected_process(_Config) ->
+    edc_diff:expect("driver_output_binary to another process",
+            fun(B) ->
+                    P = open(B, [binary]),
+                    Self = self(),
+                    Owner = spawn_link(fun() -> connected_holder(Self) end),
+                    true = edc_diff:call(B, port_connect, [P, Owner]),
+                    1 = ctl(B, P, ?OP_ALLOC, "200"),
+                    Out = ctl(B, P, ?OP_OUTPUT, "0 200"),
+                    gc(P),
+                    Sent = ctl(B, P, ?OP_REFC, ""),
+                    Owner ! drop,
+                    Size = receive {dropped, Owner, S} -> S after 1000 -> timeout end,
+                    gc(P),
+                    {Out, Sent, Size, ctl(B, P, ?OP_REFC, "")}
+            end,
+            {{0, 2}, 2, 200, 1}).
+
+connected_holder(Test) ->
+    receive drop -> ok end,
+    Size = receive {_Port, {data, D}} -> byte_size(D) after 1000 -> timeout end,
+    true = erlang:garbage_collect(),
+    Test ! {dropped, self(), Size},
+    receive stop -> ok end.
 
 %% In list mode the data is copied into a list: no reference is kept.
 output_binary_list_mode(_Config) ->
