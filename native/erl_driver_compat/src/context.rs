@@ -11,7 +11,7 @@
 //! driver re-entering the API while the code around the callback holds the
 //! context is sound (see [`crate::port::state`] for the port state).
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::ptr;
 use std::sync::Arc;
 
@@ -66,13 +66,48 @@ pub struct CallbackCtx<'p> {
     /// What `driver_caller` reports when it is not the calling process
     /// (a command message is attributed to the connected process it names).
     caller_override: Cell<Option<LocalPid>>,
+    /// What only a few runs need, allocated on first use: the context is
+    /// built and taken apart for every callback, so it stays small.
+    rare: OnceCell<Box<Rare>>,
+}
+
+/// The parts of a [`CallbackCtx`] that only runs that close or create
+/// ports need.
+#[derive(Default)]
+pub(crate) struct Rare {
     /// Drivers whose ports this run closed: counted once the lock is
     /// released (`Driver::port_closed` may run `finish`, which takes the
     /// driver's lock).
     closed: RefCell<Vec<Arc<Driver>>>,
+    /// Ports this run unregistered, kept alive until the run has ended
+    /// and the lock is released: the run may have reached its port
+    /// without holding a reference to it (see [`crate::port::registry`]).
+    kept: RefCell<Vec<Arc<Port>>>,
     /// Locks of ports this callback created (`driver_create_port` under
-    /// port-level locking), held until the context drops.
+    /// port-level locking), held until the run ends.
     created: CreatedLocks,
+}
+
+impl Rare {
+    /// Ends what the run left for after its lock is released: counts the
+    /// closed ports of their drivers, drops the ports kept alive.
+    pub(crate) fn after_unlock(&self) {
+        for driver in self.closed.take() {
+            driver.port_closed();
+        }
+        drop(self.kept.take());
+    }
+}
+
+impl Drop for Rare {
+    fn drop(&mut self) {
+        // Reached with ports still kept only when a run unwinds: the lock
+        // may still be held through one of them, so they are leaked rather
+        // than freed under it.
+        for port in self.kept.get_mut().drain(..) {
+            std::mem::forget(port);
+        }
+    }
 }
 
 thread_local! {
@@ -90,8 +125,7 @@ impl<'p> CallbackCtx<'p> {
             delivery,
             effects: RefCell::new(Effects::default()),
             caller_override: Cell::new(None),
-            closed: RefCell::new(Vec::new()),
-            created: CreatedLocks::default(),
+            rare: OnceCell::new(),
         }
     }
 
@@ -113,12 +147,16 @@ impl<'p> CallbackCtx<'p> {
     pub fn state_of<'a>(&'a self, other: &'a Port) -> Option<&'a PortState> {
         other
             .state(&self.held)
-            .or_else(|| self.created.state_of(other))
+            .or_else(|| self.rare.get()?.created.state_of(other))
+    }
+
+    fn rare(&self) -> &Rare {
+        self.rare.get_or_init(Box::default)
     }
 
     /// The locks of the ports this callback created.
     pub fn created_locks(&self) -> &CreatedLocks {
-        &self.created
+        &self.rare().created
     }
 
     /// How messages are delivered.
@@ -226,6 +264,11 @@ impl<'p> CallbackCtx<'p> {
         self.effects.borrow_mut().take_late()
     }
 
+    /// Drops the messages held back while `stop` ran.
+    pub fn drop_late(&self) {
+        self.effects.borrow_mut().drop_late();
+    }
+
     /// Builds a term in the caller's env (only for `Delivery::Process`).
     pub fn env(&self) -> Option<Env<'_>> {
         match self.delivery {
@@ -266,44 +309,51 @@ impl<'p> CallbackCtx<'p> {
 
     /// Notes that a port of `driver` closed during this run.
     pub fn port_closed(&self, driver: &Arc<Driver>) {
-        self.closed.borrow_mut().push(driver.clone());
+        self.rare().closed.borrow_mut().push(driver.clone());
+    }
+
+    /// Keeps `port` (which this run unregistered) alive until the run has
+    /// ended and its lock is released.
+    pub(crate) fn keep_alive(&self, port: Arc<Port>) {
+        self.rare().kept.borrow_mut().push(port);
     }
 
     /// Runs `f` with a context for `port`, whose lock `held` proves held;
     /// then ends the run: returns what `f` returned, the effects (already
-    /// carried out for a detached delivery) and the drivers whose ports
-    /// closed. What a closing port emitted and no close took along is
-    /// dropped (natively output to a port that is closing, its queue
-    /// flushing, is). The context lives and is taken apart here: it is
-    /// large and its address escapes (`enter`), so moving it would copy
-    /// all of it; the locks of the ports it created are released here.
+    /// carried out for a detached delivery) and, when the run closed or
+    /// created ports, what must be done once the lock is released
+    /// ([`Rare::after_unlock`]). What a closing port emitted and no close
+    /// took along is dropped (natively output to a port that is closing,
+    /// its queue flushing, is). The locks of the ports the run created
+    /// are released here.
     #[inline(always)]
     pub(crate) fn run<T>(
         port: &'p Port,
         held: Held,
         delivery: Delivery,
         f: impl FnOnce(&CallbackCtx<'p>) -> T,
-    ) -> (T, Effects, Vec<Arc<Driver>>) {
+    ) -> (T, Effects, Option<Box<Rare>>) {
         let ctx = CallbackCtx::new(port, held, delivery);
         let value = f(&ctx);
-        drop(ctx.take_late());
         let CallbackCtx {
             effects,
-            closed,
-            created,
+            rare,
             delivery,
             ..
         } = ctx;
-        drop(created);
-        let effects = effects.into_inner();
-        let closed = closed.into_inner();
+        let mut effects = effects.into_inner();
+        effects.drop_late();
+        let rare = rare.into_inner().map(|mut rare| {
+            rare.created.release();
+            rare
+        });
         match delivery {
-            Delivery::Process { .. } => (value, effects, closed),
+            Delivery::Process { .. } => (value, effects, rare),
             Delivery::Detached { caller_env } => {
                 // SAFETY: a Detached delivery is made with the env of the
                 // NIF call or callback running on this thread, or NULL.
                 unsafe { effects.dispatch_detached(caller_env) };
-                (value, Effects::default(), closed)
+                (value, Effects::default(), rare)
             }
         }
     }

@@ -11,6 +11,7 @@ use super::{error_atom, finish};
 use crate::atoms;
 use crate::context::Delivery;
 use crate::driver;
+use crate::port::registry::LockedPort;
 use crate::port::state::PortOptions;
 use crate::port::{self, close as close_port, terminate, Closed, ExitReason, Port, PortError, Ran};
 use crate::terms;
@@ -43,6 +44,13 @@ impl Resource for PortResource {
 fn lookup(pid: Term) -> NifResult<Arc<Port>> {
     let pid: LocalPid = pid.decode().map_err(|_| Error::BadArg)?;
     port::lookup(&pid).ok_or(Error::BadArg)
+}
+
+/// The open port whose process is `pid`, locked (the hot path of the port
+/// BIFs, see [`port::registry::lock_by_pid`]).
+fn lock_by_pid(pid: Term) -> NifResult<LockedPort> {
+    let pid: LocalPid = pid.decode().map_err(|_| Error::BadArg)?;
+    port::registry::lock_by_pid(crate::terms::pid_term(&pid)).ok_or(Error::BadArg)
 }
 
 /// `open(PortPid, Owner, DriverName, Command, {Binary, Eof, Line,
@@ -111,13 +119,16 @@ fn do_command<'a>(
         }
         Port::command(ctx, data).map(|()| true)
     });
-    finish(env, ran, |ran| {
-        if ran {
-            true.encode(env)
-        } else {
-            atoms::edc_busy().encode(env)
-        }
-    })
+    finish(env, ran, |ran| command_result(env, ran))
+}
+
+/// `true` when the command ran, `'$edc_busy'` when the port was busy.
+fn command_result(env: Env, ran: bool) -> Term {
+    if ran {
+        true.encode(env)
+    } else {
+        atoms::edc_busy().encode(env)
+    }
 }
 
 /// Registers `$fun(env, term, ...)` as the NIF `$name/$arity` the way
@@ -169,8 +180,14 @@ hot_nif!("control", control, 3, 0, 1, 2);
 hot_nif!("call", call, 3, 0, 1, 2);
 
 fn command<'a>(env: Env<'a>, port: Term<'a>, data: Term<'a>) -> NifResult<Term<'a>> {
-    let port = lookup(port)?;
-    do_command(env, &port, data, false)
+    let found = lock_by_pid(port)?;
+    let ran = Port::run_found(found, env, |ctx| {
+        if ctx.state().busy() {
+            return Ok(false);
+        }
+        Port::command(ctx, data).map(|()| true)
+    });
+    finish(env, ran, |ran| command_result(env, ran))
 }
 
 /// `port_command/3`: `force` needs `ERL_DRV_FLAG_SOFT_BUSY` (`notsup`).
@@ -189,10 +206,12 @@ fn decode_op(op: Term) -> NifResult<u32> {
 }
 
 fn control<'a>(env: Env<'a>, port: Term<'a>, op: Term<'a>, data: Term<'a>) -> NifResult<Term<'a>> {
-    let port = lookup(port)?;
     let op = decode_op(op)?;
     let bytes = crate::iodata::flatten(data).ok_or(Error::BadArg)?;
-    let ran = port.run_closing(env, |ctx| Port::control(ctx, env, op, bytes.as_slice()));
+    let found = lock_by_pid(port)?;
+    let ran = Port::run_closing_found(found, env, |ctx| {
+        Port::control(ctx, env, op, bytes.as_slice())
+    });
     finish(env, ran, |t| t)
 }
 
@@ -238,7 +257,6 @@ fn small_ext<'b>(
 }
 
 fn call<'a>(env: Env<'a>, port: Term<'a>, op: Term<'a>, arg: Term<'a>) -> NifResult<Term<'a>> {
-    let port = lookup(port)?;
     let op = decode_op(op)?;
     let mut small = [MaybeUninit::<u8>::uninit(); SMALL_EXT_MAX + 6];
     let owned;
@@ -249,7 +267,8 @@ fn call<'a>(env: Env<'a>, port: Term<'a>, op: Term<'a>, arg: Term<'a>) -> NifRes
             owned.as_slice()
         }
     };
-    let ran = port.run_closing(env, |ctx| Port::call(ctx, env, op, ext));
+    let found = lock_by_pid(port)?;
+    let ran = Port::run_closing_found(found, env, |ctx| Port::call(ctx, env, op, ext));
     finish(env, ran, |t| t)
 }
 

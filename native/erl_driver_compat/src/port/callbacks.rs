@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rustler::{Env, LocalPid, Term};
 
 use super::closing::{finish_flush, settle, Gate};
-use super::registry::{register, unregister};
+use super::registry::{register, unregister, LockedPort};
 use super::state::{Held, PortOptions, PortState, Status};
 use super::{ExitReason, Port, PortError, Ran};
 use crate::abi;
@@ -101,17 +101,13 @@ impl Port {
     /// is `badarg`: natively the port BIFs (`port_command`, `port_close`,
     /// `port_connect`) then fail, yet count as a task of a closing port,
     /// which ends if its queue has emptied meanwhile.
-    pub fn run<T>(
-        self: &Arc<Self>,
-        env: Env,
-        f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
-    ) -> Ran<T> {
+    pub fn run<T>(&self, env: Env, f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>) -> Ran<T> {
         self.run_with(Delivery::to_caller(env), f)
     }
 
     /// As [`Port::run`], with an explicit delivery mode.
     pub fn run_with<T>(
-        self: &Arc<Self>,
+        &self,
         delivery: Delivery,
         f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
     ) -> Ran<T> {
@@ -121,7 +117,7 @@ impl Port {
     /// As [`Port::run`] for what reaches the port as a message or a
     /// signal: natively a closing port ignores those entirely.
     pub fn run_message<T>(
-        self: &Arc<Self>,
+        &self,
         env: Env,
         f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
     ) -> Ran<T> {
@@ -133,7 +129,7 @@ impl Port {
     /// reach such a port (and the port ends after the first of them that
     /// finds its queue empty).
     pub fn run_closing<T>(
-        self: &Arc<Self>,
+        &self,
         env: Env,
         f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
     ) -> Ran<T> {
@@ -142,7 +138,7 @@ impl Port {
 
     /// As [`Port::run_closing`], with an explicit delivery mode.
     pub fn run_closing_with<T>(
-        self: &Arc<Self>,
+        &self,
         delivery: Delivery,
         f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
     ) -> Ran<T> {
@@ -153,7 +149,7 @@ impl Port {
     /// without ending a closing port afterwards (ending the port from a
     /// resource `down` callback).
     pub fn inspect<T>(
-        self: &Arc<Self>,
+        &self,
         delivery: Delivery,
         f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
     ) -> Ran<T> {
@@ -164,27 +160,13 @@ impl Port {
     /// port if it is closing and its queue is empty (natively checked
     /// after each task of the port: a callback, a port BIF).
     fn run_gated<T>(
-        self: &Arc<Self>,
+        &self,
         delivery: Delivery,
         gate: Gate,
         task: bool,
         f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
     ) -> Ran<T> {
-        self.locked(delivery, |ctx| {
-            let st = ctx.state();
-            let flushing = st.status() == Status::Closing && ctx.port().queue.is_flushing();
-            let value = if st.is_open() || (gate == Gate::OpenOrFlushing && flushing) {
-                ctx.enter(|| f(ctx))
-            } else {
-                Err(PortError::Badarg)
-            };
-            // `settle` does nothing unless the port is closing: the common
-            // case skips publishing the context again.
-            if task && st.status() == Status::Closing {
-                ctx.enter(|| settle(ctx));
-            }
-            value
-        })
+        self.locked(delivery, |ctx| gated(ctx, gate, task, f))
     }
 
     /// Takes the port's lock, runs `f` with a context, releases the lock,
@@ -199,10 +181,53 @@ impl Port {
         // SAFETY: the lock is held until `guard` drops, after the context
         // (which owns `held`) has ended in `CallbackCtx::run`.
         let held = unsafe { Held::new(&self.lock) };
-        let (value, effects, closed) = CallbackCtx::run(self, held, delivery, f);
+        let (value, effects, rare) = CallbackCtx::run(self, held, delivery, f);
         drop(guard);
-        for driver in closed {
-            driver.port_closed();
+        if let Some(rare) = rare {
+            rare.after_unlock();
+        }
+        Ran { value, effects }
+    }
+
+    /// As [`Port::run`] for a port found (and locked) by
+    /// [`super::registry::lock_by_pid`]: the hot path of the port BIFs.
+    pub fn run_found<T>(
+        found: LockedPort,
+        env: Env,
+        f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
+    ) -> Ran<T> {
+        Port::locked_found(found, Delivery::to_caller(env), Gate::Open, f)
+    }
+
+    /// As [`Port::run_closing`] for a port found (and locked) by
+    /// [`super::registry::lock_by_pid`].
+    pub fn run_closing_found<T>(
+        found: LockedPort,
+        env: Env,
+        f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
+    ) -> Ran<T> {
+        Port::locked_found(found, Delivery::to_caller(env), Gate::OpenOrFlushing, f)
+    }
+
+    /// As [`Port::locked`] with [`gated`] (a task), for a port whose lock
+    /// `found` holds; releases it.
+    #[inline(always)]
+    pub(super) fn locked_found<T>(
+        found: LockedPort,
+        delivery: Delivery,
+        gate: Gate,
+        f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
+    ) -> Ran<T> {
+        let port = found.port();
+        // SAFETY: `found` holds the port's lock until it drops, after the
+        // context (which owns `held`) has ended in `CallbackCtx::run`.
+        let held = unsafe { Held::new(&port.lock) };
+        let (value, effects, rare) =
+            CallbackCtx::run(port, held, delivery, |ctx| gated(ctx, gate, true, f));
+        // Unlocks; the ports the run unregistered are still kept alive.
+        drop(found);
+        if let Some(rare) = rare {
+            rare.after_unlock();
         }
         Ran { value, effects }
     }
@@ -341,6 +366,31 @@ impl Port {
     }
 }
 
+/// Runs `f` in `ctx` when its port passes `gate`; then, with `task`,
+/// ends the port if it is closing and its queue is empty (natively
+/// checked after each task of the port: a callback, a port BIF).
+#[inline(always)]
+fn gated<T>(
+    ctx: &CallbackCtx,
+    gate: Gate,
+    task: bool,
+    f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
+) -> Result<T, PortError> {
+    let st = ctx.state();
+    let flushing = st.status() == Status::Closing && ctx.port().queue.is_flushing();
+    let value = if st.is_open() || (gate == Gate::OpenOrFlushing && flushing) {
+        ctx.enter(|| f(ctx))
+    } else {
+        Err(PortError::Badarg)
+    };
+    // `settle` does nothing unless the port is closing: the common case
+    // skips publishing the context again.
+    if task && st.status() == Status::Closing {
+        ctx.enter(|| settle(ctx));
+    }
+    value
+}
+
 /// Closes `port` (whose state `ctx` can reach) synchronously: runs `stop`,
 /// unregisters the port and tells its process to exit with `reason`
 /// (after unlinking `unlink`, for `driver_exit`). A no-op unless the port
@@ -396,7 +446,9 @@ pub fn terminate(ctx: &CallbackCtx, port: &Port, reason: ExitReason, unlink: Opt
 pub(super) fn mark_closed(ctx: &CallbackCtx, port: &Port, st: &PortState) {
     st.set_status(Status::Closed);
     port.queue.close();
-    unregister(port);
+    if let Some(registered) = unregister(port) {
+        ctx.keep_alive(registered);
+    }
     crate::api::async_job::port_closed(port);
     crate::monitor::port_closed(ctx, port);
     ctx.port_closed(&port.driver);
