@@ -21,6 +21,7 @@ use crate::driver::Driver;
 use crate::effects::{Action, Effects};
 use crate::ffi::{self, RawEnv};
 use crate::port::create::CreatedLocks;
+use crate::port::registry::PortCache;
 use crate::port::state::{Held, PortState, Status};
 use crate::port::Port;
 
@@ -33,8 +34,9 @@ pub enum Delivery {
     Process {
         /// The caller's env.
         env: RawEnv,
-        /// The calling process.
-        caller: LocalPid,
+        /// The calling process; `None`: the process of `env`, asked for
+        /// only when needed (most callbacks never do).
+        caller: Option<LocalPid>,
     },
     /// Messages for anyone, each built in its own env and sent with
     /// `enif_send` (resource `down` callbacks, driver threads).
@@ -51,9 +53,18 @@ impl Delivery {
     pub fn to_caller(env: Env) -> Delivery {
         Delivery::Process {
             env: env.as_c_arg(),
-            caller: env.pid(),
+            caller: None,
         }
     }
+}
+
+/// The calling process of a Process delivery.
+fn process_caller(env: RawEnv, caller: Option<LocalPid>) -> LocalPid {
+    caller.unwrap_or_else(|| {
+        // SAFETY: a Process delivery without a caller is made from the
+        // live, process-bound env of the running NIF call (`to_caller`).
+        unsafe { Env::new(&(), env) }.pid()
+    })
 }
 
 /// State of one running callback. Exists only while the lock of `port` is
@@ -61,6 +72,9 @@ impl Delivery {
 pub struct CallbackCtx<'p> {
     port: &'p Port,
     held: Held,
+    /// This thread's [`ThreadHot`] (see [`hot`]): `enter` publishes the
+    /// context there without a thread-local access of its own.
+    hot: *const ThreadHot,
     delivery: Delivery,
     effects: RefCell<Effects>,
     /// What `driver_caller` reports when it is not the calling process
@@ -110,18 +124,50 @@ impl Drop for Rare {
     }
 }
 
+/// This thread's hot state, in one thread-local: each access to a
+/// thread-local of a dynamically loaded library is a call
+/// (`__tls_get_addr`), so a port operation makes one, in the lookup of its
+/// port, and hands the address on ([`crate::port::registry::LockedPort`],
+/// [`CallbackCtx::run`]).
+pub(crate) struct ThreadHot {
+    /// The context of the callback running on this thread, or NULL.
+    current: Cell<*const CallbackCtx<'static>>,
+    /// This thread's cache of pid lookups.
+    pub(crate) ports: PortCache,
+}
+
 thread_local! {
-    static CURRENT: Cell<*const CallbackCtx<'static>> = const { Cell::new(ptr::null()) };
+    static HOT: ThreadHot = const {
+        ThreadHot {
+            current: Cell::new(ptr::null()),
+            ports: PortCache::new(),
+        }
+    };
+}
+
+/// The address of this thread's [`ThreadHot`], or NULL while the thread's
+/// thread-locals are being destroyed. It stays valid for as long as the
+/// thread runs (not in other thread-locals' destructors), and, `ThreadHot`
+/// being neither `Send` nor `Sync`, is only ever used on this thread.
+pub(crate) fn hot() -> *const ThreadHot {
+    HOT.try_with(|h| h as *const ThreadHot)
+        .unwrap_or(ptr::null())
 }
 
 impl<'p> CallbackCtx<'p> {
     /// A context for `port`, whose lock `held` proves held.
     // Inlined: the context is large, returning it would copy it.
     #[inline(always)]
-    pub(crate) fn new(port: &'p Port, held: Held, delivery: Delivery) -> CallbackCtx<'p> {
+    fn new(
+        port: &'p Port,
+        held: Held,
+        delivery: Delivery,
+        hot: *const ThreadHot,
+    ) -> CallbackCtx<'p> {
         CallbackCtx {
             port,
             held,
+            hot,
             delivery,
             effects: RefCell::new(Effects::default()),
             caller_override: Cell::new(None),
@@ -173,7 +219,7 @@ impl<'p> CallbackCtx<'p> {
     /// calling process (detached).
     pub fn caller(&self) -> Option<LocalPid> {
         self.caller_override.get().or(match self.delivery {
-            Delivery::Process { caller, .. } => Some(caller),
+            Delivery::Process { env, caller } => Some(process_caller(env, caller)),
             Delivery::Detached { .. } => None,
         })
     }
@@ -191,12 +237,19 @@ impl<'p> CallbackCtx<'p> {
             }
         }
         let me = (self as *const CallbackCtx<'p>).cast::<CallbackCtx<'static>>();
-        // One thread-local access for both the publishing and the restoring
-        // (each access is a call in a dynamically loaded library).
-        CURRENT.with(|c| {
-            let _restore = Restore(c, c.replace(me));
-            f()
-        })
+        if self.hot.is_null() {
+            // The thread's thread-locals are being destroyed: a callback
+            // cannot run here (as before, the access panics).
+            return HOT.with(|h| {
+                let _restore = Restore(&h.current, h.current.replace(me));
+                f()
+            });
+        }
+        // SAFETY: `hot` is this thread's ThreadHot (from `hot()` on this
+        // thread: the context is not Send), valid while the thread runs.
+        let current = unsafe { &(*self.hot).current };
+        let _restore = Restore(current, current.replace(me));
+        f()
     }
 
     /// Sends the message `build` makes to `to`, preserving emission order.
@@ -207,7 +260,7 @@ impl<'p> CallbackCtx<'p> {
                 // this context; the context does not outlive that call.
                 let env = unsafe { Env::new(&(), env) };
                 let msg = build(env);
-                if caller == *to {
+                if process_caller(env.as_c_arg(), caller) == *to {
                     self.effects.borrow_mut().message(msg.as_c_arg());
                 } else {
                     // SAFETY: env is process-bound and msg belongs to it;
@@ -318,7 +371,8 @@ impl<'p> CallbackCtx<'p> {
         self.rare().kept.borrow_mut().push(port);
     }
 
-    /// Runs `f` with a context for `port`, whose lock `held` proves held;
+    /// Runs `f` with a context for `port`, whose lock `held` proves held
+    /// (`hot`: this thread's [`hot`], or NULL);
     /// then ends the run: returns what `f` returned, the effects (already
     /// carried out for a detached delivery) and, when the run closed or
     /// created ports, what must be done once the lock is released
@@ -331,9 +385,10 @@ impl<'p> CallbackCtx<'p> {
         port: &'p Port,
         held: Held,
         delivery: Delivery,
+        hot: *const ThreadHot,
         f: impl FnOnce(&CallbackCtx<'p>) -> T,
     ) -> (T, Effects, Option<Box<Rare>>) {
-        let ctx = CallbackCtx::new(port, held, delivery);
+        let ctx = CallbackCtx::new(port, held, delivery, hot);
         let value = f(&ctx);
         let CallbackCtx {
             effects,
@@ -362,11 +417,11 @@ impl<'p> CallbackCtx<'p> {
 /// Runs `f` with the current callback context, if a callback is running on
 /// this thread.
 pub fn with_current<R>(f: impl for<'c> FnOnce(&'c CallbackCtx<'c>) -> R) -> Option<R> {
-    let ctx = CURRENT.with(|c| c.get());
+    let ctx = HOT.try_with(|h| h.current.get()).unwrap_or(ptr::null());
     if ctx.is_null() {
         None
     } else {
-        // SAFETY: a non-null CURRENT points at the CallbackCtx of the
+        // SAFETY: a non-null `current` points at the CallbackCtx of the
         // callback running on this thread, published by `enter` for no
         // longer than the context lives; only shared references to it
         // exist (its mutable parts are cells).

@@ -142,6 +142,30 @@ pub unsafe fn binary_copy(env: RawEnv, bytes: &[u8]) -> RawTerm {
     term
 }
 
+/// The bytes of `term` when it is a binary (whole bytes), else `None`.
+/// The bytes are valid while the term is (the calling NIF's env).
+///
+/// # Safety
+/// `term` belongs to `env`, a live env.
+#[inline]
+pub unsafe fn binary_bytes<'a>(env: RawEnv, term: RawTerm) -> Option<&'a [u8]> {
+    let mut bin = std::mem::MaybeUninit::<ErlNifBinary>::uninit();
+    // SAFETY: term belongs to env, a live env (caller's contract); `bin`
+    // is a writable local out-parameter, written on success.
+    if unsafe { sys::enif_inspect_binary(env, term, bin.as_mut_ptr()) } == 0 {
+        return None;
+    }
+    // SAFETY: enif_inspect_binary returned true, so it wrote `bin`.
+    let bin = unsafe { bin.assume_init() };
+    if bin.size == 0 {
+        return Some(&[]);
+    }
+    // SAFETY: an inspected binary has `size` readable bytes at `data`,
+    // valid while the term is (the caller's env, the lifetime 'a stands
+    // for it).
+    Some(unsafe { std::slice::from_raw_parts(bin.data, bin.size) })
+}
+
 /// What a term of an iolist is.
 pub enum IoTerm {
     /// A binary: its bytes (valid while the term is).
@@ -258,6 +282,23 @@ pub unsafe fn local_pid(env: RawEnv, term: RawTerm) -> Option<ErlNifPid> {
     } else {
         None
     }
+}
+
+/// The word of `term` when it is a local pid (the key its port is
+/// registered under, see `terms::pid_term`), else `None`: one VM call,
+/// where decoding a `LocalPid` and making its term again takes two.
+///
+/// # Safety
+/// `env` is a live env.
+#[inline]
+pub unsafe fn local_pid_key(env: RawEnv, term: RawTerm) -> Option<usize> {
+    // SAFETY: env is a live env (caller's contract).
+    let pid = unsafe { local_pid(env, term) }?;
+    // SAFETY: ErlNifPid is a repr(C) struct of one ERL_NIF_TERM: the term
+    // `enif_make_pid` makes of it (its word is the pid's term).
+    Some(to_raw(unsafe {
+        std::mem::transmute::<ErlNifPid, RawTerm>(pid)
+    }))
 }
 
 /// The `ErlNifPid` holding `term`, without checking that it is a pid.

@@ -49,8 +49,12 @@ fn lookup(pid: Term) -> NifResult<Arc<Port>> {
 /// The open port whose process is `pid`, locked (the hot path of the port
 /// BIFs, see [`port::registry::lock_by_pid`]).
 fn lock_by_pid(pid: Term) -> NifResult<LockedPort> {
-    let pid: LocalPid = pid.decode().map_err(|_| Error::BadArg)?;
-    port::registry::lock_by_pid(crate::terms::pid_term(&pid)).ok_or(Error::BadArg)
+    // SAFETY: the env of a term passed to a NIF is that call's, live.
+    let key = unsafe { crate::ffi::local_pid_key(pid.get_env().as_c_arg(), pid.as_c_arg()) };
+    let Some(key) = key else {
+        return Err(Error::BadArg);
+    };
+    port::registry::lock_by_pid(key).ok_or_else(|| Error::BadArg)
 }
 
 /// `open(PortPid, Owner, DriverName, Command, {Binary, Eof, Line,
@@ -202,16 +206,27 @@ fn command3<'a>(env: Env<'a>, port: Term<'a>, data: Term<'a>, force: bool) -> Ni
 
 /// Operation numbers are unsigned 32-bit integers.
 fn decode_op(op: Term) -> NifResult<u32> {
-    op.decode::<u32>().map_err(|_| Error::BadArg)
+    match op.decode::<u32>() {
+        Ok(op) => Ok(op),
+        Err(_) => Err(Error::BadArg),
+    }
 }
 
 fn control<'a>(env: Env<'a>, port: Term<'a>, op: Term<'a>, data: Term<'a>) -> NifResult<Term<'a>> {
     let op = decode_op(op)?;
-    let bytes = crate::iodata::flatten(data).ok_or(Error::BadArg)?;
+    // SAFETY: `data` is an argument of this NIF call, a term of `env`.
+    let bin = unsafe { crate::ffi::binary_bytes(env.as_c_arg(), data.as_c_arg()) };
+    let flat;
+    let bytes = match bin {
+        // A binary, the usual argument: its bytes in place.
+        Some(bytes) => bytes,
+        None => {
+            flat = crate::iodata::flatten(data).ok_or_else(|| Error::BadArg)?;
+            flat.as_slice()
+        }
+    };
     let found = lock_by_pid(port)?;
-    let ran = Port::run_closing_found(found, env, |ctx| {
-        Port::control(ctx, env, op, bytes.as_slice())
-    });
+    let ran = Port::run_closing_found(found, env, |ctx| Port::control(ctx, env, op, bytes));
     finish(env, ran, |t| t)
 }
 
@@ -228,11 +243,9 @@ fn small_ext<'b>(
     arg: Term,
     buf: &'b mut [MaybeUninit<u8>; SMALL_EXT_MAX + 6],
 ) -> Option<&'b mut [u8]> {
-    if !arg.is_binary() {
-        return None;
-    }
     // A bitstring that is not whole bytes is not a binary here.
-    let bin: Binary = arg.decode().ok()?;
+    // SAFETY: `arg` is an argument of the calling NIF, a term of its env.
+    let bin = unsafe { crate::ffi::binary_bytes(arg.get_env().as_c_arg(), arg.as_c_arg()) }?;
     let len = bin.len();
     if len > SMALL_EXT_MAX {
         return None;
@@ -246,9 +259,7 @@ fn small_ext<'b>(
     // SAFETY: `rest` has SMALL_EXT_MAX >= len writable bytes, the
     // binary's len bytes are readable, and the two do not overlap (one is
     // this function's stack buffer, the other a term's bytes).
-    unsafe {
-        std::ptr::copy_nonoverlapping(bin.as_slice().as_ptr(), rest.as_mut_ptr().cast::<u8>(), len)
-    };
+    unsafe { std::ptr::copy_nonoverlapping(bin.as_ptr(), rest.as_mut_ptr().cast::<u8>(), len) };
     let init = &mut buf[..6 + len];
     // SAFETY: the first 6 bytes were written by the loop and the next len
     // by the copy above, so the slice is initialised; MaybeUninit<u8> has

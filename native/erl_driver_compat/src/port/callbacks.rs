@@ -181,7 +181,8 @@ impl Port {
         // SAFETY: the lock is held until `guard` drops, after the context
         // (which owns `held`) has ended in `CallbackCtx::run`.
         let held = unsafe { Held::new(&self.lock) };
-        let (value, effects, rare) = CallbackCtx::run(self, held, delivery, f);
+        let hot = crate::context::hot();
+        let (value, effects, rare) = CallbackCtx::run(self, held, delivery, hot, f);
         drop(guard);
         if let Some(rare) = rare {
             rare.after_unlock();
@@ -222,8 +223,9 @@ impl Port {
         // SAFETY: `found` holds the port's lock until it drops, after the
         // context (which owns `held`) has ended in `CallbackCtx::run`.
         let held = unsafe { Held::new(&port.lock) };
-        let (value, effects, rare) =
-            CallbackCtx::run(port, held, delivery, |ctx| gated(ctx, gate, true, f));
+        let (value, effects, rare) = CallbackCtx::run(port, held, delivery, found.hot(), |ctx| {
+            gated(ctx, gate, true, f)
+        });
         // Unlocks; the ports the run unregistered are still kept alive.
         drop(found);
         if let Some(rare) = rare {

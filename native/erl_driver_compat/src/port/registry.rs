@@ -13,6 +13,7 @@ use rustler::LocalPid;
 use super::{terminate, ExitReason, Port};
 use crate::abi::DrvPort;
 use crate::context::Delivery;
+use crate::context::ThreadHot;
 use crate::driver::Driver;
 use crate::ffi::RawEnv;
 use crate::terms::pid_term;
@@ -100,13 +101,19 @@ impl CacheEntry {
     }
 }
 
-thread_local! {
-    /// The hot path of every port BIF is a pid -> port lookup: a hit here
-    /// costs no lock besides the port's own, no hashing and no reference
-    /// count (see [`lock_by_pid`]). An entry is used only while no port has
-    /// left the registry since it was made, so it never outlives its port's
-    /// registration (and a pid reused by a later port cannot hit it).
-    static CACHE: [CacheEntry; CACHE_SLOTS] = const { [const { CacheEntry::empty() }; CACHE_SLOTS] };
+/// One thread's recent pid lookups (it lives in the thread's
+/// [`crate::context::ThreadHot`]). The hot path of every port BIF is a
+/// pid -> port lookup: a hit here costs no lock besides the port's own, no
+/// hashing and no reference count (see [`lock_by_pid`]). An entry is used
+/// only while no port has left the registry since it was made, so it never
+/// outlives its port's registration (and a pid reused by a later port
+/// cannot hit it).
+pub(crate) struct PortCache([CacheEntry; CACHE_SLOTS]);
+
+impl PortCache {
+    pub(crate) const fn new() -> PortCache {
+        PortCache([const { CacheEntry::empty() }; CACHE_SLOTS])
+    }
 }
 
 fn cache_slot(key: usize) -> usize {
@@ -126,6 +133,8 @@ pub struct LockedPort {
     /// Set when the port came from the registry rather than the cache
     /// (dropped after the unlock in `drop`).
     _owned: Option<Arc<Port>>,
+    /// This thread's [`crate::context::hot`].
+    hot: *const ThreadHot,
 }
 
 impl LockedPort {
@@ -138,6 +147,11 @@ impl LockedPort {
         // for as long as this value (which releases the lock last) lives.
         // `owned`, when set, holds it too.
         unsafe { &*self.port }
+    }
+
+    /// This thread's [`crate::context::hot`] (NULL during its teardown).
+    pub(crate) fn hot(&self) -> *const ThreadHot {
+        self.hot
     }
 }
 
@@ -165,40 +179,38 @@ impl Drop for LockedPort {
 /// registry since the entry was made, checked again once the lock is held
 /// (ports leave the registry under their lock, so a port registered then
 /// stays registered, hence alive, until this thread releases the lock).
+// Inlined: the result is returned in registers rather than through
+// memory read back at once (a stalled store forwarding).
+#[inline(always)]
 pub fn lock_by_pid(key: usize) -> Option<LockedPort> {
+    let hot = crate::context::hot();
+    // SAFETY: `hot` is this thread's ThreadHot or NULL (see `hot()`).
+    let cache = unsafe { hot.as_ref() }.map(|h| &h.ports.0);
     let slot = cache_slot(key);
     // Acquire: pairs with the Release bump in `unregister`.
     let generation = UNREGISTERED.load(Ordering::Acquire);
-    let hit = CACHE
-        .try_with(|c| {
-            let e = &c[slot];
-            if e.key.get() != key || e.generation.get() != generation {
-                return None;
-            }
-            let lock = e.lock.get();
+    if let Some(e) = cache.map(|c| &c[slot]) {
+        if e.key.get() == key && e.generation.get() == generation {
             // SAFETY: `keep` holds a reference to this lock for as long as
             // the entry holds its address; this thread does not replace
             // the entry before the lock is released or handed over.
-            let lock = unsafe { &*lock };
+            let lock = unsafe { &*e.lock.get() };
             std::mem::forget(lock.lock());
             // Relaxed suffices: the unlock of a port unregistering itself
             // happens after its bump, and our lock after that unlock.
             if UNREGISTERED.load(Ordering::Relaxed) == generation {
-                Some(e.port.get())
-            } else {
-                // SAFETY: locked just above on this thread, guard forgotten.
-                unsafe { lock.force_unlock() };
-                None
+                return Some(LockedPort {
+                    port: e.port.get(),
+                    _owned: None,
+                    hot,
+                });
             }
-        })
-        .ok()
-        .flatten();
-    if let Some(port) = hit {
-        return Some(LockedPort { port, _owned: None });
+            // SAFETY: locked just above on this thread, guard forgotten.
+            unsafe { lock.force_unlock() };
+        }
     }
     let port = registry().by_pid[shard(key)].read().get(&key).cloned()?;
-    let _ = CACHE.try_with(|c| {
-        let e = &c[slot];
+    if let Some(e) = cache.map(|c| &c[slot]) {
         if let Ok(mut keep) = e.keep.try_borrow_mut() {
             e.key.set(key);
             e.generation.set(generation);
@@ -206,11 +218,12 @@ pub fn lock_by_pid(key: usize) -> Option<LockedPort> {
             e.lock.set(Arc::as_ptr(&port.lock));
             *keep = Some(port.lock.clone());
         }
-    });
+    }
     std::mem::forget(port.lock.lock());
     Some(LockedPort {
         port: Arc::as_ptr(&port),
         _owned: Some(port),
+        hot,
     })
 }
 

@@ -60,7 +60,7 @@ fn fake_port(driver: &Arc<Driver>, n: usize) -> Arc<Port> {
 fn detached() -> Delivery {
     Delivery::Process {
         env: std::ptr::null_mut(),
-        caller: fake_pid(1),
+        caller: Some(fake_pid(1)),
     }
 }
 
