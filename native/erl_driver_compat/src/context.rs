@@ -260,7 +260,8 @@ impl<'p> CallbackCtx<'p> {
                 // this context; the context does not outlive that call.
                 let env = unsafe { Env::new(&(), env) };
                 let msg = build(env);
-                if process_caller(env.as_c_arg(), caller) == *to {
+                let caller = process_caller(env.as_c_arg(), caller);
+                if ffi::pid_word(caller.as_c_arg()) == ffi::pid_word(to.as_c_arg()) {
                     self.effects.borrow_mut().message(msg.as_c_arg());
                 } else {
                     // SAFETY: env is process-bound and msg belongs to it;

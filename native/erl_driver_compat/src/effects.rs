@@ -308,19 +308,34 @@ impl Effects {
     /// `{'$edc', Value, Messages, Reports, Actions}` in `env`, the env
     /// the messages were built in.
     pub fn encode<'a>(&self, env: Env<'a>, value: Term<'a>) -> Term<'a> {
-        // The list built cell by cell from the end: no vector on the way.
-        let messages = self
-            .messages()
-            .rev()
-            .fold(Term::list_new_empty(env), |tail, &m| {
-                // SAFETY: the messages were built in `env` during this NIF
-                // call (Effects of a Process delivery never leave the call).
-                let head = unsafe { Term::new(env, m) };
-                crate::terms::list_cell(env, head, tail)
-            });
-        let actions: Vec<Term<'a>> = self.actions().iter().map(|a| a.encode(env)).collect();
-        let logs: Vec<Term<'a>> = self.logs().iter().map(|l| l.encode(env)).collect();
-        (atoms::edc(), value, messages, logs, actions).encode(env)
+        let raw_env = env.as_c_arg();
+        // The lists built cell by cell from the end and the tuple from an
+        // array: no vector on the way (the usual effect, one message, then
+        // allocates nothing but the terms).
+        let list = |items: &mut dyn DoubleEndedIterator<Item = RawTerm>| {
+            // SAFETY: env is the live env of this NIF call.
+            let nil = unsafe { ffi::empty_list(raw_env) };
+            items.rev().fold(nil, |tail, head| {
+                // SAFETY: env is live; head and tail are terms of env.
+                unsafe { ffi::list_cell(raw_env, head, tail) }
+            })
+        };
+        // The messages were built in `env` during this NIF call (Effects
+        // of a Process delivery never leave the call).
+        let messages = list(&mut self.messages().copied());
+        let logs = list(&mut self.logs().iter().map(|l| l.encode(env).as_c_arg()));
+        let actions = list(&mut self.actions().iter().map(|a| a.encode(env).as_c_arg()));
+        let elements = [
+            atoms::edc().encode(env).as_c_arg(),
+            value.as_c_arg(),
+            messages,
+            logs,
+            actions,
+        ];
+        // SAFETY: env is live and every element is a term of env.
+        let tuple = unsafe { ffi::tuple(raw_env, &elements) };
+        // SAFETY: the tuple was made in env.
+        unsafe { Term::new(env, tuple) }
     }
 
     /// Carries the effects out without an Erlang wrapper: reports to

@@ -99,6 +99,24 @@ pub unsafe fn empty_list(env: RawEnv) -> RawTerm {
     unsafe { sys::enif_make_list_from_array(env, std::ptr::null(), 0) }
 }
 
+/// The tuple of `elements` (no allocation on the way, unlike rustler's
+/// tuple encoder).
+///
+/// # Safety
+/// `env` is a live env and the elements belong to it.
+pub unsafe fn tuple(env: RawEnv, elements: &[RawTerm]) -> RawTerm {
+    // SAFETY: env is live and the elements belong to it (caller's
+    // contract); the array holds `len` terms.
+    unsafe { sys::enif_make_tuple_from_array(env, elements.as_ptr(), elements.len() as u32) }
+}
+
+/// The word of a local pid's term: equal words, equal pids (a local pid
+/// is an immediate), without the VM call `enif_compare_pids` makes.
+pub fn pid_word(pid: &ErlNifPid) -> usize {
+    // SAFETY: ErlNifPid is a repr(C) struct of one ERL_NIF_TERM.
+    to_raw(unsafe { std::mem::transmute::<ErlNifPid, RawTerm>(*pid) })
+}
+
 /// A small integer.
 ///
 /// # Safety
