@@ -95,8 +95,19 @@ pub unsafe fn list_cell(env: RawEnv, head: RawTerm, tail: RawTerm) -> RawTerm {
 /// # Safety
 /// `env` is a live env.
 pub unsafe fn empty_list(env: RawEnv) -> RawTerm {
-    // SAFETY: an empty array needs no elements.
-    unsafe { sys::enif_make_list_from_array(env, std::ptr::null(), 0) }
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    /// `[]` is an immediate, the same word in every env: asked for once
+    /// (0 until then: no term is the word 0).
+    static NIL: AtomicUsize = AtomicUsize::new(0);
+    let word = NIL.load(Ordering::Relaxed);
+    if word != 0 {
+        return from_raw(word);
+    }
+    // SAFETY: env is live (caller's contract); an empty array needs no
+    // elements.
+    let nil = unsafe { sys::enif_make_list_from_array(env, std::ptr::null(), 0) };
+    NIL.store(to_raw(nil), Ordering::Relaxed);
+    nil
 }
 
 /// The tuple of `elements` (no allocation on the way, unlike rustler's

@@ -375,6 +375,16 @@ impl Port {
                 &mut flags,
             )
         };
+        if n >= 0 && rbuf == default_ptr {
+            // The usual reply, in the default buffer: decoded here, as
+            // `call_reply` does (nothing to free), without moving its
+            // result through memory again.
+            let len = (n as usize).min(CALL_BUF);
+            return match env.binary_to_term(&default[..len]) {
+                Some((term, _)) => Ok(term),
+                None => Err(PortError::Badarg),
+            };
+        }
         crate::reply::call_reply(env, n, rbuf, default_ptr, CALL_BUF)
     }
 }

@@ -2,7 +2,7 @@
 //! `ErlDrvPort` handle (for API calls made outside the port's own
 //! callback).
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -76,17 +76,17 @@ static UNREGISTERED: AtomicU64 = AtomicU64::new(0);
 const CACHE_SLOTS: usize = 64;
 
 /// One thread's recent pid lookup: the pid term, the port, its lock,
-/// and [`UNREGISTERED`] when the entry was made (before the lookup). The
-/// hot fields are cells (read without a borrow flag); `keep` is touched
-/// only when the entry is replaced.
+/// and [`UNREGISTERED`] when the entry was made (before the lookup). All
+/// cells: read without a borrow flag.
 struct CacheEntry {
     key: Cell<usize>,
     generation: Cell<u64>,
     port: Cell<*const Port>,
+    /// A reference (from `Arc::into_raw`) to the port's lock, or NULL:
+    /// keeps its memory valid however long the port lives, since the lock
+    /// is taken through it before the port is known to be alive. Released
+    /// when the entry is replaced.
     lock: Cell<*const Mutex<()>>,
-    /// Keeps the memory of `lock` valid however long the port lives: the
-    /// lock is taken through `lock` before the port is known to be alive.
-    keep: RefCell<Option<Arc<Mutex<()>>>>,
 }
 
 impl CacheEntry {
@@ -96,7 +96,6 @@ impl CacheEntry {
             generation: Cell::new(u64::MAX),
             port: Cell::new(std::ptr::null()),
             lock: Cell::new(std::ptr::null()),
-            keep: RefCell::new(None),
         }
     }
 }
@@ -113,6 +112,20 @@ pub(crate) struct PortCache([CacheEntry; CACHE_SLOTS]);
 impl PortCache {
     pub(crate) const fn new() -> PortCache {
         PortCache([const { CacheEntry::empty() }; CACHE_SLOTS])
+    }
+}
+
+impl Drop for PortCache {
+    fn drop(&mut self) {
+        for e in &self.0 {
+            let lock = e.lock.replace(std::ptr::null());
+            if !lock.is_null() {
+                // SAFETY: a non-null entry lock is a reference made by
+                // `Arc::into_raw` in `lock_by_pid`, released once, here
+                // (the thread is ending: no port is locked through it).
+                drop(unsafe { Arc::from_raw(lock) });
+            }
+        }
     }
 }
 
@@ -191,9 +204,9 @@ pub fn lock_by_pid(key: usize) -> Option<LockedPort> {
     let generation = UNREGISTERED.load(Ordering::Acquire);
     if let Some(e) = cache.map(|c| &c[slot]) {
         if e.key.get() == key && e.generation.get() == generation {
-            // SAFETY: `keep` holds a reference to this lock for as long as
-            // the entry holds its address; this thread does not replace
-            // the entry before the lock is released or handed over.
+            // SAFETY: the entry holds a reference to this lock for as long
+            // as it holds its address; this thread does not replace the
+            // entry before the lock is released or handed over.
             let lock = unsafe { &*e.lock.get() };
             std::mem::forget(lock.lock());
             // Relaxed suffices: the unlock of a port unregistering itself
@@ -211,12 +224,16 @@ pub fn lock_by_pid(key: usize) -> Option<LockedPort> {
     }
     let port = registry().by_pid[shard(key)].read().get(&key).cloned()?;
     if let Some(e) = cache.map(|c| &c[slot]) {
-        if let Ok(mut keep) = e.keep.try_borrow_mut() {
-            e.key.set(key);
-            e.generation.set(generation);
-            e.port.set(Arc::as_ptr(&port));
-            e.lock.set(Arc::as_ptr(&port.lock));
-            *keep = Some(port.lock.clone());
+        e.key.set(key);
+        e.generation.set(generation);
+        e.port.set(Arc::as_ptr(&port));
+        let old = e.lock.replace(Arc::into_raw(port.lock.clone()));
+        if !old.is_null() {
+            // SAFETY: a non-null entry lock is a reference made by
+            // `Arc::into_raw` above, released once, here; nothing uses the
+            // entry's old lock through it any more (a port locked through
+            // it is reached through its own reference now).
+            drop(unsafe { Arc::from_raw(old) });
         }
     }
     std::mem::forget(port.lock.lock());
