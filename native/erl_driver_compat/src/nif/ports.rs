@@ -226,8 +226,12 @@ fn control<'a>(env: Env<'a>, port: Term<'a>, op: Term<'a>, data: Term<'a>) -> Ni
         }
     };
     let found = lock_by_pid(port)?;
-    let ran = Port::run_closing_found(found, env, |ctx| Port::control(ctx, env, op, bytes));
-    finish(env, ran, |t| t)
+    let mut default = [0u8; port::CONTROL_BUF];
+    let ran = Port::run_closing_found(found, env, |ctx| {
+        Port::control(ctx, env, op, bytes, &mut default)
+    });
+    // The port's lock is released: the reply becomes a term now.
+    finish(env, ran, |reply| reply.control_term(env, &default))
 }
 
 /// The largest binary argument of `port_call` encoded by [`small_ext`].
@@ -279,8 +283,13 @@ fn call<'a>(env: Env<'a>, port: Term<'a>, op: Term<'a>, arg: Term<'a>) -> NifRes
         }
     };
     let found = lock_by_pid(port)?;
-    let ran = Port::run_closing_found(found, env, |ctx| Port::call(ctx, env, op, ext));
-    finish(env, ran, |t| t)
+    let mut default = [0u8; port::CALL_BUF];
+    let Ran { value, effects } = Port::run_closing_found(found, env, |ctx| {
+        Port::call(ctx, env, op, ext, &mut default)
+    });
+    // The port's lock is released: the reply is decoded now.
+    let value = value.and_then(|reply| reply.call_term(env, &default));
+    finish(env, Ran { value, effects }, |t| t)
 }
 
 /// `port_close/1`: `true`, or `flushing` for a port whose queue is not

@@ -20,6 +20,45 @@ use crate::context::{CallbackCtx, Delivery};
 use crate::driver::Driver;
 use crate::effects::Action;
 
+/// The reply of `control` or `call`.
+pub enum Reply<'a> {
+    /// Made already.
+    Term(Term<'a>),
+    /// The first `len` bytes of the default buffer the caller lent, made a
+    /// term (a binary when `binary`, else a list; for `call`, decoded) by
+    /// the caller once the port's lock is released: the stores that build
+    /// it then do not delay the unlock, and the lock is held shorter.
+    InBuffer {
+        /// Bytes of the reply.
+        len: usize,
+        /// `PORT_CONTROL_FLAG_BINARY` was set (`control` only).
+        binary: bool,
+    },
+}
+
+impl<'a> Reply<'a> {
+    /// `port_control`'s result, `buf` the buffer lent to `control`.
+    pub fn control_term(self, env: Env<'a>, buf: &[u8]) -> Term<'a> {
+        match self {
+            Reply::Term(term) => term,
+            Reply::InBuffer { len, binary: true } => crate::terms::binary_copy(env, &buf[..len]),
+            Reply::InBuffer { len, .. } => crate::terms::byte_list(env, &buf[..len], None),
+        }
+    }
+
+    /// `port_call`'s result, `buf` the buffer lent to `call`: the reply
+    /// decoded (`badarg` when it is not in external term format).
+    pub fn call_term(self, env: Env<'a>, buf: &[u8]) -> Result<Term<'a>, PortError> {
+        match self {
+            Reply::Term(term) => Ok(term),
+            Reply::InBuffer { len, .. } => match env.binary_to_term(&buf[..len]) {
+                Some((term, _)) => Ok(term),
+                None => Err(PortError::Badarg),
+            },
+        }
+    }
+}
+
 /// Size of the reply buffer the emulator hands to `control`.
 pub const CONTROL_BUF: usize = 64;
 
@@ -280,17 +319,19 @@ impl Port {
         Ok(())
     }
 
-    /// Calls `control`; returns the reply as a list, or as a binary when
-    /// the driver set `PORT_CONTROL_FLAG_BINARY` (read after the callback:
-    /// the driver may set it inside).
+    /// Calls `control` with `default` as the reply buffer it gets; returns
+    /// the reply as a list, or as a binary when the driver set
+    /// `PORT_CONTROL_FLAG_BINARY` (read after the callback: the driver may
+    /// set it inside). A reply left in `default` is returned as
+    /// [`Reply::InBuffer`], made a term once the port's lock is released.
     pub fn control<'a>(
         ctx: &CallbackCtx,
         env: Env<'a>,
         op: c_uint,
         data: &[u8],
-    ) -> Result<Term<'a>, PortError> {
+        default: &mut [u8; CONTROL_BUF],
+    ) -> Result<Reply<'a>, PortError> {
         let control = ctx.port().driver.entry().control.ok_or(PortError::Badarg)?;
-        let mut default = [0u8; CONTROL_BUF];
         let default_ptr = default.as_mut_ptr() as *mut c_char;
         let mut rbuf = default_ptr;
         let drv_data = ctx.state().data();
@@ -324,18 +365,30 @@ impl Port {
             }
         };
         let binary = ctx.state().control_flags() & abi::PORT_CONTROL_FLAG_BINARY != 0;
+        if n >= 0 && rbuf == default_ptr {
+            // As `control_reply` takes a reply in the default buffer (its
+            // size bounds the length; nothing to free).
+            return Ok(Reply::InBuffer {
+                len: (n as usize).min(CONTROL_BUF),
+                binary,
+            });
+        }
         crate::reply::control_reply(ctx, env, binary, n, rbuf, default_ptr, CONTROL_BUF)
+            .map(Reply::Term)
     }
 
-    /// Calls `call` with `arg` in external term format; decodes the reply.
+    /// Calls `call` with `arg` in external term format and `default` as
+    /// the reply buffer it gets; decodes the reply. A reply left in
+    /// `default` is returned as [`Reply::InBuffer`], decoded once the
+    /// port's lock is released.
     pub fn call<'a>(
         ctx: &CallbackCtx,
         env: Env<'a>,
         op: c_uint,
         arg: &[u8],
-    ) -> Result<Term<'a>, PortError> {
+        default: &mut [u8; CALL_BUF],
+    ) -> Result<Reply<'a>, PortError> {
         let call = ctx.port().driver.entry().call.ok_or(PortError::Badarg)?;
-        let mut default = [0u8; CALL_BUF];
         let default_ptr = default.as_mut_ptr() as *mut c_char;
         let mut rbuf = default_ptr;
         let mut flags: c_uint = 0;
@@ -357,7 +410,7 @@ impl Port {
                     &mut flags,
                 )
             };
-            return crate::reply::call_reply(env, n, rbuf, default_ptr, CALL_BUF);
+            return crate::reply::call_reply(env, n, rbuf, default_ptr, CALL_BUF).map(Reply::Term);
         }
         // SAFETY: call is the driver's `call` callback from its entry (its
         // library stays loaded while a port uses it), called with its own
@@ -376,16 +429,14 @@ impl Port {
             )
         };
         if n >= 0 && rbuf == default_ptr {
-            // The usual reply, in the default buffer: decoded here, as
-            // `call_reply` does (nothing to free), without moving its
-            // result through memory again.
-            let len = (n as usize).min(CALL_BUF);
-            return match env.binary_to_term(&default[..len]) {
-                Some((term, _)) => Ok(term),
-                None => Err(PortError::Badarg),
-            };
+            // As `call_reply` takes a reply in the default buffer (its size
+            // bounds the length; nothing to free).
+            return Ok(Reply::InBuffer {
+                len: (n as usize).min(CALL_BUF),
+                binary: false,
+            });
         }
-        crate::reply::call_reply(env, n, rbuf, default_ptr, CALL_BUF)
+        crate::reply::call_reply(env, n, rbuf, default_ptr, CALL_BUF).map(Reply::Term)
     }
 }
 
