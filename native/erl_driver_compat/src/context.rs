@@ -128,30 +128,78 @@ impl Drop for Rare {
 /// thread-local of a dynamically loaded library is a call
 /// (`__tls_get_addr`), so a port operation makes one, in the lookup of its
 /// port, and hands the address on ([`crate::port::registry::LockedPort`],
-/// [`CallbackCtx::run`]).
+/// [`CallbackCtx::run`]). It has no destructor: it is reachable for as long
+/// as the thread runs, also from other thread-locals' destructors (a
+/// driver's thread-specific data destructor may call the API), and its
+/// access checks no state.
 pub(crate) struct ThreadHot {
     /// The context of the callback running on this thread, or NULL.
     current: Cell<*const CallbackCtx<'static>>,
-    /// This thread's cache of pid lookups.
-    pub(crate) ports: PortCache,
+    /// This thread's cache of pid lookups, made on first use and freed
+    /// when the thread ends (see [`PortsOwner`]); NULL before and after.
+    ports: Cell<*const PortCache>,
+}
+
+impl ThreadHot {
+    /// This thread's cache of pid lookups; `None` once the thread's
+    /// thread-locals are being destroyed.
+    pub(crate) fn ports(&self) -> Option<&PortCache> {
+        let ports = self.ports.get();
+        if ports.is_null() {
+            return self.make_ports();
+        }
+        // SAFETY: a non-null `ports` is this thread's cache, made by
+        // `make_ports` and freed only by `PortsOwner`'s destructor, which
+        // clears `ports` first.
+        Some(unsafe { &*ports })
+    }
+
+    #[cold]
+    fn make_ports(&self) -> Option<&PortCache> {
+        let ports = Box::into_raw(Box::new(PortCache::new()));
+        if PORTS_OWNER.try_with(|o| o.0.set(ports)).is_err() {
+            // SAFETY: made just above and handed to no one.
+            drop(unsafe { Box::from_raw(ports) });
+            return None;
+        }
+        self.ports.set(ports);
+        // SAFETY: made just above; freed only by `PortsOwner`'s destructor.
+        Some(unsafe { &*ports })
+    }
+}
+
+/// Frees this thread's [`PortCache`] when the thread ends (the destructor
+/// [`ThreadHot`] does not have).
+struct PortsOwner(Cell<*mut PortCache>);
+
+impl Drop for PortsOwner {
+    fn drop(&mut self) {
+        let ports = self.0.replace(ptr::null_mut());
+        if ports.is_null() {
+            return;
+        }
+        HOT.with(|h| h.ports.set(ptr::null()));
+        // SAFETY: made by `make_ports` with `Box::into_raw`, freed once,
+        // here; `ThreadHot::ports` no longer hands it out.
+        drop(unsafe { Box::from_raw(ports) });
+    }
 }
 
 thread_local! {
     static HOT: ThreadHot = const {
         ThreadHot {
             current: Cell::new(ptr::null()),
-            ports: PortCache::new(),
+            ports: Cell::new(ptr::null()),
         }
     };
+    static PORTS_OWNER: PortsOwner = const { PortsOwner(Cell::new(ptr::null_mut())) };
 }
 
-/// The address of this thread's [`ThreadHot`], or NULL while the thread's
-/// thread-locals are being destroyed. It stays valid for as long as the
-/// thread runs (not in other thread-locals' destructors), and, `ThreadHot`
-/// being neither `Send` nor `Sync`, is only ever used on this thread.
+/// The address of this thread's [`ThreadHot`]. It stays valid for as long
+/// as the thread runs, and, `ThreadHot` being neither `Send` nor `Sync`,
+/// is only ever used on this thread.
 pub(crate) fn hot() -> *const ThreadHot {
-    HOT.try_with(|h| h as *const ThreadHot)
-        .unwrap_or(ptr::null())
+    HOT.with(|h| h as *const ThreadHot)
 }
 
 impl<'p> CallbackCtx<'p> {
@@ -237,14 +285,6 @@ impl<'p> CallbackCtx<'p> {
             }
         }
         let me = (self as *const CallbackCtx<'p>).cast::<CallbackCtx<'static>>();
-        if self.hot.is_null() {
-            // The thread's thread-locals are being destroyed: a callback
-            // cannot run here (as before, the access panics).
-            return HOT.with(|h| {
-                let _restore = Restore(&h.current, h.current.replace(me));
-                f()
-            });
-        }
         // SAFETY: `hot` is this thread's ThreadHot (from `hot()` on this
         // thread: the context is not Send), valid while the thread runs.
         let current = unsafe { &(*self.hot).current };
@@ -373,7 +413,7 @@ impl<'p> CallbackCtx<'p> {
     }
 
     /// Runs `f` with a context for `port`, whose lock `held` proves held
-    /// (`hot`: this thread's [`hot`], or NULL);
+    /// (`hot`: this thread's [`hot`]);
     /// then ends the run: returns what `f` returned, the effects (already
     /// carried out for a detached delivery) and, when the run closed or
     /// created ports, what must be done once the lock is released
@@ -418,7 +458,7 @@ impl<'p> CallbackCtx<'p> {
 /// Runs `f` with the current callback context, if a callback is running on
 /// this thread.
 pub fn with_current<R>(f: impl for<'c> FnOnce(&'c CallbackCtx<'c>) -> R) -> Option<R> {
-    let ctx = HOT.try_with(|h| h.current.get()).unwrap_or(ptr::null());
+    let ctx = HOT.with(|h| h.current.get());
     if ctx.is_null() {
         None
     } else {

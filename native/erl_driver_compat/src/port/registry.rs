@@ -100,7 +100,7 @@ impl CacheEntry {
     }
 }
 
-/// One thread's recent pid lookups (it lives in the thread's
+/// One thread's recent pid lookups (reached through the thread's
 /// [`crate::context::ThreadHot`]). The hot path of every port BIF is a
 /// pid -> port lookup: a hit here costs no lock besides the port's own, no
 /// hashing and no reference count (see [`lock_by_pid`]). An entry is used
@@ -122,7 +122,8 @@ impl Drop for PortCache {
             if !lock.is_null() {
                 // SAFETY: a non-null entry lock is a reference made by
                 // `Arc::into_raw` in `lock_by_pid`, released once, here
-                // (the thread is ending: no port is locked through it).
+                // (the cache is being freed as its thread ends: no port is
+                // locked through it).
                 drop(unsafe { Arc::from_raw(lock) });
             }
         }
@@ -162,7 +163,7 @@ impl LockedPort {
         unsafe { &*self.port }
     }
 
-    /// This thread's [`crate::context::hot`] (NULL during its teardown).
+    /// This thread's [`crate::context::hot`].
     pub(crate) fn hot(&self) -> *const ThreadHot {
         self.hot
     }
@@ -197,8 +198,8 @@ impl Drop for LockedPort {
 #[inline(always)]
 pub fn lock_by_pid(key: usize) -> Option<LockedPort> {
     let hot = crate::context::hot();
-    // SAFETY: `hot` is this thread's ThreadHot or NULL (see `hot()`).
-    let cache = unsafe { hot.as_ref() }.map(|h| &h.ports.0);
+    // SAFETY: `hot` is this thread's ThreadHot (see `hot()`).
+    let cache = unsafe { &*hot }.ports().map(|c| &c.0);
     let slot = cache_slot(key);
     // Acquire: pairs with the Release bump in `unregister`.
     let generation = UNREGISTERED.load(Ordering::Acquire);
