@@ -508,37 +508,42 @@ bad_value(Port, Args) ->
 %% `PORT_CONTROL_FLAG_BINARY'.
 -spec port_control(port_arg(), integer(), iodata()) -> iodata() | binary().
 port_control(Port, Operation, Data) when is_pid(Port) ->
-    %% Hot path: one NIF call; the argument list for an error is only built
-    %% when there is something to deliver or raise.
-    case control(Port, Operation, Data) of
+    %% Hot path: one NIF call in this function's own frame; the argument
+    %% list for an error is only built when there is something to deliver
+    %% or raise. A reply is a binary or a list, effects are a tuple.
+    try erl_driver_compat_nif:control(Port, Operation, Data) of
+        Reply when not is_tuple(Reply) -> Reply;
         %% The common effect: one message for the caller (a control reply
         %% is a binary or a list, never an error).
         {'$edc', Reply, [Msg], [], []} when is_binary(Reply); is_list(Reply) ->
             self() ! Msg,
             Reply;
-        Result when ?IS_EFFECTS(Result) -> result(Result, [Port, Operation, Data]);
-        Reply -> Reply
+        Result -> result(Result, [Port, Operation, Data])
+    catch
+        error:badarg:Stack -> control_retry(Port, Operation, Data, Stack)
     end;
 port_control(Port, Operation, Data) ->
     case erl_driver_compat_args:port_of(Port) of
         {compat, Pid} ->
-            case control(Pid, Operation, Data) of
-                Result when ?IS_EFFECTS(Result) -> result(Result, [Port, Operation, Data]);
-                Reply -> Reply
+            try erl_driver_compat_nif:control(Pid, Operation, Data) of
+                Result -> result(Result, [Port, Operation, Data])
+            catch
+                error:badarg:Stack ->
+                    control_retry(Pid, Operation, Data, Stack, [Port, Operation, Data])
             end;
         {native, P} ->
             erlang:port_control(P, Operation, Data)
     end.
 
-control(Pid, Operation, Data) ->
-    try
-        erl_driver_compat_nif:control(Pid, Operation, Data)
-    catch
-        error:badarg:Stack ->
-            case erl_driver_compat_args:control_bytes(Data) of
-                {ok, Bytes} -> erl_driver_compat_nif:control(Pid, Operation, Bytes);
-                false -> erlang:raise(error, badarg, Stack)
-            end
+%% Data that is not iodata as the NIF takes it (bitstrings with whole
+%% bytes in front, ...): tried again with its bytes, as natively.
+control_retry(Pid, Operation, Data, Stack) ->
+    control_retry(Pid, Operation, Data, Stack, [Pid, Operation, Data]).
+
+control_retry(Pid, Operation, Data, Stack, Args) ->
+    case erl_driver_compat_args:control_bytes(Data) of
+        {ok, Bytes} -> result(erl_driver_compat_nif:control(Pid, Operation, Bytes), Args);
+        false -> erlang:raise(error, badarg, Stack)
     end.
 
 %% @doc Calls the driver's `call' callback with `Data' in external term

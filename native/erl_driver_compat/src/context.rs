@@ -11,7 +11,7 @@
 //! driver re-entering the API while the code around the callback holds the
 //! context is sound (see [`crate::port::state`] for the port state).
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::ptr;
 use std::sync::Arc;
 
@@ -21,6 +21,7 @@ use crate::driver::Driver;
 use crate::effects::{Action, Effects};
 use crate::ffi::{self, RawEnv};
 use crate::port::create::CreatedLocks;
+use crate::port::registry::PortCache;
 use crate::port::state::{Held, PortState, Status};
 use crate::port::Port;
 
@@ -33,8 +34,9 @@ pub enum Delivery {
     Process {
         /// The caller's env.
         env: RawEnv,
-        /// The calling process.
-        caller: LocalPid,
+        /// The calling process; `None`: the process of `env`, asked for
+        /// only when needed (most callbacks never do).
+        caller: Option<LocalPid>,
     },
     /// Messages for anyone, each built in its own env and sent with
     /// `enif_send` (resource `down` callbacks, driver threads).
@@ -51,9 +53,18 @@ impl Delivery {
     pub fn to_caller(env: Env) -> Delivery {
         Delivery::Process {
             env: env.as_c_arg(),
-            caller: env.pid(),
+            caller: None,
         }
     }
+}
+
+/// The calling process of a Process delivery.
+fn process_caller(env: RawEnv, caller: Option<LocalPid>) -> LocalPid {
+    caller.unwrap_or_else(|| {
+        // SAFETY: a Process delivery without a caller is made from the
+        // live, process-bound env of the running NIF call (`to_caller`).
+        unsafe { Env::new(&(), env) }.pid()
+    })
 }
 
 /// State of one running callback. Exists only while the lock of `port` is
@@ -61,37 +72,154 @@ impl Delivery {
 pub struct CallbackCtx<'p> {
     port: &'p Port,
     held: Held,
+    /// This thread's [`ThreadHot`] (see [`hot`]): `enter` publishes the
+    /// context there without a thread-local access of its own.
+    hot: *const ThreadHot,
     delivery: Delivery,
     effects: RefCell<Effects>,
     /// What `driver_caller` reports when it is not the calling process
     /// (a command message is attributed to the connected process it names).
     caller_override: Cell<Option<LocalPid>>,
+    /// What only a few runs need, allocated on first use: the context is
+    /// built and taken apart for every callback, so it stays small.
+    rare: OnceCell<Box<Rare>>,
+}
+
+/// The parts of a [`CallbackCtx`] that only runs that close or create
+/// ports need.
+#[derive(Default)]
+pub(crate) struct Rare {
     /// Drivers whose ports this run closed: counted once the lock is
     /// released (`Driver::port_closed` may run `finish`, which takes the
     /// driver's lock).
     closed: RefCell<Vec<Arc<Driver>>>,
+    /// Ports this run unregistered, kept alive until the run has ended
+    /// and the lock is released: the run may have reached its port
+    /// without holding a reference to it (see [`crate::port::registry`]).
+    kept: RefCell<Vec<Arc<Port>>>,
     /// Locks of ports this callback created (`driver_create_port` under
-    /// port-level locking), held until the context drops.
+    /// port-level locking), held until the run ends.
     created: CreatedLocks,
 }
 
+impl Rare {
+    /// Ends what the run left for after its lock is released: counts the
+    /// closed ports of their drivers, drops the ports kept alive.
+    pub(crate) fn after_unlock(&self) {
+        for driver in self.closed.take() {
+            driver.port_closed();
+        }
+        drop(self.kept.take());
+    }
+}
+
+impl Drop for Rare {
+    fn drop(&mut self) {
+        // Reached with ports still kept only when a run unwinds: the lock
+        // may still be held through one of them, so they are leaked rather
+        // than freed under it.
+        for port in self.kept.get_mut().drain(..) {
+            std::mem::forget(port);
+        }
+    }
+}
+
+/// This thread's hot state, in one thread-local: each access to a
+/// thread-local of a dynamically loaded library is a call
+/// (`__tls_get_addr`), so a port operation makes one, in the lookup of its
+/// port, and hands the address on ([`crate::port::registry::LockedPort`],
+/// [`CallbackCtx::run`]). It has no destructor: it is reachable for as long
+/// as the thread runs, also from other thread-locals' destructors (a
+/// driver's thread-specific data destructor may call the API), and its
+/// access checks no state.
+pub(crate) struct ThreadHot {
+    /// The context of the callback running on this thread, or NULL.
+    current: Cell<*const CallbackCtx<'static>>,
+    /// This thread's cache of pid lookups, made on first use and freed
+    /// when the thread ends (see [`PortsOwner`]); NULL before and after.
+    ports: Cell<*const PortCache>,
+}
+
+impl ThreadHot {
+    /// This thread's cache of pid lookups; `None` once the thread's
+    /// thread-locals are being destroyed.
+    pub(crate) fn ports(&self) -> Option<&PortCache> {
+        let ports = self.ports.get();
+        if ports.is_null() {
+            return self.make_ports();
+        }
+        // SAFETY: a non-null `ports` is this thread's cache, made by
+        // `make_ports` and freed only by `PortsOwner`'s destructor, which
+        // clears `ports` first.
+        Some(unsafe { &*ports })
+    }
+
+    #[cold]
+    fn make_ports(&self) -> Option<&PortCache> {
+        let ports = Box::into_raw(Box::new(PortCache::new()));
+        if PORTS_OWNER.try_with(|o| o.0.set(ports)).is_err() {
+            // SAFETY: made just above and handed to no one.
+            drop(unsafe { Box::from_raw(ports) });
+            return None;
+        }
+        self.ports.set(ports);
+        // SAFETY: made just above; freed only by `PortsOwner`'s destructor.
+        Some(unsafe { &*ports })
+    }
+}
+
+/// Frees this thread's [`PortCache`] when the thread ends (the destructor
+/// [`ThreadHot`] does not have).
+struct PortsOwner(Cell<*mut PortCache>);
+
+impl Drop for PortsOwner {
+    fn drop(&mut self) {
+        let ports = self.0.replace(ptr::null_mut());
+        if ports.is_null() {
+            return;
+        }
+        HOT.with(|h| h.ports.set(ptr::null()));
+        // SAFETY: made by `make_ports` with `Box::into_raw`, freed once,
+        // here; `ThreadHot::ports` no longer hands it out.
+        drop(unsafe { Box::from_raw(ports) });
+    }
+}
+
 thread_local! {
-    static CURRENT: Cell<*const CallbackCtx<'static>> = const { Cell::new(ptr::null()) };
+    static HOT: ThreadHot = const {
+        ThreadHot {
+            current: Cell::new(ptr::null()),
+            ports: Cell::new(ptr::null()),
+        }
+    };
+    static PORTS_OWNER: PortsOwner = const { PortsOwner(Cell::new(ptr::null_mut())) };
+}
+
+/// The address of this thread's [`ThreadHot`]. It stays valid for as long
+/// as the thread runs, and, `ThreadHot` being neither `Send` nor `Sync`,
+/// is only ever used on this thread.
+pub(crate) fn hot() -> *const ThreadHot {
+    HOT.with(|h| h as *const ThreadHot)
 }
 
 impl<'p> CallbackCtx<'p> {
     /// A context for `port`, whose lock `held` proves held.
     // Inlined: the context is large, returning it would copy it.
     #[inline(always)]
-    pub(crate) fn new(port: &'p Port, held: Held, delivery: Delivery) -> CallbackCtx<'p> {
+    fn new(
+        port: &'p Port,
+        held: Held,
+        delivery: Delivery,
+        hot: *const ThreadHot,
+    ) -> CallbackCtx<'p> {
         CallbackCtx {
             port,
             held,
+            hot,
             delivery,
             effects: RefCell::new(Effects::default()),
             caller_override: Cell::new(None),
-            closed: RefCell::new(Vec::new()),
-            created: CreatedLocks::default(),
+            rare: OnceCell::new(),
         }
     }
 
@@ -113,12 +241,16 @@ impl<'p> CallbackCtx<'p> {
     pub fn state_of<'a>(&'a self, other: &'a Port) -> Option<&'a PortState> {
         other
             .state(&self.held)
-            .or_else(|| self.created.state_of(other))
+            .or_else(|| self.rare.get()?.created.state_of(other))
+    }
+
+    fn rare(&self) -> &Rare {
+        self.rare.get_or_init(Box::default)
     }
 
     /// The locks of the ports this callback created.
     pub fn created_locks(&self) -> &CreatedLocks {
-        &self.created
+        &self.rare().created
     }
 
     /// How messages are delivered.
@@ -135,7 +267,7 @@ impl<'p> CallbackCtx<'p> {
     /// calling process (detached).
     pub fn caller(&self) -> Option<LocalPid> {
         self.caller_override.get().or(match self.delivery {
-            Delivery::Process { caller, .. } => Some(caller),
+            Delivery::Process { env, caller } => Some(process_caller(env, caller)),
             Delivery::Detached { .. } => None,
         })
     }
@@ -153,12 +285,11 @@ impl<'p> CallbackCtx<'p> {
             }
         }
         let me = (self as *const CallbackCtx<'p>).cast::<CallbackCtx<'static>>();
-        // One thread-local access for both the publishing and the restoring
-        // (each access is a call in a dynamically loaded library).
-        CURRENT.with(|c| {
-            let _restore = Restore(c, c.replace(me));
-            f()
-        })
+        // SAFETY: `hot` is this thread's ThreadHot (from `hot()` on this
+        // thread: the context is not Send), valid while the thread runs.
+        let current = unsafe { &(*self.hot).current };
+        let _restore = Restore(current, current.replace(me));
+        f()
     }
 
     /// Sends the message `build` makes to `to`, preserving emission order.
@@ -169,7 +300,8 @@ impl<'p> CallbackCtx<'p> {
                 // this context; the context does not outlive that call.
                 let env = unsafe { Env::new(&(), env) };
                 let msg = build(env);
-                if caller == *to {
+                let caller = process_caller(env.as_c_arg(), caller);
+                if ffi::pid_word(caller.as_c_arg()) == ffi::pid_word(to.as_c_arg()) {
                     self.effects.borrow_mut().message(msg.as_c_arg());
                 } else {
                     // SAFETY: env is process-bound and msg belongs to it;
@@ -226,6 +358,11 @@ impl<'p> CallbackCtx<'p> {
         self.effects.borrow_mut().take_late()
     }
 
+    /// Drops the messages held back while `stop` ran.
+    pub fn drop_late(&self) {
+        self.effects.borrow_mut().drop_late();
+    }
+
     /// Builds a term in the caller's env (only for `Delivery::Process`).
     pub fn env(&self) -> Option<Env<'_>> {
         match self.delivery {
@@ -266,44 +403,53 @@ impl<'p> CallbackCtx<'p> {
 
     /// Notes that a port of `driver` closed during this run.
     pub fn port_closed(&self, driver: &Arc<Driver>) {
-        self.closed.borrow_mut().push(driver.clone());
+        self.rare().closed.borrow_mut().push(driver.clone());
     }
 
-    /// Runs `f` with a context for `port`, whose lock `held` proves held;
+    /// Keeps `port` (which this run unregistered) alive until the run has
+    /// ended and its lock is released.
+    pub(crate) fn keep_alive(&self, port: Arc<Port>) {
+        self.rare().kept.borrow_mut().push(port);
+    }
+
+    /// Runs `f` with a context for `port`, whose lock `held` proves held
+    /// (`hot`: this thread's [`hot`]);
     /// then ends the run: returns what `f` returned, the effects (already
-    /// carried out for a detached delivery) and the drivers whose ports
-    /// closed. What a closing port emitted and no close took along is
-    /// dropped (natively output to a port that is closing, its queue
-    /// flushing, is). The context lives and is taken apart here: it is
-    /// large and its address escapes (`enter`), so moving it would copy
-    /// all of it; the locks of the ports it created are released here.
+    /// carried out for a detached delivery) and, when the run closed or
+    /// created ports, what must be done once the lock is released
+    /// ([`Rare::after_unlock`]). What a closing port emitted and no close
+    /// took along is dropped (natively output to a port that is closing,
+    /// its queue flushing, is). The locks of the ports the run created
+    /// are released here.
     #[inline(always)]
     pub(crate) fn run<T>(
         port: &'p Port,
         held: Held,
         delivery: Delivery,
+        hot: *const ThreadHot,
         f: impl FnOnce(&CallbackCtx<'p>) -> T,
-    ) -> (T, Effects, Vec<Arc<Driver>>) {
-        let ctx = CallbackCtx::new(port, held, delivery);
+    ) -> (T, Effects, Option<Box<Rare>>) {
+        let ctx = CallbackCtx::new(port, held, delivery, hot);
         let value = f(&ctx);
-        drop(ctx.take_late());
         let CallbackCtx {
             effects,
-            closed,
-            created,
+            rare,
             delivery,
             ..
         } = ctx;
-        drop(created);
-        let effects = effects.into_inner();
-        let closed = closed.into_inner();
+        let mut effects = effects.into_inner();
+        effects.drop_late();
+        let rare = rare.into_inner().map(|mut rare| {
+            rare.created.release();
+            rare
+        });
         match delivery {
-            Delivery::Process { .. } => (value, effects, closed),
+            Delivery::Process { .. } => (value, effects, rare),
             Delivery::Detached { caller_env } => {
                 // SAFETY: a Detached delivery is made with the env of the
                 // NIF call or callback running on this thread, or NULL.
                 unsafe { effects.dispatch_detached(caller_env) };
-                (value, Effects::default(), closed)
+                (value, Effects::default(), rare)
             }
         }
     }
@@ -312,11 +458,11 @@ impl<'p> CallbackCtx<'p> {
 /// Runs `f` with the current callback context, if a callback is running on
 /// this thread.
 pub fn with_current<R>(f: impl for<'c> FnOnce(&'c CallbackCtx<'c>) -> R) -> Option<R> {
-    let ctx = CURRENT.with(|c| c.get());
+    let ctx = HOT.with(|h| h.current.get());
     if ctx.is_null() {
         None
     } else {
-        // SAFETY: a non-null CURRENT points at the CallbackCtx of the
+        // SAFETY: a non-null `current` points at the CallbackCtx of the
         // callback running on this thread, published by `enter` for no
         // longer than the context lives; only shared references to it
         // exist (its mutable parts are cells).

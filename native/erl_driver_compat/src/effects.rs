@@ -202,43 +202,25 @@ impl LogEntry {
     }
 }
 
-/// The messages for the caller: the first two inline (a callback
-/// usually emits none or one; no allocation on that path).
-#[derive(Default)]
-struct Messages {
-    inline: [RawTerm; 2],
-    len: usize,
-    more: Vec<RawTerm>,
-}
-
-impl Messages {
-    fn push(&mut self, msg: RawTerm) {
-        if self.len < self.inline.len() {
-            self.inline[self.len] = msg;
-        } else {
-            self.more.push(msg);
-        }
-        self.len += 1;
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// In emission order.
-    fn iter(&self) -> impl DoubleEndedIterator<Item = &RawTerm> {
-        self.inline[..self.len.min(self.inline.len())]
-            .iter()
-            .chain(self.more.iter())
-    }
-}
-
-/// The effects of one callback run.
+/// The effects of one callback run. Small on purpose: it is built for
+/// every callback and returned by value, and most runs record nothing or
+/// one message for the caller. The first two such messages are kept
+/// inline; anything else lives in a box allocated on first use.
 #[derive(Default)]
 pub struct Effects {
-    /// Messages for the calling process, in emission order, built in the
-    /// caller's env.
-    messages: Messages,
+    /// The first messages for the calling process, built in the caller's
+    /// env, in emission order.
+    inline: [RawTerm; 2],
+    /// Messages for the caller recorded so far (inline and in `rest`).
+    len: usize,
+    rest: Option<Box<Rest>>,
+}
+
+/// What [`Effects`] keeps out of line.
+#[derive(Default)]
+struct Rest {
+    /// Messages for the caller after the first two.
+    more: Vec<RawTerm>,
     /// Messages emitted by `stop`, not yet attached to the port's exit.
     late: Vec<(LocalPid, RawTerm)>,
     /// Reports of API misuse and other problems of the driver's port.
@@ -248,63 +230,112 @@ pub struct Effects {
 }
 
 impl Effects {
+    fn rest(&mut self) -> &mut Rest {
+        self.rest.get_or_insert_with(Box::default)
+    }
+
     /// True when there is nothing to hand back (the hot path).
     pub fn is_empty(&self) -> bool {
-        self.messages.is_empty() && self.logs.is_empty() && self.actions.is_empty()
+        self.len == 0
+            && self
+                .rest
+                .as_ref()
+                .is_none_or(|r| r.logs.is_empty() && r.actions.is_empty())
     }
 
     /// Adds a message for the caller (a term of the caller's env).
     pub fn message(&mut self, msg: RawTerm) {
-        self.messages.push(msg);
+        if let Some(slot) = self.inline.get_mut(self.len) {
+            *slot = msg;
+        } else {
+            self.rest().more.push(msg);
+        }
+        self.len += 1;
+    }
+
+    /// The messages for the caller, in emission order.
+    fn messages(&self) -> impl DoubleEndedIterator<Item = &RawTerm> {
+        let more: &[RawTerm] = match &self.rest {
+            Some(r) => &r.more,
+            None => &[],
+        };
+        self.inline[..self.len.min(self.inline.len())]
+            .iter()
+            .chain(more.iter())
     }
 
     /// Adds a message emitted by `stop` (a term of the caller's env).
     pub fn late_message(&mut self, to: LocalPid, msg: RawTerm) {
-        self.late.push((to, msg));
+        self.rest().late.push((to, msg));
     }
 
     /// Takes the messages emitted by `stop` so far.
     pub fn take_late(&mut self) -> Vec<(LocalPid, RawTerm)> {
-        std::mem::take(&mut self.late)
+        match &mut self.rest {
+            Some(r) => std::mem::take(&mut r.late),
+            None => Vec::new(),
+        }
+    }
+
+    /// Drops the messages emitted by `stop` so far (no allocation when
+    /// there are none, the usual case).
+    pub fn drop_late(&mut self) {
+        if let Some(r) = &mut self.rest {
+            r.late.clear();
+        }
     }
 
     /// Adds a report for the log.
     pub fn log(&mut self, entry: LogEntry) {
-        self.logs.push(entry);
+        self.rest().logs.push(entry);
     }
 
     /// Adds an action.
     pub fn act(&mut self, action: Action) {
-        self.actions.push(action);
+        self.rest().actions.push(action);
     }
 
     /// The reports recorded so far.
     pub fn logs(&self) -> &[LogEntry] {
-        &self.logs
+        self.rest.as_ref().map_or(&[], |r| &r.logs)
     }
 
     /// The actions recorded so far.
     pub fn actions(&self) -> &[Action] {
-        &self.actions
+        self.rest.as_ref().map_or(&[], |r| &r.actions)
     }
 
     /// `{'$edc', Value, Messages, Reports, Actions}` in `env`, the env
     /// the messages were built in.
     pub fn encode<'a>(&self, env: Env<'a>, value: Term<'a>) -> Term<'a> {
-        // The list built cell by cell from the end: no vector on the way.
-        let messages = self
-            .messages
-            .iter()
-            .rev()
-            .fold(Term::list_new_empty(env), |tail, &m| {
-                // SAFETY: the messages were built in `env` during this NIF
-                // call (Effects of a Process delivery never leave the call).
-                let head = unsafe { Term::new(env, m) };
-                crate::terms::list_cell(env, head, tail)
-            });
-        let actions: Vec<Term<'a>> = self.actions.iter().map(|a| a.encode(env)).collect();
-        let logs: Vec<Term<'a>> = self.logs.iter().map(|l| l.encode(env)).collect();
-        (atoms::edc(), value, messages, logs, actions).encode(env)
+        let raw_env = env.as_c_arg();
+        // The lists built cell by cell from the end and the tuple from an
+        // array: no vector on the way (the usual effect, one message, then
+        // allocates nothing but the terms).
+        let list = |items: &mut dyn DoubleEndedIterator<Item = RawTerm>| {
+            // SAFETY: env is the live env of this NIF call.
+            let nil = unsafe { ffi::empty_list(raw_env) };
+            items.rev().fold(nil, |tail, head| {
+                // SAFETY: env is live; head and tail are terms of env.
+                unsafe { ffi::list_cell(raw_env, head, tail) }
+            })
+        };
+        // The messages were built in `env` during this NIF call (Effects
+        // of a Process delivery never leave the call).
+        let messages = list(&mut self.messages().copied());
+        let logs = list(&mut self.logs().iter().map(|l| l.encode(env).as_c_arg()));
+        let actions = list(&mut self.actions().iter().map(|a| a.encode(env).as_c_arg()));
+        let elements = [
+            atoms::edc().encode(env).as_c_arg(),
+            value.as_c_arg(),
+            messages,
+            logs,
+            actions,
+        ];
+        // SAFETY: env is live and every element is a term of env.
+        let tuple = unsafe { ffi::tuple(raw_env, &elements) };
+        // SAFETY: the tuple was made in env.
+        unsafe { Term::new(env, tuple) }
     }
 
     /// Carries the effects out without an Erlang wrapper: reports to
@@ -317,10 +348,13 @@ impl Effects {
     /// `caller_env` is the env of the running NIF call or callback on this
     /// thread, or NULL on a thread the VM does not manage.
     pub unsafe fn dispatch_detached(self, caller_env: RawEnv) {
-        for entry in &self.logs {
+        let Some(rest) = self.rest else {
+            return;
+        };
+        for entry in &rest.logs {
             log_detached(&entry.line());
         }
-        for action in self.actions {
+        for action in rest.actions {
             let Some(&to) = action.port() else {
                 continue;
             };

@@ -97,8 +97,37 @@ pub unsafe fn list_cell(env: RawEnv, head: RawTerm, tail: RawTerm) -> RawTerm {
 /// # Safety
 /// `env` is a live env.
 pub unsafe fn empty_list(env: RawEnv) -> RawTerm {
-    // SAFETY: an empty array needs no elements.
-    unsafe { sys::enif_make_list_from_array(env, std::ptr::null(), 0) }
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    /// `[]` is an immediate, the same word in every env: asked for once
+    /// (0 until then: no term is the word 0).
+    static NIL: AtomicUsize = AtomicUsize::new(0);
+    let word = NIL.load(Ordering::Relaxed);
+    if word != 0 {
+        return from_raw(word);
+    }
+    // SAFETY: env is live (caller's contract); an empty array needs no
+    // elements.
+    let nil = unsafe { sys::enif_make_list_from_array(env, std::ptr::null(), 0) };
+    NIL.store(to_raw(nil), Ordering::Relaxed);
+    nil
+}
+
+/// The tuple of `elements` (no allocation on the way, unlike rustler's
+/// tuple encoder).
+///
+/// # Safety
+/// `env` is a live env and the elements belong to it.
+pub unsafe fn tuple(env: RawEnv, elements: &[RawTerm]) -> RawTerm {
+    // SAFETY: env is live and the elements belong to it (caller's
+    // contract); the array holds `len` terms.
+    unsafe { sys::enif_make_tuple_from_array(env, elements.as_ptr(), elements.len() as u32) }
+}
+
+/// The word of a local pid's term: equal words, equal pids (a local pid
+/// is an immediate), without the VM call `enif_compare_pids` makes.
+pub fn pid_word(pid: &ErlNifPid) -> usize {
+    // SAFETY: ErlNifPid is a repr(C) struct of one ERL_NIF_TERM.
+    to_raw(unsafe { std::mem::transmute::<ErlNifPid, RawTerm>(*pid) })
 }
 
 /// A small integer.
@@ -142,6 +171,30 @@ pub unsafe fn binary_copy(env: RawEnv, bytes: &[u8]) -> RawTerm {
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf, bytes.len()) };
     }
     term
+}
+
+/// The bytes of `term` when it is a binary (whole bytes), else `None`.
+/// The bytes are valid while the term is (the calling NIF's env).
+///
+/// # Safety
+/// `term` belongs to `env`, a live env.
+#[inline]
+pub unsafe fn binary_bytes<'a>(env: RawEnv, term: RawTerm) -> Option<&'a [u8]> {
+    let mut bin = std::mem::MaybeUninit::<ErlNifBinary>::uninit();
+    // SAFETY: term belongs to env, a live env (caller's contract); `bin`
+    // is a writable local out-parameter, written on success.
+    if unsafe { sys::enif_inspect_binary(env, term, bin.as_mut_ptr()) } == 0 {
+        return None;
+    }
+    // SAFETY: enif_inspect_binary returned true, so it wrote `bin`.
+    let bin = unsafe { bin.assume_init() };
+    if bin.size == 0 {
+        return Some(&[]);
+    }
+    // SAFETY: an inspected binary has `size` readable bytes at `data`,
+    // valid while the term is (the caller's env, the lifetime 'a stands
+    // for it).
+    Some(unsafe { std::slice::from_raw_parts(bin.data, bin.size) })
 }
 
 /// What a term of an iolist is.
@@ -260,6 +313,23 @@ pub unsafe fn local_pid(env: RawEnv, term: RawTerm) -> Option<ErlNifPid> {
     } else {
         None
     }
+}
+
+/// The word of `term` when it is a local pid (the key its port is
+/// registered under, see `terms::pid_term`), else `None`: one VM call,
+/// where decoding a `LocalPid` and making its term again takes two.
+///
+/// # Safety
+/// `env` is a live env.
+#[inline]
+pub unsafe fn local_pid_key(env: RawEnv, term: RawTerm) -> Option<usize> {
+    // SAFETY: env is a live env (caller's contract).
+    let pid = unsafe { local_pid(env, term) }?;
+    // SAFETY: ErlNifPid is a repr(C) struct of one ERL_NIF_TERM: the term
+    // `enif_make_pid` makes of it (its word is the pid's term).
+    Some(to_raw(unsafe {
+        std::mem::transmute::<ErlNifPid, RawTerm>(pid)
+    }))
 }
 
 /// The `ErlNifPid` holding `term`, without checking that it is a pid.

@@ -11,6 +11,7 @@ use super::{error_atom, finish};
 use crate::atoms;
 use crate::context::Delivery;
 use crate::driver;
+use crate::port::registry::LockedPort;
 use crate::port::state::PortOptions;
 use crate::port::{self, close as close_port, terminate, Closed, ExitReason, Port, PortError, Ran};
 use crate::terms;
@@ -43,6 +44,17 @@ impl Resource for PortResource {
 fn lookup(pid: Term) -> NifResult<Arc<Port>> {
     let pid: LocalPid = pid.decode().map_err(|_| Error::BadArg)?;
     port::lookup(&pid).ok_or(Error::BadArg)
+}
+
+/// The open port whose process is `pid`, locked (the hot path of the port
+/// BIFs, see [`port::registry::lock_by_pid`]).
+fn lock_by_pid(pid: Term) -> NifResult<LockedPort> {
+    // SAFETY: the env of a term passed to a NIF is that call's, live.
+    let key = unsafe { crate::ffi::local_pid_key(pid.get_env().as_c_arg(), pid.as_c_arg()) };
+    let Some(key) = key else {
+        return Err(Error::BadArg);
+    };
+    port::registry::lock_by_pid(key).ok_or_else(|| Error::BadArg)
 }
 
 /// `open(PortPid, Owner, DriverName, Command, {Binary, Eof, Line,
@@ -111,13 +123,16 @@ fn do_command<'a>(
         }
         Port::command(ctx, data).map(|()| true)
     });
-    finish(env, ran, |ran| {
-        if ran {
-            true.encode(env)
-        } else {
-            atoms::edc_busy().encode(env)
-        }
-    })
+    finish(env, ran, |ran| command_result(env, ran))
+}
+
+/// `true` when the command ran, `'$edc_busy'` when the port was busy.
+fn command_result(env: Env, ran: bool) -> Term {
+    if ran {
+        true.encode(env)
+    } else {
+        atoms::edc_busy().encode(env)
+    }
 }
 
 /// Registers `$fun(env, term, ...)` as the NIF `$name/$arity` the way
@@ -169,8 +184,14 @@ hot_nif!("control", control, 3, 0, 1, 2);
 hot_nif!("call", call, 3, 0, 1, 2);
 
 fn command<'a>(env: Env<'a>, port: Term<'a>, data: Term<'a>) -> NifResult<Term<'a>> {
-    let port = lookup(port)?;
-    do_command(env, &port, data, false)
+    let found = lock_by_pid(port)?;
+    let ran = Port::run_found(found, env, |ctx| {
+        if ctx.state().busy() {
+            return Ok(false);
+        }
+        Port::command(ctx, data).map(|()| true)
+    });
+    finish(env, ran, |ran| command_result(env, ran))
 }
 
 /// `port_command/3`: `force` needs `ERL_DRV_FLAG_SOFT_BUSY` (`notsup`).
@@ -185,15 +206,32 @@ fn command3<'a>(env: Env<'a>, port: Term<'a>, data: Term<'a>, force: bool) -> Ni
 
 /// Operation numbers are unsigned 32-bit integers.
 fn decode_op(op: Term) -> NifResult<u32> {
-    op.decode::<u32>().map_err(|_| Error::BadArg)
+    match op.decode::<u32>() {
+        Ok(op) => Ok(op),
+        Err(_) => Err(Error::BadArg),
+    }
 }
 
 fn control<'a>(env: Env<'a>, port: Term<'a>, op: Term<'a>, data: Term<'a>) -> NifResult<Term<'a>> {
-    let port = lookup(port)?;
     let op = decode_op(op)?;
-    let bytes = crate::iodata::flatten(data).ok_or(Error::BadArg)?;
-    let ran = port.run_closing(env, |ctx| Port::control(ctx, env, op, bytes.as_slice()));
-    finish(env, ran, |t| t)
+    // SAFETY: `data` is an argument of this NIF call, a term of `env`.
+    let bin = unsafe { crate::ffi::binary_bytes(env.as_c_arg(), data.as_c_arg()) };
+    let flat;
+    let bytes = match bin {
+        // A binary, the usual argument: its bytes in place.
+        Some(bytes) => bytes,
+        None => {
+            flat = crate::iodata::flatten(data).ok_or_else(|| Error::BadArg)?;
+            flat.as_slice()
+        }
+    };
+    let found = lock_by_pid(port)?;
+    let mut default = [0u8; port::CONTROL_BUF];
+    let ran = Port::run_closing_found(found, env, |ctx| {
+        Port::control(ctx, env, op, bytes, &mut default)
+    });
+    // The port's lock is released: the reply becomes a term now.
+    finish(env, ran, |reply| reply.control_term(env, &default))
 }
 
 /// The largest binary argument of `port_call` encoded by [`small_ext`].
@@ -209,11 +247,9 @@ fn small_ext<'b>(
     arg: Term,
     buf: &'b mut [MaybeUninit<u8>; SMALL_EXT_MAX + 6],
 ) -> Option<&'b mut [u8]> {
-    if !arg.is_binary() {
-        return None;
-    }
     // A bitstring that is not whole bytes is not a binary here.
-    let bin: Binary = arg.decode().ok()?;
+    // SAFETY: `arg` is an argument of the calling NIF, a term of its env.
+    let bin = unsafe { crate::ffi::binary_bytes(arg.get_env().as_c_arg(), arg.as_c_arg()) }?;
     let len = bin.len();
     if len > SMALL_EXT_MAX {
         return None;
@@ -227,9 +263,7 @@ fn small_ext<'b>(
     // SAFETY: `rest` has SMALL_EXT_MAX >= len writable bytes, the
     // binary's len bytes are readable, and the two do not overlap (one is
     // this function's stack buffer, the other a term's bytes).
-    unsafe {
-        std::ptr::copy_nonoverlapping(bin.as_slice().as_ptr(), rest.as_mut_ptr().cast::<u8>(), len)
-    };
+    unsafe { std::ptr::copy_nonoverlapping(bin.as_ptr(), rest.as_mut_ptr().cast::<u8>(), len) };
     let init = &mut buf[..6 + len];
     // SAFETY: the first 6 bytes were written by the loop and the next len
     // by the copy above, so the slice is initialised; MaybeUninit<u8> has
@@ -238,7 +272,6 @@ fn small_ext<'b>(
 }
 
 fn call<'a>(env: Env<'a>, port: Term<'a>, op: Term<'a>, arg: Term<'a>) -> NifResult<Term<'a>> {
-    let port = lookup(port)?;
     let op = decode_op(op)?;
     let mut small = [MaybeUninit::<u8>::uninit(); SMALL_EXT_MAX + 6];
     let owned;
@@ -249,8 +282,14 @@ fn call<'a>(env: Env<'a>, port: Term<'a>, op: Term<'a>, arg: Term<'a>) -> NifRes
             owned.as_slice()
         }
     };
-    let ran = port.run_closing(env, |ctx| Port::call(ctx, env, op, ext));
-    finish(env, ran, |t| t)
+    let found = lock_by_pid(port)?;
+    let mut default = [0u8; port::CALL_BUF];
+    let Ran { value, effects } = Port::run_closing_found(found, env, |ctx| {
+        Port::call(ctx, env, op, ext, &mut default)
+    });
+    // The port's lock is released: the reply is decoded now.
+    let value = value.and_then(|reply| reply.call_term(env, &default));
+    finish(env, Ran { value, effects }, |t| t)
 }
 
 /// `port_close/1`: `true`, or `flushing` for a port whose queue is not

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rustler::{Env, LocalPid, Term};
 
 use super::closing::{finish_flush, settle, Gate};
-use super::registry::{register, unregister};
+use super::registry::{register, unregister, LockedPort};
 use super::state::{Held, PortOptions, PortState, Status};
 use super::{ExitReason, Port, PortError, Ran};
 use crate::abi;
@@ -19,6 +19,45 @@ use crate::binding::AbiVariant;
 use crate::context::{CallbackCtx, Delivery};
 use crate::driver::Driver;
 use crate::effects::Action;
+
+/// The reply of `control` or `call`.
+pub enum Reply<'a> {
+    /// Made already.
+    Term(Term<'a>),
+    /// The first `len` bytes of the default buffer the caller lent, made a
+    /// term (a binary when `binary`, else a list; for `call`, decoded) by
+    /// the caller once the port's lock is released: the stores that build
+    /// it then do not delay the unlock, and the lock is held shorter.
+    InBuffer {
+        /// Bytes of the reply.
+        len: usize,
+        /// `PORT_CONTROL_FLAG_BINARY` was set (`control` only).
+        binary: bool,
+    },
+}
+
+impl<'a> Reply<'a> {
+    /// `port_control`'s result, `buf` the buffer lent to `control`.
+    pub fn control_term(self, env: Env<'a>, buf: &[u8]) -> Term<'a> {
+        match self {
+            Reply::Term(term) => term,
+            Reply::InBuffer { len, binary: true } => crate::terms::binary_copy(env, &buf[..len]),
+            Reply::InBuffer { len, .. } => crate::terms::byte_list(env, &buf[..len], None),
+        }
+    }
+
+    /// `port_call`'s result, `buf` the buffer lent to `call`: the reply
+    /// decoded (`badarg` when it is not in external term format).
+    pub fn call_term(self, env: Env<'a>, buf: &[u8]) -> Result<Term<'a>, PortError> {
+        match self {
+            Reply::Term(term) => Ok(term),
+            Reply::InBuffer { len, .. } => match env.binary_to_term(&buf[..len]) {
+                Some((term, _)) => Ok(term),
+                None => Err(PortError::Badarg),
+            },
+        }
+    }
+}
 
 /// Size of the reply buffer the emulator hands to `control`.
 pub const CONTROL_BUF: usize = 64;
@@ -101,17 +140,13 @@ impl Port {
     /// is `badarg`: natively the port BIFs (`port_command`, `port_close`,
     /// `port_connect`) then fail, yet count as a task of a closing port,
     /// which ends if its queue has emptied meanwhile.
-    pub fn run<T>(
-        self: &Arc<Self>,
-        env: Env,
-        f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
-    ) -> Ran<T> {
+    pub fn run<T>(&self, env: Env, f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>) -> Ran<T> {
         self.run_with(Delivery::to_caller(env), f)
     }
 
     /// As [`Port::run`], with an explicit delivery mode.
     pub fn run_with<T>(
-        self: &Arc<Self>,
+        &self,
         delivery: Delivery,
         f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
     ) -> Ran<T> {
@@ -121,7 +156,7 @@ impl Port {
     /// As [`Port::run`] for what reaches the port as a message or a
     /// signal: natively a closing port ignores those entirely.
     pub fn run_message<T>(
-        self: &Arc<Self>,
+        &self,
         env: Env,
         f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
     ) -> Ran<T> {
@@ -133,7 +168,7 @@ impl Port {
     /// reach such a port (and the port ends after the first of them that
     /// finds its queue empty).
     pub fn run_closing<T>(
-        self: &Arc<Self>,
+        &self,
         env: Env,
         f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
     ) -> Ran<T> {
@@ -142,7 +177,7 @@ impl Port {
 
     /// As [`Port::run_closing`], with an explicit delivery mode.
     pub fn run_closing_with<T>(
-        self: &Arc<Self>,
+        &self,
         delivery: Delivery,
         f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
     ) -> Ran<T> {
@@ -153,7 +188,7 @@ impl Port {
     /// without ending a closing port afterwards (ending the port from a
     /// resource `down` callback).
     pub fn inspect<T>(
-        self: &Arc<Self>,
+        &self,
         delivery: Delivery,
         f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
     ) -> Ran<T> {
@@ -164,27 +199,13 @@ impl Port {
     /// port if it is closing and its queue is empty (natively checked
     /// after each task of the port: a callback, a port BIF).
     fn run_gated<T>(
-        self: &Arc<Self>,
+        &self,
         delivery: Delivery,
         gate: Gate,
         task: bool,
         f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
     ) -> Ran<T> {
-        self.locked(delivery, |ctx| {
-            let st = ctx.state();
-            let flushing = st.status() == Status::Closing && ctx.port().queue.is_flushing();
-            let value = if st.is_open() || (gate == Gate::OpenOrFlushing && flushing) {
-                ctx.enter(|| f(ctx))
-            } else {
-                Err(PortError::Badarg)
-            };
-            // `settle` does nothing unless the port is closing: the common
-            // case skips publishing the context again.
-            if task && st.status() == Status::Closing {
-                ctx.enter(|| settle(ctx));
-            }
-            value
-        })
+        self.locked(delivery, |ctx| gated(ctx, gate, task, f))
     }
 
     /// Takes the port's lock, runs `f` with a context, releases the lock,
@@ -199,10 +220,55 @@ impl Port {
         // SAFETY: the lock is held until `guard` drops, after the context
         // (which owns `held`) has ended in `CallbackCtx::run`.
         let held = unsafe { Held::new(&self.lock) };
-        let (value, effects, closed) = CallbackCtx::run(self, held, delivery, f);
+        let hot = crate::context::hot();
+        let (value, effects, rare) = CallbackCtx::run(self, held, delivery, hot, f);
         drop(guard);
-        for driver in closed {
-            driver.port_closed();
+        if let Some(rare) = rare {
+            rare.after_unlock();
+        }
+        Ran { value, effects }
+    }
+
+    /// As [`Port::run`] for a port found (and locked) by
+    /// [`super::registry::lock_by_pid`]: the hot path of the port BIFs.
+    pub fn run_found<T>(
+        found: LockedPort,
+        env: Env,
+        f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
+    ) -> Ran<T> {
+        Port::locked_found(found, Delivery::to_caller(env), Gate::Open, f)
+    }
+
+    /// As [`Port::run_closing`] for a port found (and locked) by
+    /// [`super::registry::lock_by_pid`].
+    pub fn run_closing_found<T>(
+        found: LockedPort,
+        env: Env,
+        f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
+    ) -> Ran<T> {
+        Port::locked_found(found, Delivery::to_caller(env), Gate::OpenOrFlushing, f)
+    }
+
+    /// As [`Port::locked`] with [`gated`] (a task), for a port whose lock
+    /// `found` holds; releases it.
+    #[inline(always)]
+    pub(super) fn locked_found<T>(
+        found: LockedPort,
+        delivery: Delivery,
+        gate: Gate,
+        f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
+    ) -> Ran<T> {
+        let port = found.port();
+        // SAFETY: `found` holds the port's lock until it drops, after the
+        // context (which owns `held`) has ended in `CallbackCtx::run`.
+        let held = unsafe { Held::new(&port.lock) };
+        let (value, effects, rare) = CallbackCtx::run(port, held, delivery, found.hot(), |ctx| {
+            gated(ctx, gate, true, f)
+        });
+        // Unlocks; the ports the run unregistered are still kept alive.
+        drop(found);
+        if let Some(rare) = rare {
+            rare.after_unlock();
         }
         Ran { value, effects }
     }
@@ -225,7 +291,18 @@ impl Port {
                 unsafe { outputv(st.data(), vec.as_mut_ptr()) };
             }
         } else if let Some(output) = entry.output {
-            let flat = crate::iodata::flatten(data).ok_or(PortError::BadValue)?;
+            // SAFETY: `data` is a term of the env of the running NIF call.
+            let bin =
+                unsafe { crate::ffi::binary_bytes(data.get_env().as_c_arg(), data.as_c_arg()) };
+            let flat_owner;
+            let flat: &[u8] = match bin {
+                // A binary, the usual argument: its bytes in place.
+                Some(bytes) => bytes,
+                None => {
+                    flat_owner = crate::iodata::flatten(data).ok_or(PortError::BadValue)?;
+                    flat_owner.as_slice()
+                }
+            };
             st.add_bytes_in(flat.len());
             let buf = flat.as_ptr() as *mut c_char;
             if port.driver.abi == AbiVariant::Int {
@@ -242,17 +319,19 @@ impl Port {
         Ok(())
     }
 
-    /// Calls `control`; returns the reply as a list, or as a binary when
-    /// the driver set `PORT_CONTROL_FLAG_BINARY` (read after the callback:
-    /// the driver may set it inside).
+    /// Calls `control` with `default` as the reply buffer it gets; returns
+    /// the reply as a list, or as a binary when the driver set
+    /// `PORT_CONTROL_FLAG_BINARY` (read after the callback: the driver may
+    /// set it inside). A reply left in `default` is returned as
+    /// [`Reply::InBuffer`], made a term once the port's lock is released.
     pub fn control<'a>(
         ctx: &CallbackCtx,
         env: Env<'a>,
         op: c_uint,
         data: &[u8],
-    ) -> Result<Term<'a>, PortError> {
+        default: &mut [u8; CONTROL_BUF],
+    ) -> Result<Reply<'a>, PortError> {
         let control = ctx.port().driver.entry().control.ok_or(PortError::Badarg)?;
-        let mut default = [0u8; CONTROL_BUF];
         let default_ptr = default.as_mut_ptr() as *mut c_char;
         let mut rbuf = default_ptr;
         let drv_data = ctx.state().data();
@@ -286,18 +365,30 @@ impl Port {
             }
         };
         let binary = ctx.state().control_flags() & abi::PORT_CONTROL_FLAG_BINARY != 0;
+        if n >= 0 && rbuf == default_ptr {
+            // As `control_reply` takes a reply in the default buffer (its
+            // size bounds the length; nothing to free).
+            return Ok(Reply::InBuffer {
+                len: (n as usize).min(CONTROL_BUF),
+                binary,
+            });
+        }
         crate::reply::control_reply(ctx, env, binary, n, rbuf, default_ptr, CONTROL_BUF)
+            .map(Reply::Term)
     }
 
-    /// Calls `call` with `arg` in external term format; decodes the reply.
+    /// Calls `call` with `arg` in external term format and `default` as
+    /// the reply buffer it gets; decodes the reply. A reply left in
+    /// `default` is returned as [`Reply::InBuffer`], decoded once the
+    /// port's lock is released.
     pub fn call<'a>(
         ctx: &CallbackCtx,
         env: Env<'a>,
         op: c_uint,
         arg: &[u8],
-    ) -> Result<Term<'a>, PortError> {
+        default: &mut [u8; CALL_BUF],
+    ) -> Result<Reply<'a>, PortError> {
         let call = ctx.port().driver.entry().call.ok_or(PortError::Badarg)?;
-        let mut default = [0u8; CALL_BUF];
         let default_ptr = default.as_mut_ptr() as *mut c_char;
         let mut rbuf = default_ptr;
         let mut flags: c_uint = 0;
@@ -319,7 +410,7 @@ impl Port {
                     &mut flags,
                 )
             };
-            return crate::reply::call_reply(env, n, rbuf, default_ptr, CALL_BUF);
+            return crate::reply::call_reply(env, n, rbuf, default_ptr, CALL_BUF).map(Reply::Term);
         }
         // SAFETY: call is the driver's `call` callback from its entry (its
         // library stays loaded while a port uses it), called with its own
@@ -337,8 +428,41 @@ impl Port {
                 &mut flags,
             )
         };
-        crate::reply::call_reply(env, n, rbuf, default_ptr, CALL_BUF)
+        if n >= 0 && rbuf == default_ptr {
+            // As `call_reply` takes a reply in the default buffer (its size
+            // bounds the length; nothing to free).
+            return Ok(Reply::InBuffer {
+                len: (n as usize).min(CALL_BUF),
+                binary: false,
+            });
+        }
+        crate::reply::call_reply(env, n, rbuf, default_ptr, CALL_BUF).map(Reply::Term)
     }
+}
+
+/// Runs `f` in `ctx` when its port passes `gate`; then, with `task`,
+/// ends the port if it is closing and its queue is empty (natively
+/// checked after each task of the port: a callback, a port BIF).
+#[inline(always)]
+fn gated<T>(
+    ctx: &CallbackCtx,
+    gate: Gate,
+    task: bool,
+    f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
+) -> Result<T, PortError> {
+    let st = ctx.state();
+    let flushing = st.status() == Status::Closing && ctx.port().queue.is_flushing();
+    let value = if st.is_open() || (gate == Gate::OpenOrFlushing && flushing) {
+        ctx.enter(|| f(ctx))
+    } else {
+        Err(PortError::Badarg)
+    };
+    // `settle` does nothing unless the port is closing: the common case
+    // skips publishing the context again.
+    if task && st.status() == Status::Closing {
+        ctx.enter(|| settle(ctx));
+    }
+    value
 }
 
 /// Closes `port` (whose state `ctx` can reach) synchronously: runs `stop`,
@@ -396,7 +520,9 @@ pub fn terminate(ctx: &CallbackCtx, port: &Port, reason: ExitReason, unlink: Opt
 pub(super) fn mark_closed(ctx: &CallbackCtx, port: &Port, st: &PortState) {
     st.set_status(Status::Closed);
     port.queue.close();
-    unregister(port);
+    if let Some(registered) = unregister(port) {
+        ctx.keep_alive(registered);
+    }
     crate::api::async_job::port_closed(port);
     crate::monitor::port_closed(ctx, port);
     ctx.port_closed(&port.driver);

@@ -90,8 +90,8 @@ impl Port {
 
 /// The locks of the ports a callback created under port-level locking
 /// ([`Port::create`]): taken at creation, released when the callback's
-/// run ends (its context drops), after the creating port's own lock was
-/// taken and before it is released.
+/// run ends ([`CreatedLocks::release`], or when the value drops), after the
+/// creating port's own lock was taken and before it is released.
 #[derive(Default)]
 pub struct CreatedLocks(RefCell<Vec<Arc<Port>>>);
 
@@ -111,18 +111,24 @@ impl CreatedLocks {
             .iter()
             .any(|p| Arc::ptr_eq(&p.lock, &port.lock));
         // The lock is held by this thread (taken in `hold`, released only
+        // by `release` (`&mut self`: no `&self` borrow is alive then) or
         // when `self` drops, and `self` belongs to a context, which is not
         // Send): the cells may be reached from here, as through `Held`.
         held.then_some(&port.state)
     }
-}
 
-impl Drop for CreatedLocks {
-    fn drop(&mut self) {
+    /// Releases the locks (the creating run has ended).
+    pub(crate) fn release(&mut self) {
         for port in self.0.get_mut().drain(..) {
             // SAFETY: `hold` locked this mutex on this thread and forgot
             // the guard; this is the one matching unlock.
             unsafe { port.lock.force_unlock() };
         }
+    }
+}
+
+impl Drop for CreatedLocks {
+    fn drop(&mut self) {
+        self.release();
     }
 }

@@ -32,7 +32,7 @@ use crate::driver::Driver;
 use crate::effects::Effects;
 use state::{Held, PortState};
 
-pub use callbacks::{terminate, CALL_BUF, CONTROL_BUF};
+pub use callbacks::{terminate, Reply, CALL_BUF, CONTROL_BUF};
 pub use closing::{close, Closed};
 pub use registry::{all, is_closed_handle, kill_ports_of, lookup, lookup_handle};
 

@@ -2,17 +2,18 @@
 //! `ErlDrvPort` handle (for API calls made outside the port's own
 //! callback).
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use rustler::LocalPid;
 
 use super::{terminate, ExitReason, Port};
 use crate::abi::DrvPort;
 use crate::context::Delivery;
+use crate::context::ThreadHot;
 use crate::driver::Driver;
 use crate::ffi::RawEnv;
 use crate::terms::pid_term;
@@ -68,58 +69,180 @@ fn shard(key: usize) -> usize {
     (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) % SHARDS
 }
 
-/// Bumped (under the shard's write lock) whenever a port leaves the
-/// registry: a [`CACHE`] entry made before is stale.
+/// Bumped whenever a port leaves the registry (in [`unregister`], which
+/// runs under the port's lock): a [`CACHE`] entry made before is stale.
 static UNREGISTERED: AtomicU64 = AtomicU64::new(0);
 
 const CACHE_SLOTS: usize = 64;
 
-/// One thread's recent pid lookups: `(pid term, port, UNREGISTERED when
-/// cached)`.
-struct CacheEntry(usize, Weak<Port>, u64);
+/// One thread's recent pid lookup: the pid term, the port, its lock,
+/// and [`UNREGISTERED`] when the entry was made (before the lookup). All
+/// cells: read without a borrow flag.
+struct CacheEntry {
+    key: Cell<usize>,
+    generation: Cell<u64>,
+    port: Cell<*const Port>,
+    /// A reference (from `Arc::into_raw`) to the port's lock, or NULL:
+    /// keeps its memory valid however long the port lives, since the lock
+    /// is taken through it before the port is known to be alive. Released
+    /// when the entry is replaced.
+    lock: Cell<*const Mutex<()>>,
+}
 
-thread_local! {
-    /// The hot path of every port BIF is a pid -> port lookup: a hit here
-    /// costs no lock, no hashing and one reference-count round trip (the
-    /// weak upgrade) instead of a shard's rwlock and an `Arc` clone. An
-    /// entry is used only while no port has left the registry since it was
-    /// made, so it never outlives its port's registration (and a pid reused
-    /// by a later port cannot hit it); a `Weak` keeps no closed port alive.
-    static CACHE: RefCell<[CacheEntry; CACHE_SLOTS]> =
-        RefCell::new(std::array::from_fn(|_| CacheEntry(0, Weak::new(), 0)));
+impl CacheEntry {
+    const fn empty() -> CacheEntry {
+        CacheEntry {
+            key: Cell::new(0),
+            generation: Cell::new(u64::MAX),
+            port: Cell::new(std::ptr::null()),
+            lock: Cell::new(std::ptr::null()),
+        }
+    }
+}
+
+/// One thread's recent pid lookups (reached through the thread's
+/// [`crate::context::ThreadHot`]). The hot path of every port BIF is a
+/// pid -> port lookup: a hit here costs no lock besides the port's own, no
+/// hashing and no reference count (see [`lock_by_pid`]). An entry is used
+/// only while no port has left the registry since it was made, so it never
+/// outlives its port's registration (and a pid reused by a later port
+/// cannot hit it).
+pub(crate) struct PortCache([CacheEntry; CACHE_SLOTS]);
+
+impl PortCache {
+    pub(crate) const fn new() -> PortCache {
+        PortCache([const { CacheEntry::empty() }; CACHE_SLOTS])
+    }
+}
+
+impl Drop for PortCache {
+    fn drop(&mut self) {
+        for e in &self.0 {
+            let lock = e.lock.replace(std::ptr::null());
+            if !lock.is_null() {
+                // SAFETY: a non-null entry lock is a reference made by
+                // `Arc::into_raw` in `lock_by_pid`, released once, here
+                // (the cache is being freed as its thread ends: no port is
+                // locked through it).
+                drop(unsafe { Arc::from_raw(lock) });
+            }
+        }
+    }
+}
+
+fn cache_slot(key: usize) -> usize {
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) % CACHE_SLOTS
 }
 
 /// Finds the open port whose process is `pid`.
 pub fn lookup(pid: &LocalPid) -> Option<Arc<Port>> {
     let key = pid_term(pid);
-    let slot = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) % CACHE_SLOTS;
-    // Acquire: pairs with the Release bump in `unregister`, so an entry
-    // that still matches was made after every removal this thread can see.
+    registry().by_pid[shard(key)].read().get(&key).cloned()
+}
+
+/// A registered port whose lock this thread holds, found by
+/// [`lock_by_pid`]. Unlocks when dropped.
+pub struct LockedPort {
+    port: *const Port,
+    /// Set when the port came from the registry rather than the cache
+    /// (dropped after the unlock in `drop`).
+    _owned: Option<Arc<Port>>,
+    /// This thread's [`crate::context::hot`].
+    hot: *const ThreadHot,
+}
+
+impl LockedPort {
+    /// The port.
+    pub fn port(&self) -> &Port {
+        // SAFETY: the port was registered when its lock was taken and
+        // stays alive while this thread holds the lock: only a holder of
+        // the lock unregisters it, and a callback run that does keeps it
+        // alive until the run has ended (`CallbackCtx::keep_alive`), so
+        // for as long as this value (which releases the lock last) lives.
+        // `owned`, when set, holds it too.
+        unsafe { &*self.port }
+    }
+
+    /// This thread's [`crate::context::hot`].
+    pub(crate) fn hot(&self) -> *const ThreadHot {
+        self.hot
+    }
+}
+
+#[cfg(test)]
+impl LockedPort {
+    /// True when the port came from this thread's cache.
+    pub(super) fn cached(&self) -> bool {
+        self._owned.is_none()
+    }
+}
+
+impl Drop for LockedPort {
+    fn drop(&mut self) {
+        // SAFETY: the lock was taken by `lock_by_pid` on this thread, and
+        // this value's guard was forgotten there: this is the one unlock;
+        // the port is alive (see `port`), so its lock is too.
+        unsafe { self.port().lock.force_unlock() };
+    }
+}
+
+/// Finds the open port whose process is `pid` and takes its lock. A hit
+/// in this thread's cache makes no atomic operation besides the lock
+/// itself: the lock is taken through the cached address (whose memory the
+/// cache keeps), and the port counts as found only if no port left the
+/// registry since the entry was made, checked again once the lock is held
+/// (ports leave the registry under their lock, so a port registered then
+/// stays registered, hence alive, until this thread releases the lock).
+// Inlined: the result is returned in registers rather than through
+// memory read back at once (a stalled store forwarding).
+#[inline(always)]
+pub fn lock_by_pid(key: usize) -> Option<LockedPort> {
+    let hot = crate::context::hot();
+    // SAFETY: `hot` is this thread's ThreadHot (see `hot()`).
+    let cache = unsafe { &*hot }.ports().map(|c| &c.0);
+    let slot = cache_slot(key);
+    // Acquire: pairs with the Release bump in `unregister`.
     let generation = UNREGISTERED.load(Ordering::Acquire);
-    let hit = CACHE
-        .try_with(|c| {
-            let c = c.try_borrow().ok()?;
-            let e = &c[slot];
-            if e.0 == key && e.2 == generation {
-                e.1.upgrade()
-            } else {
-                None
+    if let Some(e) = cache.map(|c| &c[slot]) {
+        if e.key.get() == key && e.generation.get() == generation {
+            // SAFETY: the entry holds a reference to this lock for as long
+            // as it holds its address; this thread does not replace the
+            // entry before the lock is released or handed over.
+            let lock = unsafe { &*e.lock.get() };
+            std::mem::forget(lock.lock());
+            // Relaxed suffices: the unlock of a port unregistering itself
+            // happens after its bump, and our lock after that unlock.
+            if UNREGISTERED.load(Ordering::Relaxed) == generation {
+                return Some(LockedPort {
+                    port: e.port.get(),
+                    _owned: None,
+                    hot,
+                });
             }
-        })
-        .ok()
-        .flatten();
-    if hit.is_some() {
-        return hit;
+            // SAFETY: locked just above on this thread, guard forgotten.
+            unsafe { lock.force_unlock() };
+        }
     }
-    let found = registry().by_pid[shard(key)].read().get(&key).cloned();
-    if let Some(port) = &found {
-        let _ = CACHE.try_with(|c| {
-            if let Ok(mut c) = c.try_borrow_mut() {
-                c[slot] = CacheEntry(key, Arc::downgrade(port), generation);
-            }
-        });
+    let port = registry().by_pid[shard(key)].read().get(&key).cloned()?;
+    if let Some(e) = cache.map(|c| &c[slot]) {
+        e.key.set(key);
+        e.generation.set(generation);
+        e.port.set(Arc::as_ptr(&port));
+        let old = e.lock.replace(Arc::into_raw(port.lock.clone()));
+        if !old.is_null() {
+            // SAFETY: a non-null entry lock is a reference made by
+            // `Arc::into_raw` above, released once, here; nothing uses the
+            // entry's old lock through it any more (a port locked through
+            // it is reached through its own reference now).
+            drop(unsafe { Arc::from_raw(old) });
+        }
     }
-    found
+    std::mem::forget(port.lock.lock());
+    Some(LockedPort {
+        port: Arc::as_ptr(&port),
+        _owned: Some(port),
+        hot,
+    })
 }
 
 /// Finds an open port by the handle a driver passed.
@@ -169,12 +292,17 @@ pub(super) fn forget(port: &Port) {
     registry().closed.write().remove(&(port.handle() as usize));
 }
 
-pub(super) fn unregister(port: &Port) {
+/// Takes `port` out of the registry; returns the registry's reference
+/// to it. Called only under the port's lock (see [`lock_by_pid`]).
+pub(super) fn unregister(port: &Port) -> Option<Arc<Port>> {
     registry().closed.write().insert(port.handle() as usize, ());
-    registry().handles.write().remove(&(port.handle() as usize));
+    let by_handle = registry().handles.write().remove(&(port.handle() as usize));
     let mut by_pid = registry().by_pid[shard(port.pid_term)].write();
-    by_pid.remove(&port.pid_term);
+    let removed = by_pid.remove(&port.pid_term);
     UNREGISTERED.fetch_add(1, Ordering::Release);
+    drop(by_pid);
+    drop(by_handle);
+    removed
 }
 
 /// Idle port processes for `driver_create_port` (DESIGN.md "Pseudo-ports":

@@ -60,7 +60,7 @@ fn fake_port(driver: &Arc<Driver>, n: usize) -> Arc<Port> {
 fn detached() -> Delivery {
     Delivery::Process {
         env: std::ptr::null_mut(),
-        caller: fake_pid(1),
+        caller: Some(fake_pid(1)),
     }
 }
 
@@ -212,6 +212,49 @@ fn api_calls_outside_any_callback_are_refused() {
     assert_eq!(api::failure::driver_failure(port.handle(), 1), -1);
     assert!(lookup_handle(port.handle()).is_some());
     let _ = port.run_with(detached(), |ctx| {
+        terminate(ctx, ctx.port(), ExitReason::Normal, None);
+        Ok(())
+    });
+}
+
+/// A port reached through the lookup cache (no reference held) and
+/// closed by its own run stays alive until the run has ended and its lock
+/// is released; the cache then no longer finds it.
+#[test]
+fn a_port_found_by_pid_outlives_its_own_close() {
+    let driver = fake_driver("found", |e| e.stop = Some(stop_counting));
+    let port = fake_port(&driver, 61);
+    let other = fake_port(&driver, 62);
+    let alive = Arc::downgrade(&port);
+    drop(port);
+    // The first lookup fills this thread's cache; the second hits it.
+    let found = super::registry::lock_by_pid(61).expect("registered");
+    assert!(!found.cached());
+    drop(found);
+    let found = super::registry::lock_by_pid(61).expect("registered");
+    assert!(found.cached());
+    let ran = Port::locked_found(found, detached(), super::closing::Gate::Open, |ctx| {
+        terminate(ctx, ctx.port(), ExitReason::Normal, None);
+        // Unregistered, and only the run keeps it now.
+        assert!(lookup_handle(ctx.port().handle()).is_none());
+        Ok(ctx.port().number)
+    });
+    assert_eq!(ran.value, Ok(61));
+    assert!(alive.upgrade().is_none(), "freed once the run ended");
+    assert!(super::registry::lock_by_pid(61).is_none());
+    // An entry made before another port left the registry is not used,
+    // and the port is found anyway.
+    drop(super::registry::lock_by_pid(62).expect("registered"));
+    let third = fake_port(&driver, 63);
+    let _ = third.run_with(detached(), |ctx| {
+        terminate(ctx, ctx.port(), ExitReason::Normal, None);
+        Ok(())
+    });
+    let found = super::registry::lock_by_pid(62).expect("registered");
+    assert!(!found.cached());
+    assert_eq!(found.port().number, 62);
+    drop(found);
+    let _ = other.run_with(detached(), |ctx| {
         terminate(ctx, ctx.port(), ExitReason::Normal, None);
         Ok(())
     });
