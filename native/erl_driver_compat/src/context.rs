@@ -67,6 +67,21 @@ fn process_caller(env: RawEnv, caller: Option<LocalPid>) -> LocalPid {
     })
 }
 
+/// Sends the message `build` makes in a process-independent env of its
+/// own, moved (not copied) into `to`'s mailbox. `caller_env` is the env of
+/// the running NIF call or callback, or NULL on a thread the VM does not
+/// manage.
+fn send_owned(caller_env: RawEnv, to: &LocalPid, build: impl for<'a> FnOnce(Env<'a>) -> Term<'a>) {
+    let owned = OwnedEnv::new();
+    owned.run(|env| {
+        let msg = build(env);
+        // SAFETY: the message is built in `owned` and handed over with it;
+        // caller_env is the current NIF/callback env or NULL on an
+        // unmanaged thread, as enif_send requires.
+        unsafe { ffi::send(caller_env, to.as_c_arg(), env.as_c_arg(), msg.as_c_arg()) };
+    });
+}
+
 /// State of one running callback. Exists only while the lock of `port` is
 /// held by this thread (it carries the [`Held`] proof).
 pub struct CallbackCtx<'p> {
@@ -293,39 +308,30 @@ impl<'p> CallbackCtx<'p> {
     }
 
     /// Sends the message `build` makes to `to`, preserving emission order.
+    /// `build` may be given any env (the caller's, or one of the
+    /// message's own): it must not capture terms of another env (see
+    /// [`emit_built`](Self::emit_built)).
     pub fn emit(&self, to: &LocalPid, build: impl for<'a> FnOnce(Env<'a>) -> Term<'a>) {
         match self.delivery {
             Delivery::Process { env, caller } => {
-                // SAFETY: env is the live env of the NIF call that created
-                // this context; the context does not outlive that call.
-                let env = unsafe { Env::new(&(), env) };
-                let msg = build(env);
-                let caller = process_caller(env.as_c_arg(), caller);
+                let caller = process_caller(env, caller);
                 if ffi::pid_word(caller.as_c_arg()) == ffi::pid_word(to.as_c_arg()) {
+                    // SAFETY: env is the live env of the NIF call that
+                    // created this context; the context does not outlive
+                    // that call.
+                    let env = unsafe { Env::new(&(), env) };
+                    let msg = build(env);
                     self.effects.borrow_mut().message(msg.as_c_arg());
                 } else {
-                    // SAFETY: env is process-bound and msg belongs to it;
-                    // a NULL msg_env makes enif_send copy the message.
-                    unsafe {
-                        ffi::send(
-                            env.as_c_arg(),
-                            to.as_c_arg(),
-                            ptr::null_mut(),
-                            msg.as_c_arg(),
-                        )
-                    };
+                    // Built in an env of its own and moved into the
+                    // receiver's mailbox: a copy from the caller's heap
+                    // would leave the caller a reference to each binary in
+                    // it until its next collection (natively the message
+                    // holds the only one; bin_refc_SUITE).
+                    send_owned(env, to, build);
                 }
             }
-            Delivery::Detached { caller_env } => {
-                let owned = OwnedEnv::new();
-                owned.run(|env| {
-                    let msg = build(env);
-                    // SAFETY: the message is built in `owned` and handed over
-                    // with it; caller_env is the current NIF/callback env or
-                    // NULL on an unmanaged thread, as enif_send requires.
-                    unsafe { ffi::send(caller_env, to.as_c_arg(), env.as_c_arg(), msg.as_c_arg()) };
-                });
-            }
+            Delivery::Detached { caller_env } => send_owned(caller_env, to, build),
         }
     }
 
@@ -350,6 +356,37 @@ impl<'p> CallbackCtx<'p> {
                 self.effects.borrow_mut().late_message(to, msg.as_c_arg());
             }
             _ => self.emit(&to, build),
+        }
+    }
+
+    /// Sends `msg`, a term already built in the caller's env of this
+    /// `Process` delivery, to `to` (held back while the port's `stop`
+    /// runs when `to` is the connected process of `st`, as
+    /// [`emit_to_connected`](Self::emit_to_connected) does). For a
+    /// receiver other than the caller the message is copied. A detached
+    /// delivery has no caller env: the message is dropped (callers build
+    /// in their own env there).
+    ///
+    /// # Safety
+    /// `msg` must have been made in the env of this context's `Process`
+    /// delivery.
+    pub unsafe fn emit_built(&self, st: &PortState, to: &LocalPid, msg: crate::ffi::RawTerm) {
+        let Delivery::Process { env, caller } = self.delivery else {
+            return;
+        };
+        let to_connected = ffi::pid_word(to.as_c_arg()) == ffi::pid_word(st.connected().as_c_arg());
+        if to_connected && st.status() == Status::Closing {
+            self.effects.borrow_mut().late_message(*to, msg);
+            return;
+        }
+        let caller = process_caller(env, caller);
+        if ffi::pid_word(caller.as_c_arg()) == ffi::pid_word(to.as_c_arg()) {
+            self.effects.borrow_mut().message(msg);
+        } else {
+            // SAFETY: env is the process-bound env of the running NIF call
+            // and msg belongs to it (caller's contract); a NULL msg_env
+            // makes enif_send copy the message.
+            unsafe { ffi::send(env, to.as_c_arg(), ptr::null_mut(), msg) };
         }
     }
 

@@ -20,7 +20,7 @@
 use std::os::raw::c_int;
 use std::ptr;
 
-use rustler::{Env, LocalPid, OwnedEnv, Term};
+use rustler::{Env, LocalPid, OwnedEnv};
 
 use super::{guard, with_port};
 use crate::abi::{DrvPort, TermData};
@@ -142,20 +142,10 @@ fn deliver_in(
     let Ok(term) = (unsafe { term_spec::build(env, &ops, ext) }) else {
         return -1;
     };
-    let raw = term.as_c_arg();
-    // In a Process delivery, emit builds in the caller's env, where `raw`
-    // was made.
-    if to == connected {
-        // While `stop` runs, after the port's exit signals, as natively.
-        // SAFETY: raw was built in env, the caller's env of this Process
-        // delivery (ctx.env() is Some), which is the env emit_to_connected
-        // passes to the closure.
-        ctx.emit_to_connected(st, |env| unsafe { Term::new(env, raw) });
-    } else {
-        // SAFETY: raw was built in env, the caller's env of this Process
-        // delivery, which is the env emit passes to the closure.
-        ctx.emit(&to, |env| unsafe { Term::new(env, raw) });
-    }
+    // SAFETY: term was built in env, the caller's env of this Process
+    // delivery (ctx.env() is Some). To the connected process it is held
+    // back while `stop` runs (after the port's exit signals, as natively).
+    unsafe { ctx.emit_built(st, &to, term.as_c_arg()) };
     1
 }
 
