@@ -152,7 +152,7 @@ valid_char(C, _Utf8) -> C > 0 andalso C < 16#110000 andalso (C < 16#D800 orelse 
 %% `erlang:open_port/2' accepts for a driver port (most options are
 %% ignored there, as natively) and raises badarg (with `[PortName, Opts]')
 %% for the rest.
--dialyzer({nowarn_function, open_options/2}).
+-dialyzer({nowarn_function, all_options/2}).
 -spec open_options(Opts :: term(), PortName :: term()) -> open_settings().
 open_options(Opts, PortName) ->
     case simple_options(Opts, false, false) of

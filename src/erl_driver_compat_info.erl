@@ -88,7 +88,10 @@ info_item(Port, registered_name, _) ->
 port_name(Command) ->
     binary_to_list(Command).
 
-links(Port) -> proc_info(Port, links, []).
+%% A port made by driver_create_port comes from the pool of idle port
+%% processes, linked to the pool's keeper until it has taken the port
+%% over (it unlinks right after): that link is ours, not the port's.
+links(Port) -> proc_info(Port, links, []) -- [erl_driver_compat_port:keeper()].
 
 proc_info(Pid, Item, Default) ->
     case erlang:process_info(Pid, Item) of

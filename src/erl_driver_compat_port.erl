@@ -34,6 +34,7 @@
 -module(erl_driver_compat_port).
 
 -export([spawn_for/1,
+         keeper/0,
          process_kind/1,
          go/2,
          abort/1,
@@ -148,6 +149,11 @@ created(Owner, ReplyTo) ->
 %%--------------------------------------------------------------------
 %% The pool of idle port processes
 %%--------------------------------------------------------------------
+
+%% @doc The pool's keeper process, `undefined' before the first port.
+-spec keeper() -> pid() | undefined.
+keeper() ->
+    whereis(?POOL).
 
 %% The keeper is started by the first port opened; starting it waits until
 %% the pool is filled (also when another process won the race to start it).
