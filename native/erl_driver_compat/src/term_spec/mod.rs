@@ -24,7 +24,22 @@ use rustler::{Encoder, Env, Term};
 
 use crate::abi::{driver_bytes, DrvBinary, TermData};
 use crate::binary::DriverBinary;
+use crate::ffi::{self, RawTerm};
 use crate::terms;
+
+mod inline;
+pub use inline::InlineVec;
+
+/// Ops kept inline by [`parse`] (more go to the heap): the usual message
+/// is a tuple of a few elements.
+pub const INLINE_OPS: usize = 16;
+
+/// The checked specification: [`Op`]s, the first [`INLINE_OPS`] on the
+/// stack.
+pub type Ops = InlineVec<Op, INLINE_OPS>;
+
+/// Terms kept inline on [`build`]'s stack (deeper specs use the heap).
+const INLINE_TERMS: usize = 16;
 
 /// `ERL_DRV_NIL`.
 pub const ERL_DRV_NIL: TermData = 1;
@@ -164,7 +179,7 @@ pub unsafe fn parse(
     data: *const TermData,
     len: c_int,
     words: &impl Words,
-) -> Result<Vec<Op>, SpecError> {
+) -> Result<Ops, SpecError> {
     if len <= 0 || data.is_null() {
         return Err(SpecError::NotOneTerm);
     }
@@ -181,8 +196,8 @@ pub unsafe fn parse(
 ///
 /// # Safety
 /// As for [`parse`], for the pointers the words carry.
-pub unsafe fn parse_words(spec: &[TermData], words: &impl Words) -> Result<Vec<Op>, SpecError> {
-    let mut ops = Vec::with_capacity(spec.len() / 2 + 1);
+pub unsafe fn parse_words(spec: &[TermData], words: &impl Words) -> Result<Ops, SpecError> {
+    let mut ops = Ops::new();
     let mut depth: usize = 0;
     let mut i = 0;
     while i < spec.len() {
@@ -326,7 +341,9 @@ pub unsafe fn decode_ext<'a>(env: Env<'a>, ops: &[Op]) -> Result<Vec<Term<'a>>, 
 }
 
 /// Builds the term `ops` describe in `env`; `ext` are the terms
-/// [`decode_ext`] made of the `ERL_DRV_EXT2TERM`s.
+/// [`decode_ext`] made of the `ERL_DRV_EXT2TERM`s. One pass over `ops`
+/// with a stack of terms (inline for the usual depth): a tuple is made
+/// from the top of the stack in place.
 ///
 /// # Safety
 /// As for [`decode_ext`]; `ops` passed [`parse`] with words that name
@@ -336,67 +353,100 @@ pub unsafe fn build<'a>(
     ops: &[Op],
     ext: Vec<Term<'a>>,
 ) -> Result<Term<'a>, SpecError> {
+    let raw_env = env.as_c_arg();
     let mut ext = ext.into_iter();
-    let mut stack: Vec<Term<'a>> = Vec::new();
-    // parse checked every count against the depth: pops cannot fail.
-    let pop = |stack: &mut Vec<Term<'a>>, n: usize| stack.split_off(stack.len() - n);
+    let mut stack: InlineVec<RawTerm, INLINE_TERMS> = InlineVec::new();
     for op in ops {
+        // parse checked every count against the depth: `base` cannot
+        // underflow.
         let term = match *op {
-            Op::Nil => terms::byte_list(env, &[], None),
-            // SAFETY: parse checked with `words` that these are atoms,
-            // local pids or port pids: immediates, valid in every env
-            // (caller's contract).
-            Op::Atom(w) | Op::Port(w) | Op::Pid(w) => unsafe { terms::raw(env, w) },
-            Op::Int(v) => (v as i64).encode(env),
-            Op::Uint(v) => (v as u64).encode(env),
-            Op::Int64(v) => v.encode(env),
-            Op::Uint64(v) => v.encode(env),
-            Op::Float(v) if v.is_finite() => v.encode(env),
+            // SAFETY: env is live for 'a.
+            Op::Nil => unsafe { ffi::empty_list(raw_env) },
+            // parse checked with `words` that these are atoms, local pids
+            // or port pids: immediates, valid in every env (caller's
+            // contract).
+            Op::Atom(w) | Op::Port(w) | Op::Pid(w) => ffi::from_raw(w),
+            Op::Int(v) => (v as i64).encode(env).as_c_arg(),
+            Op::Uint(v) => (v as u64).encode(env).as_c_arg(),
+            Op::Int64(v) => v.encode(env).as_c_arg(),
+            Op::Uint64(v) => v.encode(env).as_c_arg(),
+            Op::Float(v) if v.is_finite() => v.encode(env).as_c_arg(),
             Op::Float(_) => return Err(SpecError::NotFinite),
-            Op::Binary(bin, offset, len) if len > ONHEAP_BIN_LIMIT => bin.to_term(env, offset, len),
+            Op::Binary(bin, offset, len) if len > ONHEAP_BIN_LIMIT => {
+                bin.to_term(env, offset, len).as_c_arg()
+            }
             Op::Binary(bin, offset, len) => {
                 // SAFETY: the driver holds its reference to bin during this
                 // API call and does not write it while waiting; the slice
                 // ends with this arm. (parse checked offset/len.)
                 let data = unsafe { bin.bytes(offset, len) }.unwrap_or_default();
-                terms::binary_copy(env, data)
+                // SAFETY: env is live for 'a.
+                unsafe { ffi::binary_copy(raw_env, data) }
             }
-            // SAFETY: parse checked ptr is non-NULL or len 0; the driver's
-            // buffer holds len readable bytes, unchanged during this call.
-            Op::Buf2Binary(ptr, len) => terms::binary_copy(env, unsafe { driver_bytes(ptr, len) }),
-            // SAFETY: parse checked ptr is non-NULL; the driver's string
-            // holds len readable bytes, unchanged during this call.
-            Op::String(ptr, len) => terms::byte_list(env, unsafe { driver_bytes(ptr, len) }, None),
-            Op::StringCons(ptr, len) => {
-                let tail = pop(&mut stack, 1)[0];
+            Op::Buf2Binary(ptr, len) => {
+                // SAFETY: parse checked ptr is non-NULL or len 0; the
+                // driver's buffer holds len readable bytes, unchanged
+                // during this call.
+                let data = unsafe { driver_bytes(ptr, len) };
+                // SAFETY: env is live for 'a.
+                unsafe { ffi::binary_copy(raw_env, data) }
+            }
+            Op::String(ptr, len) => {
                 // SAFETY: parse checked ptr is non-NULL; the driver's
                 // string holds len readable bytes, unchanged during this
                 // call.
-                terms::byte_list(env, unsafe { driver_bytes(ptr, len) }, Some(tail))
+                let bytes = unsafe { driver_bytes(ptr, len) };
+                terms::byte_list(env, bytes, None).as_c_arg()
             }
-            Op::Tuple(n) => rustler::types::tuple::make_tuple(env, &pop(&mut stack, n)),
+            Op::StringCons(ptr, len) => {
+                let top = stack.len() - 1;
+                // SAFETY: the stack's terms were made in env (lifetime 'a).
+                let tail = unsafe { Term::new(env, stack[top]) };
+                stack.truncate(top);
+                // SAFETY: parse checked ptr is non-NULL; the driver's
+                // string holds len readable bytes, unchanged during this
+                // call.
+                let bytes = unsafe { driver_bytes(ptr, len) };
+                terms::byte_list(env, bytes, Some(tail)).as_c_arg()
+            }
+            Op::Tuple(n) => {
+                let base = stack.len() - n;
+                // SAFETY: env is live and the stack's terms belong to it.
+                let tuple = unsafe { ffi::tuple(raw_env, &stack[base..]) };
+                stack.truncate(base);
+                tuple
+            }
             Op::List(n) => {
-                let mut items = pop(&mut stack, n);
-                let mut list = items
-                    .pop()
-                    .unwrap_or_else(|| terms::byte_list(env, &[], None));
-                for head in items.into_iter().rev() {
-                    list = terms::list_cell(env, head, list);
+                // parse rejected n == 0: the last item is the tail.
+                let base = stack.len() - n;
+                let mut list = stack[base + n - 1];
+                for &head in stack[base..base + n - 1].iter().rev() {
+                    // SAFETY: env is live and both terms belong to it.
+                    list = unsafe { ffi::list_cell(raw_env, head, list) };
                 }
+                stack.truncate(base);
                 list
             }
-            Op::Ext(..) => ext.next().ok_or(SpecError::BadExternal)?,
+            Op::Ext(..) => ext.next().ok_or(SpecError::BadExternal)?.as_c_arg(),
             Op::Map(n) => {
-                let flat = pop(&mut stack, 2 * n);
-                let keys: Vec<Term<'a>> = flat.iter().step_by(2).copied().collect();
-                let values: Vec<Term<'a>> = flat.iter().skip(1).step_by(2).copied().collect();
-                Term::map_from_term_arrays(env, &keys, &values)
-                    .map_err(|_| SpecError::DuplicateKey)?
+                let base = stack.len() - 2 * n;
+                // SAFETY: the stack's terms were made in env (lifetime 'a).
+                let term = |raw: &RawTerm| unsafe { Term::new(env, *raw) };
+                let flat = &stack[base..];
+                let keys: Vec<Term<'a>> = flat.iter().step_by(2).map(term).collect();
+                let values: Vec<Term<'a>> = flat.iter().skip(1).step_by(2).map(term).collect();
+                let map = Term::map_from_term_arrays(env, &keys, &values)
+                    .map_err(|_| SpecError::DuplicateKey)?;
+                stack.truncate(base);
+                map.as_c_arg()
             }
         };
         stack.push(term);
     }
-    stack.pop().ok_or(SpecError::NotOneTerm)
+    let top = stack.pop().ok_or(SpecError::NotOneTerm)?;
+    // SAFETY: every term of the stack was made in env (or is an immediate),
+    // valid for 'a.
+    Ok(unsafe { Term::new(env, top) })
 }
 
 #[cfg(test)]
