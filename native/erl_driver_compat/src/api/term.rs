@@ -94,6 +94,19 @@ fn caller_env(ctx: &CallbackCtx) -> RawEnv {
     }
 }
 
+/// True when `to` is the process of the NIF call running `ctx` (whose env
+/// is `env`, a Process delivery).
+fn is_caller(ctx: &CallbackCtx, env: Env, to: &LocalPid) -> bool {
+    let caller = match ctx.delivery() {
+        Delivery::Process {
+            caller: Some(pid), ..
+        } => pid,
+        Delivery::Process { caller: None, .. } => env.pid(),
+        Delivery::Detached { .. } => return false,
+    };
+    ffi::pid_word(caller.as_c_arg()) == ffi::pid_word(to.as_c_arg())
+}
+
 /// Sends the term of `data`/`len` from a callback holding the lock of
 /// `port` (whose state is `st`), through the callback's delivery.
 fn deliver_in(
@@ -132,7 +145,10 @@ fn deliver_in(
             None => return 0,
         },
     };
-    if !env.is_process_alive(to) {
+    // The calling process is running this NIF call: alive (most terms go
+    // to it, and `enif_is_process_alive` looks the pid up in the process
+    // table).
+    if !is_caller(ctx, env, &to) && !env.is_process_alive(to) {
         return 0;
     }
     // SAFETY: ops were parsed just above from the driver's data, which it
