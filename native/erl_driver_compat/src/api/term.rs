@@ -28,7 +28,7 @@ use crate::context::{self, CallbackCtx, Delivery};
 use crate::ffi::{self, RawEnv};
 use crate::port::state::{PortState, Status};
 use crate::port::Port;
-use crate::term_spec::{self, Words};
+use crate::term_spec::{self, Ops, Words};
 use crate::terms::pid_term;
 
 /// Classifies the words of a specification with the VM's own tests.
@@ -129,10 +129,11 @@ fn deliver_in(
         env: env.as_c_arg(),
         port: Some(port.pid_term),
     };
+    let mut ops = Ops::new();
     // SAFETY: the driver passes len words and the pointers the manual asks.
-    let Ok(ops) = (unsafe { term_spec::parse(data, len, &words) }) else {
+    if unsafe { term_spec::parse(data, len, &words, &mut ops) }.is_err() {
         return -1;
-    };
+    }
     // SAFETY: the ops were just parsed from the driver's data.
     let Ok(ext) = (unsafe { term_spec::decode_ext(env, &ops) }) else {
         return -1;
@@ -181,11 +182,12 @@ fn send_own(
             env: env.as_c_arg(),
             port,
         };
+        let mut ops = Ops::new();
         // SAFETY: the driver passes len words and the pointers the manual
         // asks.
-        let Ok(ops) = (unsafe { term_spec::parse(data, len, &words) }) else {
+        if unsafe { term_spec::parse(data, len, &words, &mut ops) }.is_err() {
             return -1;
-        };
+        }
         // SAFETY: the ops were just parsed from the driver's data.
         let Ok(ext) = (unsafe { term_spec::decode_ext(env, &ops) }) else {
             return -1;

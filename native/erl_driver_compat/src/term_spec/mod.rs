@@ -166,7 +166,8 @@ pub trait Words {
     fn is_port(&self, word: TermData) -> bool;
 }
 
-/// Reads and checks the specification of `len` words at `data`.
+/// Reads and checks the specification of `len` words at `data` into
+/// `ops` (empty; filled in place: the caller's buffer is not moved).
 ///
 /// # Safety
 /// When `len > 0`, `data` points at `len` readable words. The pointers the
@@ -179,7 +180,8 @@ pub unsafe fn parse(
     data: *const TermData,
     len: c_int,
     words: &impl Words,
-) -> Result<Ops, SpecError> {
+    ops: &mut Ops,
+) -> Result<(), SpecError> {
     if len <= 0 || data.is_null() {
         return Err(SpecError::NotOneTerm);
     }
@@ -189,15 +191,18 @@ pub unsafe fn parse(
     let spec = unsafe { std::slice::from_raw_parts(data, len as usize) };
     // SAFETY: parse's caller guarantees the pointers the words carry are
     // valid as the manual requires, which is parse_words' contract.
-    unsafe { parse_words(spec, words) }
+    unsafe { parse_words(spec, words, ops) }
 }
 
 /// [`parse`] on a slice.
 ///
 /// # Safety
 /// As for [`parse`], for the pointers the words carry.
-pub unsafe fn parse_words(spec: &[TermData], words: &impl Words) -> Result<Ops, SpecError> {
-    let mut ops = Ops::new();
+pub unsafe fn parse_words(
+    spec: &[TermData],
+    words: &impl Words,
+    ops: &mut Ops,
+) -> Result<(), SpecError> {
     let mut depth: usize = 0;
     let mut i = 0;
     while i < spec.len() {
@@ -300,7 +305,7 @@ pub unsafe fn parse_words(spec: &[TermData], words: &impl Words) -> Result<Ops, 
     if depth != 1 {
         return Err(SpecError::NotOneTerm);
     }
-    Ok(ops)
+    Ok(())
 }
 
 /// The value at `ptr`, or `None` for NULL.

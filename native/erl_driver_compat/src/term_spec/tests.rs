@@ -22,9 +22,10 @@ impl Words for Fake {
 }
 
 fn check(spec: &[TermData]) -> Result<Vec<Op>, SpecError> {
+    let mut ops = Ops::new();
     // SAFETY: every test spec carries NULL or pointers to live locals
     // of the test (values, strings) that outlive this call.
-    unsafe { parse_words(spec, &Fake) }.map(|ops| ops.to_vec())
+    unsafe { parse_words(spec, &Fake, &mut ops) }.map(|()| ops.to_vec())
 }
 
 fn err(spec: &[TermData]) -> SpecError {
@@ -35,15 +36,16 @@ fn err(spec: &[TermData]) -> SpecError {
 fn empty_and_null_specs_are_not_one_term() {
     assert_eq!(err(&[]), SpecError::NotOneTerm);
     // SAFETY: NULL with any length is rejected before reading.
-    let null = unsafe { parse(std::ptr::null(), 3, &Fake) };
-    assert_eq!(null.err(), Some(SpecError::NotOneTerm));
+    let null = unsafe { parse(std::ptr::null(), 3, &Fake, &mut Ops::new()) };
+    assert_eq!(null, Err(SpecError::NotOneTerm));
     let one = [ERL_DRV_NIL];
     // SAFETY: a negative length is rejected before reading.
-    let negative = unsafe { parse(one.as_ptr(), -1, &Fake) };
-    assert_eq!(negative.err(), Some(SpecError::NotOneTerm));
+    let negative = unsafe { parse(one.as_ptr(), -1, &Fake, &mut Ops::new()) };
+    assert_eq!(negative, Err(SpecError::NotOneTerm));
+    let mut ops = Ops::new();
     // SAFETY: `one` is one readable word, live for the call.
-    let nil = unsafe { parse(one.as_ptr(), 1, &Fake) };
-    assert_eq!(nil.map(|ops| ops.to_vec()), Ok(vec![Op::Nil]));
+    let nil = unsafe { parse(one.as_ptr(), 1, &Fake, &mut ops) };
+    assert_eq!(nil.map(|()| ops.to_vec()), Ok(vec![Op::Nil]));
 }
 
 #[test]
