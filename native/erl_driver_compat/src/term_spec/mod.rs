@@ -27,18 +27,10 @@ use crate::binary::DriverBinary;
 use crate::ffi::{self, RawTerm};
 use crate::terms;
 
-mod inline;
-pub use inline::InlineVec;
+mod ops;
+pub use ops::{Ops, INLINE_OPS};
 
-/// Ops kept inline by [`parse`] (more go to the heap): the usual message
-/// is a tuple of a few elements.
-pub const INLINE_OPS: usize = 16;
-
-/// The checked specification: [`Op`]s, the first [`INLINE_OPS`] on the
-/// stack.
-pub type Ops = InlineVec<Op, INLINE_OPS>;
-
-/// Terms kept inline on [`build`]'s stack (deeper specs use the heap).
+/// Terms kept on [`build`]'s own stack (deeper specs use the heap).
 const INLINE_TERMS: usize = 16;
 
 /// `ERL_DRV_NIL`.
@@ -203,7 +195,9 @@ pub unsafe fn parse_words(
     words: &impl Words,
     ops: &mut Ops,
 ) -> Result<(), SpecError> {
-    let mut depth: usize = 0;
+    let room = ops.room(spec.len());
+    let mut count = 0;
+    let (mut depth, mut peak, mut exts) = (0usize, 0usize, 0usize);
     let mut i = 0;
     while i < spec.len() {
         let at = i;
@@ -300,11 +294,21 @@ pub unsafe fn parse_words(
             _ => return Err(SpecError::UnknownTag { at }),
         };
         depth = depth.checked_sub(take).ok_or(SpecError::Underflow { at })? + 1;
-        ops.push(op);
+        peak = peak.max(depth);
+        exts += usize::from(matches!(op, Op::Ext(..)));
+        // Each op takes at least one word: room (one slot per word) has
+        // a free slot.
+        room[count].write(op);
+        count += 1;
     }
+    // SAFETY: room[..count] were written just above, and ops was not
+    // touched since room() lent its slots.
+    unsafe { ops.set_len(count) };
     if depth != 1 {
         return Err(SpecError::NotOneTerm);
     }
+    ops.depth = peak;
+    ops.exts = exts;
     Ok(())
 }
 
@@ -324,9 +328,12 @@ unsafe fn read<T: Copy>(ptr: *const T) -> Option<T> {
 /// # Safety
 /// `ops` come from [`parse`] in this call into the API (the data they
 /// point at is still the driver's).
-pub unsafe fn decode_ext<'a>(env: Env<'a>, ops: &[Op]) -> Result<Vec<Term<'a>>, SpecError> {
+pub unsafe fn decode_ext<'a>(env: Env<'a>, ops: &Ops) -> Result<Vec<Term<'a>>, SpecError> {
     let mut terms = Vec::new();
-    for op in ops {
+    if ops.exts == 0 {
+        return Ok(terms);
+    }
+    for op in ops.iter() {
         if let Op::Ext(ptr, len) = *op {
             // SAFETY: parse checked ptr is non-NULL; the driver's
             // ERL_DRV_EXT2TERM buffer holds len readable bytes, unchanged
@@ -355,14 +362,40 @@ pub unsafe fn decode_ext<'a>(env: Env<'a>, ops: &[Op]) -> Result<Vec<Term<'a>>, 
 /// terms valid in every env (atoms, local pids).
 pub unsafe fn build<'a>(
     env: Env<'a>,
-    ops: &[Op],
+    ops: &Ops,
     ext: Vec<Term<'a>>,
 ) -> Result<Term<'a>, SpecError> {
+    let mut inline = [RawTerm::default(); INLINE_TERMS];
+    let mut heap = Vec::new();
+    let stack: &mut [RawTerm] = if ops.depth <= INLINE_TERMS {
+        &mut inline
+    } else {
+        heap.resize(ops.depth, RawTerm::default());
+        &mut heap
+    };
+    // SAFETY: as for this function.
+    let top = unsafe { build_on(env, ops, ext, stack) }?;
+    // SAFETY: the top term was made in env (or is an immediate), valid for
+    // 'a.
+    Ok(unsafe { Term::new(env, top) })
+}
+
+/// [`build`] with `stack` (at least `ops.depth` terms) as its stack.
+///
+/// # Safety
+/// As for [`build`].
+unsafe fn build_on<'a>(
+    env: Env<'a>,
+    ops: &Ops,
+    ext: Vec<Term<'a>>,
+    stack: &mut [RawTerm],
+) -> Result<RawTerm, SpecError> {
     let raw_env = env.as_c_arg();
     let mut ext = ext.into_iter();
-    let mut stack: InlineVec<RawTerm, INLINE_TERMS> = InlineVec::new();
-    for op in ops {
-        // parse checked every count against the depth: `base` cannot
+    // Terms on the stack: stack[..sp].
+    let mut sp = 0;
+    for op in ops.iter() {
+        // parse checked every count against the depth: `sp` cannot
         // underflow.
         let term = match *op {
             // SAFETY: env is live for 'a.
@@ -404,10 +437,9 @@ pub unsafe fn build<'a>(
                 terms::byte_list(env, bytes, None).as_c_arg()
             }
             Op::StringCons(ptr, len) => {
-                let top = stack.len() - 1;
+                sp -= 1;
                 // SAFETY: the stack's terms were made in env (lifetime 'a).
-                let tail = unsafe { Term::new(env, stack[top]) };
-                stack.truncate(top);
+                let tail = unsafe { Term::new(env, stack[sp]) };
                 // SAFETY: parse checked ptr is non-NULL; the driver's
                 // string holds len readable bytes, unchanged during this
                 // call.
@@ -415,43 +447,42 @@ pub unsafe fn build<'a>(
                 terms::byte_list(env, bytes, Some(tail)).as_c_arg()
             }
             Op::Tuple(n) => {
-                let base = stack.len() - n;
+                sp -= n;
                 // SAFETY: env is live and the stack's terms belong to it.
-                let tuple = unsafe { ffi::tuple(raw_env, &stack[base..]) };
-                stack.truncate(base);
-                tuple
+                unsafe { ffi::tuple(raw_env, &stack[sp..sp + n]) }
             }
             Op::List(n) => {
                 // parse rejected n == 0: the last item is the tail.
-                let base = stack.len() - n;
+                sp -= n;
+                let base = sp;
                 let mut list = stack[base + n - 1];
                 for &head in stack[base..base + n - 1].iter().rev() {
                     // SAFETY: env is live and both terms belong to it.
                     list = unsafe { ffi::list_cell(raw_env, head, list) };
                 }
-                stack.truncate(base);
                 list
             }
             Op::Ext(..) => ext.next().ok_or(SpecError::BadExternal)?.as_c_arg(),
             Op::Map(n) => {
-                let base = stack.len() - 2 * n;
+                sp -= 2 * n;
+                let base = sp;
                 // SAFETY: the stack's terms were made in env (lifetime 'a).
                 let term = |raw: &RawTerm| unsafe { Term::new(env, *raw) };
-                let flat = &stack[base..];
+                let flat = &stack[base..base + 2 * n];
                 let keys: Vec<Term<'a>> = flat.iter().step_by(2).map(term).collect();
                 let values: Vec<Term<'a>> = flat.iter().skip(1).step_by(2).map(term).collect();
                 let map = Term::map_from_term_arrays(env, &keys, &values)
                     .map_err(|_| SpecError::DuplicateKey)?;
-                stack.truncate(base);
                 map.as_c_arg()
             }
         };
-        stack.push(term);
+        // parse checked the depth never exceeds ops.depth (stack's
+        // length at least).
+        stack[sp] = term;
+        sp += 1;
     }
-    let top = stack.pop().ok_or(SpecError::NotOneTerm)?;
-    // SAFETY: every term of the stack was made in env (or is an immediate),
-    // valid for 'a.
-    Ok(unsafe { Term::new(env, top) })
+    // parse checked exactly one term is left.
+    Ok(stack[0])
 }
 
 #[cfg(test)]

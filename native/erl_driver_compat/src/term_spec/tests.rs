@@ -225,3 +225,53 @@ fn deep_nesting_is_iterative() {
     }
     assert_eq!(check(&spec).map(|ops| ops.len()), Ok(200_001));
 }
+
+/// The peak depth `build` sizes its stack by, and the count of
+/// `ERL_DRV_EXT2TERM`s `decode_ext` looks for, inline and on the heap.
+#[test]
+fn parse_records_the_peak_depth_and_the_external_terms() {
+    let parsed = |spec: &[TermData]| {
+        let mut ops = Ops::new();
+        // SAFETY: the specs carry pointers to live locals of this test.
+        unsafe { parse_words(spec, &Fake, &mut ops) }.expect("valid");
+        (ops.len(), ops.depth, ops.exts)
+    };
+    // {term, Port, 42}: three terms on the stack, then one.
+    let bench = [
+        ERL_DRV_ATOM,
+        ATOM,
+        ERL_DRV_PORT,
+        PORT,
+        ERL_DRV_INT,
+        42,
+        ERL_DRV_TUPLE,
+        3,
+    ];
+    assert_eq!(parsed(&bench), (4, 3, 0));
+    let e = [131u8, 106];
+    let ext = [
+        ERL_DRV_EXT2TERM,
+        e.as_ptr() as usize,
+        2,
+        ERL_DRV_NIL,
+        ERL_DRV_EXT2TERM,
+        e.as_ptr() as usize,
+        2,
+        ERL_DRV_TUPLE,
+        3,
+    ];
+    assert_eq!(parsed(&ext), (4, 3, 2));
+    // Longer than INLINE_OPS words: the ops go to the heap, same result.
+    let mut long = vec![ERL_DRV_NIL; 40];
+    long.extend_from_slice(&[ERL_DRV_TUPLE, 40]);
+    assert!(long.len() > INLINE_OPS);
+    assert_eq!(parsed(&long), (41, 40, 0));
+    // A rejected spec after an accepted one leaves no op behind.
+    let mut ops = Ops::new();
+    // SAFETY: no pointers.
+    unsafe { parse_words(&long, &Fake, &mut ops) }.expect("valid");
+    // SAFETY: no pointers.
+    let bad = unsafe { parse_words(&[ERL_DRV_NIL, ERL_DRV_NIL], &Fake, &mut ops) };
+    assert_eq!(bad, Err(SpecError::NotOneTerm));
+    assert_eq!((ops.len(), ops.exts), (2, 0));
+}
