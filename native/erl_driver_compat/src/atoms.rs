@@ -203,6 +203,27 @@ mod tests {
         assert_eq!(cache.get(b"", make), word(b""));
     }
 
+    /// Threads racing to fill the same slots all get the right atoms (the
+    /// losers' entries are dropped, the winners' read whole).
+    #[test]
+    fn racing_threads_get_the_right_atoms() {
+        let cache = AtomCache::new();
+        let names: Vec<Vec<u8>> = (0..64).map(|i| format!("r{i}").into_bytes()).collect();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (cache, names) = (&cache, &names);
+                s.spawn(move || {
+                    for round in 0..3 {
+                        for i in 0..names.len() {
+                            let name = &names[(i + t * 7 + round) % names.len()];
+                            assert_eq!(cache.get(name, word), word(name));
+                        }
+                    }
+                });
+            }
+        });
+    }
+
     #[test]
     fn failures_long_names_and_collisions_are_not_cached() {
         let cache = AtomCache::new();
