@@ -72,7 +72,8 @@ pub(crate) extern "C" fn driver_mk_atom(string: *mut c_char) -> TermData {
             return 0;
         }
         // SAFETY: the driver passes a NUL-terminated string.
-        make_atom(unsafe { CStr::from_ptr(string) }.to_bytes())
+        let name = unsafe { CStr::from_ptr(string) }.to_bytes();
+        crate::atoms::DRIVER_ATOMS.get(name, make_atom)
     })
 }
 

@@ -28,7 +28,7 @@ use crate::context::{self, CallbackCtx, Delivery};
 use crate::ffi::{self, RawEnv};
 use crate::port::state::{PortState, Status};
 use crate::port::Port;
-use crate::term_spec::{self, Words};
+use crate::term_spec::{self, Ops, Words};
 use crate::terms::pid_term;
 
 /// Classifies the words of a specification with the VM's own tests.
@@ -94,6 +94,19 @@ fn caller_env(ctx: &CallbackCtx) -> RawEnv {
     }
 }
 
+/// True when `to` is the process of the NIF call running `ctx` (whose env
+/// is `env`, a Process delivery).
+fn is_caller(ctx: &CallbackCtx, env: Env, to: &LocalPid) -> bool {
+    let caller = match ctx.delivery() {
+        Delivery::Process {
+            caller: Some(pid), ..
+        } => pid,
+        Delivery::Process { caller: None, .. } => env.pid(),
+        Delivery::Detached { .. } => return false,
+    };
+    ffi::pid_word(caller.as_c_arg()) == ffi::pid_word(to.as_c_arg())
+}
+
 /// Sends the term of `data`/`len` from a callback holding the lock of
 /// `port` (whose state is `st`), through the callback's delivery.
 fn deliver_in(
@@ -116,10 +129,11 @@ fn deliver_in(
         env: env.as_c_arg(),
         port: Some(port.pid_term),
     };
+    let mut ops = Ops::new();
     // SAFETY: the driver passes len words and the pointers the manual asks.
-    let Ok(ops) = (unsafe { term_spec::parse(data, len, &words) }) else {
+    if unsafe { term_spec::parse(data, len, &words, &mut ops) }.is_err() {
         return -1;
-    };
+    }
     // SAFETY: the ops were just parsed from the driver's data.
     let Ok(ext) = (unsafe { term_spec::decode_ext(env, &ops) }) else {
         return -1;
@@ -132,7 +146,10 @@ fn deliver_in(
             None => return 0,
         },
     };
-    if !env.is_process_alive(to) {
+    // The calling process is running this NIF call: alive (most terms go
+    // to it, and `enif_is_process_alive` looks the pid up in the process
+    // table).
+    if !is_caller(ctx, env, &to) && !env.is_process_alive(to) {
         return 0;
     }
     // SAFETY: ops were parsed just above from the driver's data, which it
@@ -165,11 +182,12 @@ fn send_own(
             env: env.as_c_arg(),
             port,
         };
+        let mut ops = Ops::new();
         // SAFETY: the driver passes len words and the pointers the manual
         // asks.
-        let Ok(ops) = (unsafe { term_spec::parse(data, len, &words) }) else {
+        if unsafe { term_spec::parse(data, len, &words, &mut ops) }.is_err() {
             return -1;
-        };
+        }
         // SAFETY: the ops were just parsed from the driver's data.
         let Ok(ext) = (unsafe { term_spec::decode_ext(env, &ops) }) else {
             return -1;

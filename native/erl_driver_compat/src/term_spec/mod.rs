@@ -24,7 +24,14 @@ use rustler::{Encoder, Env, Term};
 
 use crate::abi::{driver_bytes, DrvBinary, TermData};
 use crate::binary::DriverBinary;
+use crate::ffi::{self, RawTerm};
 use crate::terms;
+
+mod ops;
+pub use ops::{Ops, INLINE_OPS};
+
+/// Terms kept on [`build`]'s own stack (deeper specs use the heap).
+const INLINE_TERMS: usize = 16;
 
 /// `ERL_DRV_NIL`.
 pub const ERL_DRV_NIL: TermData = 1;
@@ -151,7 +158,8 @@ pub trait Words {
     fn is_port(&self, word: TermData) -> bool;
 }
 
-/// Reads and checks the specification of `len` words at `data`.
+/// Reads and checks the specification of `len` words at `data` into
+/// `ops` (empty; filled in place: the caller's buffer is not moved).
 ///
 /// # Safety
 /// When `len > 0`, `data` points at `len` readable words. The pointers the
@@ -164,7 +172,8 @@ pub unsafe fn parse(
     data: *const TermData,
     len: c_int,
     words: &impl Words,
-) -> Result<Vec<Op>, SpecError> {
+    ops: &mut Ops,
+) -> Result<(), SpecError> {
     if len <= 0 || data.is_null() {
         return Err(SpecError::NotOneTerm);
     }
@@ -174,16 +183,21 @@ pub unsafe fn parse(
     let spec = unsafe { std::slice::from_raw_parts(data, len as usize) };
     // SAFETY: parse's caller guarantees the pointers the words carry are
     // valid as the manual requires, which is parse_words' contract.
-    unsafe { parse_words(spec, words) }
+    unsafe { parse_words(spec, words, ops) }
 }
 
 /// [`parse`] on a slice.
 ///
 /// # Safety
 /// As for [`parse`], for the pointers the words carry.
-pub unsafe fn parse_words(spec: &[TermData], words: &impl Words) -> Result<Vec<Op>, SpecError> {
-    let mut ops = Vec::with_capacity(spec.len() / 2 + 1);
-    let mut depth: usize = 0;
+pub unsafe fn parse_words(
+    spec: &[TermData],
+    words: &impl Words,
+    ops: &mut Ops,
+) -> Result<(), SpecError> {
+    let room = ops.room(spec.len());
+    let mut count = 0;
+    let (mut depth, mut peak, mut exts) = (0usize, 0usize, 0usize);
     let mut i = 0;
     while i < spec.len() {
         let at = i;
@@ -280,12 +294,22 @@ pub unsafe fn parse_words(spec: &[TermData], words: &impl Words) -> Result<Vec<O
             _ => return Err(SpecError::UnknownTag { at }),
         };
         depth = depth.checked_sub(take).ok_or(SpecError::Underflow { at })? + 1;
-        ops.push(op);
+        peak = peak.max(depth);
+        exts += usize::from(matches!(op, Op::Ext(..)));
+        // Each op takes at least one word: room (one slot per word) has
+        // a free slot.
+        room[count].write(op);
+        count += 1;
     }
+    // SAFETY: room[..count] were written just above, and ops was not
+    // touched since room() lent its slots.
+    unsafe { ops.set_len(count) };
     if depth != 1 {
         return Err(SpecError::NotOneTerm);
     }
-    Ok(ops)
+    ops.depth = peak;
+    ops.exts = exts;
+    Ok(())
 }
 
 /// The value at `ptr`, or `None` for NULL.
@@ -304,9 +328,12 @@ unsafe fn read<T: Copy>(ptr: *const T) -> Option<T> {
 /// # Safety
 /// `ops` come from [`parse`] in this call into the API (the data they
 /// point at is still the driver's).
-pub unsafe fn decode_ext<'a>(env: Env<'a>, ops: &[Op]) -> Result<Vec<Term<'a>>, SpecError> {
+pub unsafe fn decode_ext<'a>(env: Env<'a>, ops: &Ops) -> Result<Vec<Term<'a>>, SpecError> {
     let mut terms = Vec::new();
-    for op in ops {
+    if ops.exts == 0 {
+        return Ok(terms);
+    }
+    for op in ops.iter() {
         if let Op::Ext(ptr, len) = *op {
             // SAFETY: parse checked ptr is non-NULL; the driver's
             // ERL_DRV_EXT2TERM buffer holds len readable bytes, unchanged
@@ -326,77 +353,136 @@ pub unsafe fn decode_ext<'a>(env: Env<'a>, ops: &[Op]) -> Result<Vec<Term<'a>>, 
 }
 
 /// Builds the term `ops` describe in `env`; `ext` are the terms
-/// [`decode_ext`] made of the `ERL_DRV_EXT2TERM`s.
+/// [`decode_ext`] made of the `ERL_DRV_EXT2TERM`s. One pass over `ops`
+/// with a stack of terms (inline for the usual depth): a tuple is made
+/// from the top of the stack in place.
 ///
 /// # Safety
 /// As for [`decode_ext`]; `ops` passed [`parse`] with words that name
 /// terms valid in every env (atoms, local pids).
 pub unsafe fn build<'a>(
     env: Env<'a>,
-    ops: &[Op],
+    ops: &Ops,
     ext: Vec<Term<'a>>,
 ) -> Result<Term<'a>, SpecError> {
+    let mut inline = [RawTerm::default(); INLINE_TERMS];
+    let mut heap = Vec::new();
+    let stack: &mut [RawTerm] = if ops.depth <= INLINE_TERMS {
+        &mut inline
+    } else {
+        heap.resize(ops.depth, RawTerm::default());
+        &mut heap
+    };
+    // SAFETY: as for this function.
+    let top = unsafe { build_on(env, ops, ext, stack) }?;
+    // SAFETY: the top term was made in env (or is an immediate), valid for
+    // 'a.
+    Ok(unsafe { Term::new(env, top) })
+}
+
+/// [`build`] with `stack` (at least `ops.depth` terms) as its stack.
+///
+/// # Safety
+/// As for [`build`].
+unsafe fn build_on<'a>(
+    env: Env<'a>,
+    ops: &Ops,
+    ext: Vec<Term<'a>>,
+    stack: &mut [RawTerm],
+) -> Result<RawTerm, SpecError> {
+    let raw_env = env.as_c_arg();
     let mut ext = ext.into_iter();
-    let mut stack: Vec<Term<'a>> = Vec::new();
-    // parse checked every count against the depth: pops cannot fail.
-    let pop = |stack: &mut Vec<Term<'a>>, n: usize| stack.split_off(stack.len() - n);
-    for op in ops {
+    // Terms on the stack: stack[..sp].
+    let mut sp = 0;
+    for op in ops.iter() {
+        // parse checked every count against the depth: `sp` cannot
+        // underflow.
         let term = match *op {
-            Op::Nil => terms::byte_list(env, &[], None),
-            // SAFETY: parse checked with `words` that these are atoms,
-            // local pids or port pids: immediates, valid in every env
-            // (caller's contract).
-            Op::Atom(w) | Op::Port(w) | Op::Pid(w) => unsafe { terms::raw(env, w) },
-            Op::Int(v) => (v as i64).encode(env),
-            Op::Uint(v) => (v as u64).encode(env),
-            Op::Int64(v) => v.encode(env),
-            Op::Uint64(v) => v.encode(env),
-            Op::Float(v) if v.is_finite() => v.encode(env),
+            // SAFETY: env is live for 'a.
+            Op::Nil => unsafe { ffi::empty_list(raw_env) },
+            // parse checked with `words` that these are atoms, local pids
+            // or port pids: immediates, valid in every env (caller's
+            // contract).
+            Op::Atom(w) | Op::Port(w) | Op::Pid(w) => ffi::from_raw(w),
+            Op::Int(v) => (v as i64).encode(env).as_c_arg(),
+            Op::Uint(v) => (v as u64).encode(env).as_c_arg(),
+            Op::Int64(v) => v.encode(env).as_c_arg(),
+            Op::Uint64(v) => v.encode(env).as_c_arg(),
+            Op::Float(v) if v.is_finite() => v.encode(env).as_c_arg(),
             Op::Float(_) => return Err(SpecError::NotFinite),
-            Op::Binary(bin, offset, len) if len > ONHEAP_BIN_LIMIT => bin.to_term(env, offset, len),
+            Op::Binary(bin, offset, len) if len > ONHEAP_BIN_LIMIT => {
+                bin.to_term(env, offset, len).as_c_arg()
+            }
             Op::Binary(bin, offset, len) => {
                 // SAFETY: the driver holds its reference to bin during this
                 // API call and does not write it while waiting; the slice
                 // ends with this arm. (parse checked offset/len.)
                 let data = unsafe { bin.bytes(offset, len) }.unwrap_or_default();
-                terms::binary_copy(env, data)
+                // SAFETY: env is live for 'a.
+                unsafe { ffi::binary_copy(raw_env, data) }
             }
-            // SAFETY: parse checked ptr is non-NULL or len 0; the driver's
-            // buffer holds len readable bytes, unchanged during this call.
-            Op::Buf2Binary(ptr, len) => terms::binary_copy(env, unsafe { driver_bytes(ptr, len) }),
-            // SAFETY: parse checked ptr is non-NULL; the driver's string
-            // holds len readable bytes, unchanged during this call.
-            Op::String(ptr, len) => terms::byte_list(env, unsafe { driver_bytes(ptr, len) }, None),
-            Op::StringCons(ptr, len) => {
-                let tail = pop(&mut stack, 1)[0];
+            Op::Buf2Binary(ptr, len) => {
+                // SAFETY: parse checked ptr is non-NULL or len 0; the
+                // driver's buffer holds len readable bytes, unchanged
+                // during this call.
+                let data = unsafe { driver_bytes(ptr, len) };
+                // SAFETY: env is live for 'a.
+                unsafe { ffi::binary_copy(raw_env, data) }
+            }
+            Op::String(ptr, len) => {
                 // SAFETY: parse checked ptr is non-NULL; the driver's
                 // string holds len readable bytes, unchanged during this
                 // call.
-                terms::byte_list(env, unsafe { driver_bytes(ptr, len) }, Some(tail))
+                let bytes = unsafe { driver_bytes(ptr, len) };
+                terms::byte_list(env, bytes, None).as_c_arg()
             }
-            Op::Tuple(n) => rustler::types::tuple::make_tuple(env, &pop(&mut stack, n)),
+            Op::StringCons(ptr, len) => {
+                sp -= 1;
+                // SAFETY: the stack's terms were made in env (lifetime 'a).
+                let tail = unsafe { Term::new(env, stack[sp]) };
+                // SAFETY: parse checked ptr is non-NULL; the driver's
+                // string holds len readable bytes, unchanged during this
+                // call.
+                let bytes = unsafe { driver_bytes(ptr, len) };
+                terms::byte_list(env, bytes, Some(tail)).as_c_arg()
+            }
+            Op::Tuple(n) => {
+                sp -= n;
+                // SAFETY: env is live and the stack's terms belong to it.
+                unsafe { ffi::tuple(raw_env, &stack[sp..sp + n]) }
+            }
             Op::List(n) => {
-                let mut items = pop(&mut stack, n);
-                let mut list = items
-                    .pop()
-                    .unwrap_or_else(|| terms::byte_list(env, &[], None));
-                for head in items.into_iter().rev() {
-                    list = terms::list_cell(env, head, list);
+                // parse rejected n == 0: the last item is the tail.
+                sp -= n;
+                let base = sp;
+                let mut list = stack[base + n - 1];
+                for &head in stack[base..base + n - 1].iter().rev() {
+                    // SAFETY: env is live and both terms belong to it.
+                    list = unsafe { ffi::list_cell(raw_env, head, list) };
                 }
                 list
             }
-            Op::Ext(..) => ext.next().ok_or(SpecError::BadExternal)?,
+            Op::Ext(..) => ext.next().ok_or(SpecError::BadExternal)?.as_c_arg(),
             Op::Map(n) => {
-                let flat = pop(&mut stack, 2 * n);
-                let keys: Vec<Term<'a>> = flat.iter().step_by(2).copied().collect();
-                let values: Vec<Term<'a>> = flat.iter().skip(1).step_by(2).copied().collect();
-                Term::map_from_term_arrays(env, &keys, &values)
-                    .map_err(|_| SpecError::DuplicateKey)?
+                sp -= 2 * n;
+                let base = sp;
+                // SAFETY: the stack's terms were made in env (lifetime 'a).
+                let term = |raw: &RawTerm| unsafe { Term::new(env, *raw) };
+                let flat = &stack[base..base + 2 * n];
+                let keys: Vec<Term<'a>> = flat.iter().step_by(2).map(term).collect();
+                let values: Vec<Term<'a>> = flat.iter().skip(1).step_by(2).map(term).collect();
+                let map = Term::map_from_term_arrays(env, &keys, &values)
+                    .map_err(|_| SpecError::DuplicateKey)?;
+                map.as_c_arg()
             }
         };
-        stack.push(term);
+        // parse checked the depth never exceeds ops.depth (stack's
+        // length at least).
+        stack[sp] = term;
+        sp += 1;
     }
-    stack.pop().ok_or(SpecError::NotOneTerm)
+    // parse checked exactly one term is left.
+    Ok(stack[0])
 }
 
 #[cfg(test)]

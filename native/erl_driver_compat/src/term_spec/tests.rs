@@ -22,9 +22,10 @@ impl Words for Fake {
 }
 
 fn check(spec: &[TermData]) -> Result<Vec<Op>, SpecError> {
+    let mut ops = Ops::new();
     // SAFETY: every test spec carries NULL or pointers to live locals
     // of the test (values, strings) that outlive this call.
-    unsafe { parse_words(spec, &Fake) }
+    unsafe { parse_words(spec, &Fake, &mut ops) }.map(|()| ops.to_vec())
 }
 
 fn err(spec: &[TermData]) -> SpecError {
@@ -35,15 +36,16 @@ fn err(spec: &[TermData]) -> SpecError {
 fn empty_and_null_specs_are_not_one_term() {
     assert_eq!(err(&[]), SpecError::NotOneTerm);
     // SAFETY: NULL with any length is rejected before reading.
-    let null = unsafe { parse(std::ptr::null(), 3, &Fake) };
+    let null = unsafe { parse(std::ptr::null(), 3, &Fake, &mut Ops::new()) };
     assert_eq!(null, Err(SpecError::NotOneTerm));
     let one = [ERL_DRV_NIL];
     // SAFETY: a negative length is rejected before reading.
-    let negative = unsafe { parse(one.as_ptr(), -1, &Fake) };
+    let negative = unsafe { parse(one.as_ptr(), -1, &Fake, &mut Ops::new()) };
     assert_eq!(negative, Err(SpecError::NotOneTerm));
+    let mut ops = Ops::new();
     // SAFETY: `one` is one readable word, live for the call.
-    let nil = unsafe { parse(one.as_ptr(), 1, &Fake) };
-    assert_eq!(nil, Ok(vec![Op::Nil]));
+    let nil = unsafe { parse(one.as_ptr(), 1, &Fake, &mut ops) };
+    assert_eq!(nil.map(|()| ops.to_vec()), Ok(vec![Op::Nil]));
 }
 
 #[test]
@@ -222,4 +224,54 @@ fn deep_nesting_is_iterative() {
         spec.extend_from_slice(&[ERL_DRV_TUPLE, 1]);
     }
     assert_eq!(check(&spec).map(|ops| ops.len()), Ok(200_001));
+}
+
+/// The peak depth `build` sizes its stack by, and the count of
+/// `ERL_DRV_EXT2TERM`s `decode_ext` looks for, inline and on the heap.
+#[test]
+fn parse_records_the_peak_depth_and_the_external_terms() {
+    let parsed = |spec: &[TermData]| {
+        let mut ops = Ops::new();
+        // SAFETY: the specs carry pointers to live locals of this test.
+        unsafe { parse_words(spec, &Fake, &mut ops) }.expect("valid");
+        (ops.len(), ops.depth, ops.exts)
+    };
+    // {term, Port, 42}: three terms on the stack, then one.
+    let bench = [
+        ERL_DRV_ATOM,
+        ATOM,
+        ERL_DRV_PORT,
+        PORT,
+        ERL_DRV_INT,
+        42,
+        ERL_DRV_TUPLE,
+        3,
+    ];
+    assert_eq!(parsed(&bench), (4, 3, 0));
+    let e = [131u8, 106];
+    let ext = [
+        ERL_DRV_EXT2TERM,
+        e.as_ptr() as usize,
+        2,
+        ERL_DRV_NIL,
+        ERL_DRV_EXT2TERM,
+        e.as_ptr() as usize,
+        2,
+        ERL_DRV_TUPLE,
+        3,
+    ];
+    assert_eq!(parsed(&ext), (4, 3, 2));
+    // Longer than INLINE_OPS words: the ops go to the heap, same result.
+    let mut long = vec![ERL_DRV_NIL; 40];
+    long.extend_from_slice(&[ERL_DRV_TUPLE, 40]);
+    assert!(long.len() > INLINE_OPS);
+    assert_eq!(parsed(&long), (41, 40, 0));
+    // A rejected spec after an accepted one leaves no op behind.
+    let mut ops = Ops::new();
+    // SAFETY: no pointers.
+    unsafe { parse_words(&long, &Fake, &mut ops) }.expect("valid");
+    // SAFETY: no pointers.
+    let bad = unsafe { parse_words(&[ERL_DRV_NIL, ERL_DRV_NIL], &Fake, &mut ops) };
+    assert_eq!(bad, Err(SpecError::NotOneTerm));
+    assert_eq!((ops.len(), ops.exts), (2, 0));
 }
