@@ -6,8 +6,8 @@
 //! A driver may use its port's queue from its own threads, under the port
 //! data lock (PDL) it created, while callbacks of the port run under the
 //! port's lock. So the queue cannot live in the port's lock-token cells
-//! ([`crate::port::state`]): it is guarded by its own lock (`QueueLock`), taken for the
-//! duration of one queue call. The PDL is a separate, real mutex with a
+//! ([`crate::port::state`]): it is guarded by its own lock (`QueueLock`),
+//! taken for the duration of one queue call. The PDL is a separate, real mutex with a
 //! reference count, which the driver locks around sequences of queue calls
 //! made from its threads (`driver_peekq` then `driver_deq`); we never need
 //! it for memory safety, only when the port ends (the queue is cleared
