@@ -40,8 +40,8 @@ const BIN_FLAG_MAGIC: usize = 1;
 /// `BIN_FLAG_DRV`: allocated as a driver binary.
 const BIN_FLAG_DRV: usize = 8;
 /// `BIN_FLAG_USR2` (reserved by erts for its modules' own marks, unused in
-/// OTP 25): a binary of at least [`spare::CAP`] bytes that goes back to
-/// [`spare`] instead of to the VM when its last reference is released.
+/// OTP 25): a binary that goes back to [`spare`] instead of to the VM when
+/// its last reference is released.
 /// Set only while no term refers to the binary (cleared before one is
 /// made), so the VM never sees it on a binary it reads.
 const BIN_FLAG_POOLED: usize = 4;
@@ -176,6 +176,16 @@ impl DriverBinary {
         } else {
             DriverBinary::alloc(size)
         }
+    }
+
+    /// A binary for a copy of `size` bytes made by `driver_enq` or
+    /// `driver_pushq`: up to [`spare::BIG_MAX`] bytes from the thread's
+    /// spare binaries (see [`spare::take_copy`]).
+    pub fn alloc_copy(size: usize) -> Option<DriverBinary> {
+        if size > isize::MAX as usize / 2 || !layout_ok() {
+            return None;
+        }
+        spare::take_copy(size)
     }
 
     /// `driver_alloc_binary`: [`alloc_pooled`](Self::alloc_pooled), counted in

@@ -41,9 +41,19 @@ pub fn byte_list<'a>(env: Env<'a>, bytes: &[u8], tail: Option<Term<'a>>) -> Term
     unsafe { Term::new(env, list) }
 }
 
-/// `{Port, {data, Data}}`.
+/// `{Port, {data, Data}}`, built with two VM calls (rustler's tuple
+/// encoder goes through a `Vec` per tuple and copies the pid through
+/// memory: ~3 % of a 1 KiB `outputv` round trip).
 pub fn data_message<'a>(env: Env<'a>, port: &LocalPid, data: Term<'a>) -> Term<'a> {
-    (port, (atoms::data(), data)).encode(env)
+    let raw_env = env.as_c_arg();
+    let pid = ffi::pid_term(port.as_c_arg());
+    // SAFETY: env is live for 'a; the atom is an immediate and data a term
+    // of env.
+    let inner = unsafe { ffi::tuple(raw_env, &[atoms::data().as_c_arg(), data.as_c_arg()]) };
+    // SAFETY: env is live; the pid is an immediate, inner was made in env.
+    let outer = unsafe { ffi::tuple(raw_env, &[pid, inner]) };
+    // SAFETY: outer was made in env.
+    unsafe { Term::new(env, outer) }
 }
 
 /// A raw term value as a term of `env` (immediates such as pids, atoms).

@@ -141,6 +141,9 @@ fn queue_segments(
     at_head: bool,
 ) -> c_int {
     with_queue_port(port, func, |p| {
+        // The copies are made under the queue's lock: its release is then
+        // a plain store that does not wait for them (taking the lock after
+        // a 1 KiB copy waited for the copy's stores).
         let queued = p.queue.with(|q| {
             if at_head {
                 q.push_front(segments, size)
