@@ -186,15 +186,26 @@ pub unsafe fn binary_bytes<'a>(env: RawEnv, term: RawTerm) -> Option<&'a [u8]> {
     if unsafe { sys::enif_inspect_binary(env, term, bin.as_mut_ptr()) } == 0 {
         return None;
     }
-    // SAFETY: enif_inspect_binary returned true, so it wrote `bin`.
-    let bin = unsafe { bin.assume_init() };
-    if bin.size == 0 {
+    // The two fields are read one by one, as the VM wrote them: a copy of
+    // the whole struct became one 16-byte load, which waited for the
+    // VM's two 8-byte stores (a store-forwarding stall on every call).
+    let bin = bin.as_ptr();
+    // SAFETY: `bin` points at the local out-parameter; only the field's
+    // address is computed.
+    let size_at = unsafe { &raw const (*bin).size };
+    // SAFETY: enif_inspect_binary returned true, so it wrote `size`.
+    let size = unsafe { size_at.read() };
+    if size == 0 {
         return Some(&[]);
     }
+    // SAFETY: as for `size_at`.
+    let data_at = unsafe { &raw const (*bin).data };
+    // SAFETY: enif_inspect_binary returned true, so it wrote `data`.
+    let data = unsafe { data_at.read() };
     // SAFETY: an inspected binary has `size` readable bytes at `data`,
     // valid while the term is (the caller's env, the lifetime 'a stands
     // for it).
-    Some(unsafe { std::slice::from_raw_parts(bin.data, bin.size) })
+    Some(unsafe { std::slice::from_raw_parts(data, size) })
 }
 
 /// What a term of an iolist is.
