@@ -2,10 +2,11 @@
 //! with driver-level locking, the port's own with
 //! `ERL_DRV_FLAG_USE_PORT_LOCKING`.
 //!
-//! A futex word with three values, as in Drepper's "Futexes Are Tricky"
-//! (mutex 2): `UNLOCKED`, `LOCKED` (held, nobody asleep), `CONTENDED`
-//! (held, and a waiter may be asleep on the word). It differs in one
-//! place: the uncontended unlock is a plain release store, not an atomic
+//! A futex word as in Drepper's "Futexes Are Tricky" (mutex 2):
+//! `UNLOCKED`, `LOCKED` (held, nobody asleep), `CONTENDED` (held, and a
+//! waiter may be asleep on the word), plus `HANDOFF` (released for a
+//! waiter that has slept, see below). It differs in one place: the
+//! uncontended unlock is a plain release store, not an atomic
 //! read-modify-write. On x86 a `lock`ed instruction waits until every
 //! store before it has left the store buffer; the callback has just made
 //! many (the reply, the context), so the unlock's `lock cmpxchg` was ~10 %
@@ -14,12 +15,24 @@
 //!
 //! # Why it is correct, and the one race it leaves
 //!
-//! Only the holder moves the word away from `LOCKED`/`CONTENDED` to
-//! `UNLOCKED`; a waiter only moves `LOCKED` to `CONTENDED` (or takes an
-//! `UNLOCKED` lock). Mutual exclusion: the lock is taken only by a
-//! successful compare-exchange from, or swap of, `UNLOCKED`, which the
-//! holder's release store makes visible only after everything it did
-//! under the lock (release/acquire).
+//! While the lock is held the word is `LOCKED` or `CONTENDED`; only the
+//! holder moves it away from those (to `UNLOCKED` or `HANDOFF`); a waiter
+//! only moves `LOCKED` to `CONTENDED`, or takes the lock. Mutual
+//! exclusion: the lock is taken only by a successful compare-exchange
+//! from `UNLOCKED` or `HANDOFF` (one thread wins it), which the holder's
+//! release store makes visible only after everything it did under the
+//! lock (release/acquire).
+//!
+//! Fairness: a waiter that has slept on the futex counts as starving
+//! (`starving`); while one does, a contended unlock stores `HANDOFF`
+//! instead of `UNLOCKED`, which only a thread that has slept may take (a
+//! new caller sees the lock taken and waits): so a process that calls
+//! again right after each long operation cannot keep a sleeping waiter
+//! out (natively the port's tasks run in order). `starving` counts a
+//! thread from its first wakeup until it holds the lock, so a `HANDOFF`
+//! always has a thread that will take it (at its next wakeup, at most
+//! one [`WAIT`] later); no `HANDOFF` is ever overwritten (nobody holds
+//! the lock then, and waiters change only `LOCKED`).
 //!
 //! The unlock reads the word (its own line, so this costs no miss) and,
 //! when it is `LOCKED`, stores `UNLOCKED`; when it is `CONTENDED` it swaps
@@ -61,7 +74,8 @@
 //! make of what lies near it do not move with every lock and unlock.
 //!
 //! Tests: `port::lock::tests` (mutual exclusion under many threads, the
-//! wakeup of sleepers, a holder that blocks for long); run them under
+//! wakeup of sleepers, a holder that blocks for long, the lost wakeup,
+//! the handoff to a sleeping waiter); run them under
 //! Miri too (`cargo +nightly miri test --lib port::lock`), which checks
 //! the release/acquire pairing and explores interleavings.
 
@@ -70,6 +84,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 const UNLOCKED: u32 = 0;
 const LOCKED: u32 = 1;
 const CONTENDED: u32 = 2;
+/// Released by a holder for a waiter that has slept ("starving"): only
+/// such a waiter may take it (see [`PortLock::lock_contended`]).
+const HANDOFF: u32 = 3;
 
 /// How long a waiter sleeps before looking at the word again (the bound
 /// of a lost wakeup, see the module documentation).
@@ -83,6 +100,10 @@ const SPINS: u32 = 8;
 #[repr(align(64))]
 pub struct PortLock {
     state: AtomicU32,
+    /// Waiters that have slept at least once and still wait: while there
+    /// is one, a contended unlock hands the lock over (`HANDOFF`) instead
+    /// of freeing it.
+    starving: AtomicU32,
 }
 
 impl Default for PortLock {
@@ -96,6 +117,7 @@ impl PortLock {
     pub const fn new() -> PortLock {
         PortLock {
             state: AtomicU32::new(UNLOCKED),
+            starving: AtomicU32::new(0),
         }
     }
 
@@ -151,7 +173,16 @@ impl PortLock {
     #[cold]
     #[inline(never)]
     fn unlock_contended(&self) {
-        self.state.swap(UNLOCKED, Ordering::Release);
+        // The word is CONTENDED and stays so (waiters only change LOCKED):
+        // a store suffices. `starving` is exact here: a waiter leaves it
+        // once it holds the lock, before its release, which this thread's
+        // acquire saw.
+        let next = if self.starving.load(Ordering::Relaxed) > 0 {
+            HANDOFF
+        } else {
+            UNLOCKED
+        };
+        self.state.store(next, Ordering::Release);
         futex_wake(&self.state);
     }
 
@@ -171,15 +202,57 @@ impl PortLock {
             {
                 return;
             }
-            if seen == CONTENDED {
+            if seen == CONTENDED || seen == HANDOFF {
                 // Others sleep already: do not make the line move.
                 break;
             }
         }
-        // Taken with CONTENDED: another waiter may still sleep, so this
-        // thread's unlock must wake it.
-        while self.state.swap(CONTENDED, Ordering::Acquire) != UNLOCKED {
-            futex_wait(&self.state, CONTENDED, WAIT);
+        self.sleep_until_taken();
+    }
+
+    /// The sleeping phase of a contended lock. The lock is taken with
+    /// CONTENDED (another waiter may still sleep, so this thread's unlock
+    /// must wake it): from UNLOCKED, or from HANDOFF once this thread has
+    /// slept. A thread that has slept counts as starving, so that
+    /// contended unlocks hand the lock over rather than free it: without
+    /// that, a caller that takes the lock again right after its unlock
+    /// (a process doing one long `control` after another) would win every
+    /// time against a waiter that must first wake up.
+    fn sleep_until_taken(&self) {
+        let mut starving = false;
+        loop {
+            let seen = self.state.load(Ordering::Relaxed);
+            if seen == UNLOCKED || (seen == HANDOFF && starving) {
+                if self
+                    .state
+                    .compare_exchange(seen, CONTENDED, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    break;
+                }
+                continue;
+            }
+            let expected = if seen == LOCKED {
+                if self
+                    .state
+                    .compare_exchange(LOCKED, CONTENDED, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+                {
+                    continue;
+                }
+                CONTENDED
+            } else {
+                seen
+            };
+            futex_wait(&self.state, expected, WAIT);
+            if !starving {
+                starving = true;
+                self.starving.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if starving {
+            // Under the lock: the next holder's acquire sees it.
+            self.starving.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -248,7 +321,7 @@ mod tests {
     // SAFETY: `count` is only touched by the holder of `lock`.
     unsafe impl Sync for Guarded {}
 
-    fn hammer(threads: usize, rounds: u64) {
+    fn hammer(threads: usize, rounds: u64, long_hold_every: u64) {
         let g = Arc::new(Guarded {
             lock: PortLock::new(),
             count: UnsafeCell::new(0),
@@ -268,6 +341,10 @@ mod tests {
                         let _guard = g.lock.guard();
                         // SAFETY: the guard holds the lock.
                         unsafe { *g.count.get() += 1 };
+                        if i % long_hold_every == 0 {
+                            // Long enough for the others to sleep.
+                            std::thread::sleep(std::time::Duration::from_micros(100));
+                        }
                     }
                 })
             })
@@ -283,7 +360,15 @@ mod tests {
     #[test]
     fn many_threads_never_hold_it_at_once() {
         let rounds = if cfg!(miri) { 50 } else { 200_000 };
-        hammer(4, rounds);
+        hammer(4, rounds, u64::MAX);
+    }
+
+    /// As above with a long hold now and then: the waiters sleep, and the
+    /// handoff to them (`HANDOFF`, `starving`) runs many times.
+    #[test]
+    fn sleepers_and_handoffs_keep_mutual_exclusion() {
+        let (rounds, every) = if cfg!(miri) { (40, 7) } else { (20_000, 500) };
+        hammer(4, rounds, every);
     }
 
     /// A holder that blocks for long: the waiters sleep (they do not
@@ -310,6 +395,46 @@ mod tests {
             w.join().unwrap();
         }
         assert!(!lock.is_locked());
+    }
+
+    /// A thread that takes the lock again at once after each unlock does
+    /// not keep a sleeping waiter out: once the waiter has slept and woken
+    /// (starving) and sleeps again, the next unlock hands the lock to it.
+    /// The first unlock may free it before the waiter has woken once, so
+    /// it gets in at the second unlock at the latest. Without the handoff
+    /// the holder wins every round.
+    #[test]
+    fn a_sleeping_waiter_gets_the_lock_from_a_greedy_holder() {
+        use std::sync::atomic::AtomicBool;
+        let lock = Arc::new(PortLock::new());
+        let got = Arc::new(AtomicBool::new(false));
+        lock.lock();
+        let waiter = {
+            let (lock, got) = (lock.clone(), got.clone());
+            std::thread::spawn(move || {
+                let _guard = lock.guard();
+                got.store(true, Ordering::Relaxed);
+            })
+        };
+        let mut rounds = 0;
+        while !got.load(Ordering::Relaxed) && rounds < 20 {
+            // Until the waiter sleeps (after its first wakeup, as a
+            // starving waiter), or has the lock.
+            while !got.load(Ordering::Relaxed)
+                && (lock.state.load(Ordering::Relaxed) != CONTENDED
+                    || (rounds > 0 && lock.starving.load(Ordering::Relaxed) == 0))
+            {
+                std::thread::yield_now();
+            }
+            // SAFETY: this thread holds the lock (taken above or below).
+            unsafe { lock.unlock() };
+            lock.lock();
+            rounds += 1;
+        }
+        // SAFETY: held since the last lock() above.
+        unsafe { lock.unlock() };
+        waiter.join().unwrap();
+        assert!(rounds <= 2, "the waiter got the lock after {rounds} rounds");
     }
 
     /// The lost-wakeup race made on purpose: a waiter marks the word
