@@ -63,11 +63,11 @@
 //! waiter gets its turn at one of its looks (as natively the tasks of a
 //! busy port run back to back on one scheduler). Two processes bound to
 //! two schedulers doing `port_control` echoes on one port, wall ns per
-//! operation (5 rounds, median): this schedule 49 to 52 and both
-//! processes end within a few ms of each other (native 68 to 78);
-//! looking after 1, 2, 4 ... 64 `pause`s 88 to 130; after 16 ... 1024,
-//! 66 to 72; a `pause` between looks, 102 to 122; the `parking_lot`
-//! mutex 141 to 148. The sleep blocks the calling scheduler thread, as
+//! operation (5 rounds, median, over several runs): this schedule 47 to
+//! 55, both processes ending within a few ms of each other (native 64
+//! to 85); looking after 1, 2, 4 ... 64 `pause`s 88 to 130; after 16 ...
+//! 1024, 66 to 75; a `pause` between looks, 102 to 122; the
+//! `parking_lot` mutex 109 to 153. The sleep blocks the calling scheduler thread, as
 //! the `parking_lot` mutex this replaced did.
 //!
 //! The word sits alone in its cache line, so that the reads other threads
