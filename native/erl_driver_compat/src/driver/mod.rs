@@ -84,7 +84,7 @@ pub struct Driver {
     _lib: Option<BoundLibrary>,
     /// The driver-level lock (used by every port unless the driver asked
     /// for port-level locking).
-    pub lock: Arc<Mutex<()>>,
+    pub lock: Arc<crate::port::lock::PortLock>,
     /// `ERL_DRV_FLAG_USE_PORT_LOCKING` was set.
     pub port_locking: bool,
     /// `driver_flags` of the entry.
@@ -178,7 +178,7 @@ impl Driver {
             }
         }
         if let Some(finish) = self.entry().finish {
-            let _guard = self.lock.lock();
+            let _guard = self.lock.guard();
             // SAFETY: finish is the driver's `void -> void` callback from
             // its entry; the library is still loaded (unloaded after this),
             // and it is called once, under the driver lock, after its last
@@ -372,7 +372,7 @@ fn load_new(path: &Path, name: &str, canonical: PathBuf) -> Result<Arc<Driver>, 
         path: canonical,
         entry,
         _lib: Some(lib),
-        lock: Arc::new(Mutex::new(())),
+        lock: Arc::new(crate::port::lock::PortLock::new()),
         port_locking: flags & abi::FLAG_USE_PORT_LOCKING != 0,
         flags,
         abi: variant,
@@ -534,7 +534,7 @@ impl Driver {
             path: PathBuf::from(name),
             entry,
             _lib: None,
-            lock: Arc::new(Mutex::new(())),
+            lock: Arc::new(crate::port::lock::PortLock::new()),
             port_locking: entry.driver_flags & abi::FLAG_USE_PORT_LOCKING != 0,
             flags: entry.driver_flags,
             abi: AbiVariant::SizeT,

@@ -216,7 +216,7 @@ impl Port {
         delivery: Delivery,
         f: impl FnOnce(&CallbackCtx) -> Result<T, PortError>,
     ) -> Ran<T> {
-        let guard = self.lock.lock();
+        let guard = self.lock.guard();
         // SAFETY: the lock is held until `guard` drops, after the context
         // (which owns `held`) has ended in `CallbackCtx::run`.
         let held = unsafe { Held::new(&self.lock) };

@@ -7,9 +7,9 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
 use rustler::LocalPid;
 
+use super::lock::PortLock;
 use super::state::{PortOptions, PortState};
 use super::Port;
 use crate::context::CallbackCtx;
@@ -30,7 +30,7 @@ impl Port {
         command: &[u8],
     ) -> Arc<Port> {
         let lock = if driver.port_locking {
-            Arc::new(Mutex::new(()))
+            Arc::new(PortLock::new())
         } else {
             driver.lock.clone()
         };
@@ -99,7 +99,7 @@ impl CreatedLocks {
     /// Takes the lock of `port`, a port nothing else can reach yet (so
     /// the lock is free), until this value drops.
     pub(super) fn hold(&self, port: Arc<Port>) {
-        std::mem::forget(port.lock.lock());
+        port.lock.lock();
         self.0.borrow_mut().push(port);
     }
 
@@ -120,9 +120,9 @@ impl CreatedLocks {
     /// Releases the locks (the creating run has ended).
     pub(crate) fn release(&mut self) {
         for port in self.0.get_mut().drain(..) {
-            // SAFETY: `hold` locked this mutex on this thread and forgot
-            // the guard; this is the one matching unlock.
-            unsafe { port.lock.force_unlock() };
+            // SAFETY: `hold` locked this lock on this thread; this is the
+            // one matching unlock.
+            unsafe { port.lock.unlock() };
         }
     }
 }

@@ -16,6 +16,7 @@
 pub mod callbacks;
 pub mod closing;
 pub mod create;
+pub mod lock;
 pub mod registry;
 pub mod state;
 #[cfg(test)]
@@ -23,7 +24,6 @@ mod tests;
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
 use rustler::{Encoder, Env, LocalPid, Term};
 
 use crate::abi::DrvPort;
@@ -102,7 +102,7 @@ pub struct Port {
     /// The port queue, its data lock and a close waiting for it to empty
     /// (its own synchronisation: driver threads use it too).
     pub queue: crate::queue::PortQueue,
-    lock: Arc<Mutex<()>>,
+    lock: Arc<lock::PortLock>,
     state: PortState,
     /// The descriptors it selected (`driver_select`), reached like the
     /// state: see [`Port::select`].
@@ -118,7 +118,7 @@ unsafe impl Send for Port {}
 // SAFETY: shared access to a Port reaches the non-thread-safe cells of
 // `state` only through `Port::state` with a `Held` proof that the current
 // thread holds `lock`, so no two threads use them at once; the other fields
-// are immutable after creation or thread-safe (Arc<Mutex>).
+// are immutable after creation or thread-safe (Arc<PortLock>).
 unsafe impl Sync for Port {}
 
 /// The result of a callback run: the value and the effects to hand back.

@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use rustler::LocalPid;
 
+use super::lock::PortLock;
 use super::{terminate, ExitReason, Port};
 use crate::abi::DrvPort;
 use crate::context::Delivery;
@@ -86,7 +87,7 @@ struct CacheEntry {
     /// keeps its memory valid however long the port lives, since the lock
     /// is taken through it before the port is known to be alive. Released
     /// when the entry is replaced.
-    lock: Cell<*const Mutex<()>>,
+    lock: Cell<*const PortLock>,
 }
 
 impl CacheEntry {
@@ -180,9 +181,9 @@ impl LockedPort {
 impl Drop for LockedPort {
     fn drop(&mut self) {
         // SAFETY: the lock was taken by `lock_by_pid` on this thread, and
-        // this value's guard was forgotten there: this is the one unlock;
-        // the port is alive (see `port`), so its lock is too.
-        unsafe { self.port().lock.force_unlock() };
+        // this value is its one unlock; the port is alive (see `port`), so
+        // its lock is too.
+        unsafe { self.port().lock.unlock() };
     }
 }
 
@@ -209,7 +210,7 @@ pub fn lock_by_pid(key: usize) -> Option<LockedPort> {
             // as it holds its address; this thread does not replace the
             // entry before the lock is released or handed over.
             let lock = unsafe { &*e.lock.get() };
-            std::mem::forget(lock.lock());
+            lock.lock();
             // Relaxed suffices: the unlock of a port unregistering itself
             // happens after its bump, and our lock after that unlock.
             if UNREGISTERED.load(Ordering::Relaxed) == generation {
@@ -219,8 +220,8 @@ pub fn lock_by_pid(key: usize) -> Option<LockedPort> {
                     hot,
                 });
             }
-            // SAFETY: locked just above on this thread, guard forgotten.
-            unsafe { lock.force_unlock() };
+            // SAFETY: locked just above on this thread.
+            unsafe { lock.unlock() };
         }
     }
     let port = registry().by_pid[shard(key)].read().get(&key).cloned()?;
@@ -237,7 +238,7 @@ pub fn lock_by_pid(key: usize) -> Option<LockedPort> {
             drop(unsafe { Arc::from_raw(old) });
         }
     }
-    std::mem::forget(port.lock.lock());
+    port.lock.lock();
     Some(LockedPort {
         port: Arc::as_ptr(&port),
         _owned: Some(port),

@@ -29,9 +29,9 @@ use std::marker::PhantomData;
 use std::os::raw::c_int;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use parking_lot::Mutex;
 use rustler::LocalPid;
 
+use super::lock::PortLock;
 use crate::abi::DrvData;
 use crate::timer::PortTimer;
 
@@ -83,7 +83,7 @@ pub enum Status {
 /// Proof that the current thread holds one port lock. Created only by
 /// [`super::callbacks`] after locking, dropped before unlocking.
 pub struct Held {
-    lock: *const Mutex<()>,
+    lock: *const PortLock,
     /// Not `Send`/`Sync`: the proof is about this thread.
     _thread_bound: PhantomData<*const ()>,
 }
@@ -91,7 +91,7 @@ pub struct Held {
 impl Held {
     /// # Safety
     /// The calling thread must hold `lock` for the whole life of the value.
-    pub(super) unsafe fn new(lock: &Mutex<()>) -> Held {
+    pub(super) unsafe fn new(lock: &PortLock) -> Held {
         Held {
             lock,
             _thread_bound: PhantomData,
@@ -99,7 +99,7 @@ impl Held {
     }
 
     /// True when this proof is for `lock`.
-    pub(super) fn covers(&self, lock: &Mutex<()>) -> bool {
+    pub(super) fn covers(&self, lock: &PortLock) -> bool {
         std::ptr::eq(self.lock, lock)
     }
 }
@@ -263,9 +263,9 @@ mod tests {
 
     #[test]
     fn held_covers_only_its_own_lock() {
-        let a = Mutex::new(());
-        let b = Mutex::new(());
-        let _guard = a.lock();
+        let a = PortLock::new();
+        let b = PortLock::new();
+        let _guard = a.guard();
         // SAFETY: `a` is held for the life of `held`.
         let held = unsafe { Held::new(&a) };
         assert!(held.covers(&a));
