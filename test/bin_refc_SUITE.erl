@@ -27,6 +27,7 @@
          output_binary_small/1,
          output_binary_held_by_other_process/1,
          output_binary_to_connected_process/1,
+         output_term_binary_to_connected_process/1,
          output_binary_list_mode/1]).
 -export([control_reply_new_binary/1,
          control_reply_default_buffer/1]).
@@ -51,6 +52,7 @@
 -define(OP_VEC_INFO, 10).
 -define(OP_VEC_FREE, 11).
 -define(OP_OUTPUT_HDR, 12).
+-define(OP_TERM, 14).
 -define(OP_FREE_TWICE, 13).
 
 %% bin_back_drv
@@ -76,6 +78,7 @@ groups() ->
                           output_binary_small,
                           output_binary_held_by_other_process,
                           output_binary_to_connected_process,
+                          output_term_binary_to_connected_process,
                           output_binary_list_mode]},
      {control_reply, [], [control_reply_new_binary,
                           control_reply_default_buffer]},
@@ -325,9 +328,33 @@ output_binary_to_connected_process(_Config) ->
             end,
             {{0, 2}, 2, 200, 1}).
 
+%% The same for a term (erl_drv_output_term with ERL_DRV_BINARY): the
+%% message to the connected process holds the one reference.
+output_term_binary_to_connected_process(_Config) ->
+    edc_diff:expect("erl_drv_output_term binary to another process",
+            fun(B) ->
+                    P = open(B, [binary]),
+                    Self = self(),
+                    Owner = spawn_link(fun() -> connected_holder(Self) end),
+                    true = edc_diff:call(B, port_connect, [P, Owner]),
+                    1 = ctl(B, P, ?OP_ALLOC, "200"),
+                    Out = ctl(B, P, ?OP_TERM, "0 200"),
+                    gc(P),
+                    Sent = ctl(B, P, ?OP_REFC, ""),
+                    Owner ! drop,
+                    Size = receive {dropped, Owner, S} -> S after 1000 -> timeout end,
+                    gc(P),
+                    {Out, Sent, Size, ctl(B, P, ?OP_REFC, "")}
+            end,
+            {{1, 2}, 2, 200, 1}).
+
 connected_holder(Test) ->
     receive drop -> ok end,
-    Size = receive {_Port, {data, D}} -> byte_size(D) after 1000 -> timeout end,
+    Size = receive
+               {_Port, {data, D}} -> byte_size(D);
+               {_Port, T} when is_binary(T) -> byte_size(T)
+           after 1000 -> timeout
+           end,
     true = erlang:garbage_collect(),
     Test ! {dropped, self(), Size},
     receive stop -> ok end.

@@ -61,6 +61,7 @@ DRIVER_INIT(bin_refc_drv) { return &bin_entry; }
 #define OP_VEC_FREE  11   /* driver_free_binary on them -> refcs before */
 #define OP_OUTPUT_HDR 12  /* "OFF LEN": as OP_OUTPUT with the header "hd" */
 #define OP_FREE_TWICE 13  /* driver_free_binary(kept) twice: a double free */
+#define OP_TERM      14   /* "OFF LEN": erl_drv_output_term {Port, Part of kept} -> {Rc, Refc} */
 
 #define VEC_MAX 16
 
@@ -187,6 +188,29 @@ static void vec_free(bin_data *d, char *out)
     release_vec(d);
 }
 
+/* {Port, Binary} with the part OFF LEN of kept (ERL_DRV_BINARY) to the
+ * connected process. */
+static void output_kept_term(bin_data *d, const char *arg, char *out)
+{
+    unsigned long off = 0, len = 0;
+    int rc;
+    ErlDrvTermData spec[8];
+    if (d->kept == NULL || sscanf(arg, "%lu %lu", &off, &len) != 2) {
+        strcpy(out, "{error,args}");
+        return;
+    }
+    spec[0] = ERL_DRV_PORT;
+    spec[1] = driver_mk_port(d->port);
+    spec[2] = ERL_DRV_BINARY;
+    spec[3] = (ErlDrvTermData) d->kept;
+    spec[4] = (ErlDrvTermData) len;
+    spec[5] = (ErlDrvTermData) off;
+    spec[6] = ERL_DRV_TUPLE;
+    spec[7] = 2;
+    rc = erl_drv_output_term(driver_mk_port(d->port), spec, 8);
+    sprintf(out, "{%d,%ld}", rc, (long)driver_binary_get_refc(d->kept));
+}
+
 static void output_kept(bin_data *d, const char *arg, char *hdr, ErlDrvSizeT hlen, char *out)
 {
     unsigned long off = 0, len = 0;
@@ -267,6 +291,9 @@ static ErlDrvSSizeT bin_control(ErlDrvData handle, unsigned int cmd, char *buf,
         break;
     case OP_OUTPUT:
         output_kept(d, arg, NULL, 0, out);
+        break;
+    case OP_TERM:
+        output_kept_term(d, arg, out);
         break;
     case OP_OUTPUT_HDR:
         output_kept(d, arg, "hd", 2, out);

@@ -134,24 +134,37 @@ fn deliver_in(
     if unsafe { term_spec::parse(data, len, &words, &mut ops) }.is_err() {
         return -1;
     }
+    let connected = st.connected();
+    let (to, to_word) = match to {
+        To::Connected => (connected, pid_term(&connected)),
+        To::Word(word) => match receiver(env, word) {
+            Some(pid) => (pid, word),
+            None => {
+                // SAFETY: the ops were just parsed from the driver's data;
+                // a bad external term is an error before a bad receiver.
+                return match unsafe { term_spec::decode_ext(env, &ops) } {
+                    Ok(_) => 0,
+                    Err(_) => -1,
+                };
+            }
+        },
+    };
+    let held_back = ffi::pid_word(to.as_c_arg()) == ffi::pid_word(connected.as_c_arg())
+        && st.status() == Status::Closing;
+    // The calling process is running this NIF call: alive (most terms go
+    // to it, and `enif_is_process_alive` looks the pid up in the process
+    // table).
+    if !is_caller(ctx, env, &to) && !held_back {
+        // Built in an env of its own and moved into the receiver's
+        // mailbox: a copy from the caller's heap would leave the caller a
+        // reference to each binary in it until its next collection
+        // (natively the message holds the only one; bin_refc_SUITE).
+        return send_own(caller_env(ctx), Some(port.pid_term), to_word, data, len);
+    }
     // SAFETY: the ops were just parsed from the driver's data.
     let Ok(ext) = (unsafe { term_spec::decode_ext(env, &ops) }) else {
         return -1;
     };
-    let connected = st.connected();
-    let to = match to {
-        To::Connected => connected,
-        To::Word(word) => match receiver(env, word) {
-            Some(pid) => pid,
-            None => return 0,
-        },
-    };
-    // The calling process is running this NIF call: alive (most terms go
-    // to it, and `enif_is_process_alive` looks the pid up in the process
-    // table).
-    if !is_caller(ctx, env, &to) && !env.is_process_alive(to) {
-        return 0;
-    }
     // SAFETY: ops were parsed just above from the driver's data, which it
     // does not change while it waits for this call, and parse checked
     // with `words` that the words naming terms are atoms or pids
