@@ -313,9 +313,8 @@ impl<'p> CallbackCtx<'p> {
     /// [`emit_built`](Self::emit_built)).
     pub fn emit(&self, to: &LocalPid, build: impl for<'a> FnOnce(Env<'a>) -> Term<'a>) {
         match self.delivery {
-            Delivery::Process { env, caller } => {
-                let caller = process_caller(env, caller);
-                if ffi::pid_word(caller.as_c_arg()) == ffi::pid_word(to.as_c_arg()) {
+            Delivery::Process { env, .. } => {
+                if self.is_caller(to) {
                     // SAFETY: env is the live env of the NIF call that
                     // created this context; the context does not outlive
                     // that call.
@@ -359,45 +358,40 @@ impl<'p> CallbackCtx<'p> {
         }
     }
 
-    /// Sends `msg`, a term already built in the caller's env of this
-    /// `Process` delivery, to `to` (held back while the port's `stop`
-    /// runs when `to` is the connected process of `st`, as
-    /// [`emit_to_connected`](Self::emit_to_connected) does). For a
-    /// receiver other than the caller the message is copied. A detached
-    /// delivery has no caller env: the message is dropped (callers build
-    /// in their own env there).
+    /// Whether `to` is the process of the NIF call running this callback
+    /// (never for a detached delivery).
+    pub fn is_caller(&self, to: &LocalPid) -> bool {
+        match self.delivery {
+            Delivery::Process { env, caller } => {
+                let caller = process_caller(env, caller);
+                ffi::pid_word(caller.as_c_arg()) == ffi::pid_word(to.as_c_arg())
+            }
+            Delivery::Detached { .. } => false,
+        }
+    }
+
+    /// Hands back `msg`, a term already built in the caller's env of this
+    /// `Process` delivery: a message for the caller, or, with `held_back`,
+    /// one for `to` (the connected process) that goes out after the port's
+    /// exit signals, as [`emit_to_connected`](Self::emit_to_connected)
+    /// does while the port's `stop` runs. Messages for anyone else are
+    /// built in their own env (see [`emit`](Self::emit)).
     ///
     /// # Safety
     /// `msg` must have been made in the env of this context's `Process`
     /// delivery.
-    pub unsafe fn emit_built(&self, st: &PortState, to: &LocalPid, msg: crate::ffi::RawTerm) {
-        let Delivery::Process { env, caller } = self.delivery else {
-            return;
-        };
-        let to_connected = ffi::pid_word(to.as_c_arg()) == ffi::pid_word(st.connected().as_c_arg());
-        if to_connected && st.status() == Status::Closing {
+    pub unsafe fn emit_built(&self, to: &LocalPid, msg: crate::ffi::RawTerm, held_back: bool) {
+        debug_assert!(held_back || self.is_caller(to));
+        if held_back {
             self.effects.borrow_mut().late_message(*to, msg);
-            return;
-        }
-        let caller = process_caller(env, caller);
-        if ffi::pid_word(caller.as_c_arg()) == ffi::pid_word(to.as_c_arg()) {
-            self.effects.borrow_mut().message(msg);
         } else {
-            // SAFETY: env is the process-bound env of the running NIF call
-            // and msg belongs to it (caller's contract); a NULL msg_env
-            // makes enif_send copy the message.
-            unsafe { ffi::send(env, to.as_c_arg(), ptr::null_mut(), msg) };
+            self.effects.borrow_mut().message(msg);
         }
     }
 
     /// Takes the messages held back while `stop` ran.
     pub fn take_late(&self) -> Vec<(LocalPid, crate::ffi::RawTerm)> {
         self.effects.borrow_mut().take_late()
-    }
-
-    /// Drops the messages held back while `stop` ran.
-    pub fn drop_late(&self) {
-        self.effects.borrow_mut().drop_late();
     }
 
     /// Builds a term in the caller's env (only for `Delivery::Process`).

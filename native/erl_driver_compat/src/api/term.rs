@@ -94,19 +94,6 @@ fn caller_env(ctx: &CallbackCtx) -> RawEnv {
     }
 }
 
-/// True when `to` is the process of the NIF call running `ctx` (whose env
-/// is `env`, a Process delivery).
-fn is_caller(ctx: &CallbackCtx, env: Env, to: &LocalPid) -> bool {
-    let caller = match ctx.delivery() {
-        Delivery::Process {
-            caller: Some(pid), ..
-        } => pid,
-        Delivery::Process { caller: None, .. } => env.pid(),
-        Delivery::Detached { .. } => return false,
-    };
-    ffi::pid_word(caller.as_c_arg()) == ffi::pid_word(to.as_c_arg())
-}
-
 /// Sends the term of `data`/`len` from a callback holding the lock of
 /// `port` (whose state is `st`), through the callback's delivery.
 fn deliver_in(
@@ -151,10 +138,8 @@ fn deliver_in(
     };
     let held_back = ffi::pid_word(to.as_c_arg()) == ffi::pid_word(connected.as_c_arg())
         && st.status() == Status::Closing;
-    // The calling process is running this NIF call: alive (most terms go
-    // to it, and `enif_is_process_alive` looks the pid up in the process
-    // table).
-    if !is_caller(ctx, env, &to) && !held_back {
+    let to_caller = ctx.is_caller(&to);
+    if !to_caller && !held_back {
         // Built in an env of its own and moved into the receiver's
         // mailbox: a copy from the caller's heap would leave the caller a
         // reference to each binary in it until its next collection
@@ -165,6 +150,12 @@ fn deliver_in(
     let Ok(ext) = (unsafe { term_spec::decode_ext(env, &ops) }) else {
         return -1;
     };
+    // The calling process is running this NIF call: alive (most terms go
+    // to it, and `enif_is_process_alive` looks the pid up in the process
+    // table).
+    if !to_caller && !env.is_process_alive(to) {
+        return 0;
+    }
     // SAFETY: ops were parsed just above from the driver's data, which it
     // does not change while it waits for this call, and parse checked
     // with `words` that the words naming terms are atoms or pids
@@ -175,7 +166,7 @@ fn deliver_in(
     // SAFETY: term was built in env, the caller's env of this Process
     // delivery (ctx.env() is Some). To the connected process it is held
     // back while `stop` runs (after the port's exit signals, as natively).
-    unsafe { ctx.emit_built(st, &to, term.as_c_arg()) };
+    unsafe { ctx.emit_built(&to, term.as_c_arg(), held_back) };
     1
 }
 
