@@ -13,7 +13,10 @@ use crate::context::CallbackCtx;
 use crate::port::PortError;
 use crate::terms;
 
-/// Builds `port_control`'s result from the `control` callback's return.
+/// Builds `port_control`'s result from the `control` callback's return
+/// when the reply is not a success left in the default buffer (that one
+/// is made a term after the port's lock is released:
+/// `crate::port::callbacks::Reply::InBuffer`).
 pub fn control_reply<'a>(
     ctx: &CallbackCtx,
     env: Env<'a>,
@@ -21,7 +24,6 @@ pub fn control_reply<'a>(
     n: SSizeT,
     rbuf: *mut c_char,
     default: *mut c_char,
-    default_len: usize,
 ) -> Result<Term<'a>, PortError> {
     if n < 0 {
         free_reply(rbuf, default, binary_mode);
@@ -32,15 +34,7 @@ pub fn control_reply<'a>(
         // Natively a NULL reply is `[]` in both modes.
         return Ok(terms::byte_list(env, &[], None));
     }
-    if rbuf == default {
-        // SAFETY: the default buffer holds default_len bytes.
-        let bytes = unsafe { std::slice::from_raw_parts(rbuf as *const u8, n.min(default_len)) };
-        return Ok(if binary_mode {
-            terms::binary_copy(env, bytes)
-        } else {
-            terms::byte_list(env, bytes, None)
-        });
-    }
+    debug_assert!(rbuf != default, "the caller takes default-buffer replies");
     if binary_mode {
         // SAFETY: in binary mode the driver returns a driver binary (the
         // 16 bytes before it readable); from_raw checks its header.
@@ -85,27 +79,23 @@ fn free_reply(rbuf: *mut c_char, default: *mut c_char, binary_mode: bool) {
     }
 }
 
-/// Builds `port_call`'s result: the reply must be in external term format.
+/// Builds `port_call`'s result (the reply must be in external term
+/// format) when it is not a success left in the default buffer (decoded
+/// after the port's lock is released: `Reply::InBuffer`).
 pub fn call_reply<'a>(
     env: Env<'a>,
     n: SSizeT,
     rbuf: *mut c_char,
     default: *mut c_char,
-    default_len: usize,
 ) -> Result<Term<'a>, PortError> {
     if n < 0 || rbuf.is_null() {
         free_reply(rbuf, default, false);
         return Err(PortError::Badarg);
     }
-    let n = n as usize;
-    let len = if rbuf == default {
-        n.min(default_len)
-    } else {
-        n
-    };
-    // SAFETY: the reply buffer holds at least len bytes (default: bounded
-    // by its size; replaced: the driver's contract).
-    let bytes = unsafe { std::slice::from_raw_parts(rbuf as *const u8, len) };
+    debug_assert!(rbuf != default, "the caller takes default-buffer replies");
+    // SAFETY: a replaced buffer holds at least n bytes (the driver's
+    // contract).
+    let bytes = unsafe { std::slice::from_raw_parts(rbuf as *const u8, n as usize) };
     let decoded = env.binary_to_term(bytes).map(|(t, _)| t);
     free_reply(rbuf, default, false);
     decoded.ok_or(PortError::Badarg).map(|t| t.encode(env))

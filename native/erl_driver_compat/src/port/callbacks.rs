@@ -366,15 +366,14 @@ impl Port {
         };
         let binary = ctx.state().control_flags() & abi::PORT_CONTROL_FLAG_BINARY != 0;
         if n >= 0 && rbuf == default_ptr {
-            // As `control_reply` takes a reply in the default buffer (its
-            // size bounds the length; nothing to free).
+            // A reply in the default buffer (its size bounds the length;
+            // nothing to free); `control_reply` takes the others.
             return Ok(Reply::InBuffer {
                 len: (n as usize).min(CONTROL_BUF),
                 binary,
             });
         }
-        crate::reply::control_reply(ctx, env, binary, n, rbuf, default_ptr, CONTROL_BUF)
-            .map(Reply::Term)
+        crate::reply::control_reply(ctx, env, binary, n, rbuf, default_ptr).map(Reply::Term)
     }
 
     /// Calls `call` with `arg` in external term format and `default` as
@@ -393,12 +392,12 @@ impl Port {
         let mut rbuf = default_ptr;
         let mut flags: c_uint = 0;
         let drv_data = ctx.state().data();
-        if ctx.port().driver.abi == AbiVariant::Int {
+        let n = if ctx.port().driver.abi == AbiVariant::Int {
             let buf = arg.as_ptr() as *mut c_char;
             // SAFETY: a seed-era driver's call, with the same buffers as
             // below (arg lives until it returns, rbuf: CALL_BUF writable
             // bytes, flags: a writable local).
-            let n = unsafe {
+            unsafe {
                 legacy::call(
                     call,
                     drv_data,
@@ -409,34 +408,34 @@ impl Port {
                     CALL_BUF,
                     &mut flags,
                 )
-            };
-            return crate::reply::call_reply(env, n, rbuf, default_ptr, CALL_BUF).map(Reply::Term);
-        }
-        // SAFETY: call is the driver's `call` callback from its entry (its
-        // library stays loaded while a port uses it), called with its own
-        // drv_data under the port's lock; `arg` lives until it returns,
-        // rbuf points at CALL_BUF writable bytes and flags at a writable
-        // local.
-        let n = unsafe {
-            call(
-                drv_data,
-                op,
-                arg.as_ptr() as *mut c_char,
-                arg.len(),
-                &mut rbuf,
-                CALL_BUF,
-                &mut flags,
-            )
+            }
+        } else {
+            // SAFETY: call is the driver's `call` callback from its entry
+            // (its library stays loaded while a port uses it), called with
+            // its own drv_data under the port's lock; `arg` lives until it
+            // returns, rbuf points at CALL_BUF writable bytes and flags at
+            // a writable local.
+            unsafe {
+                call(
+                    drv_data,
+                    op,
+                    arg.as_ptr() as *mut c_char,
+                    arg.len(),
+                    &mut rbuf,
+                    CALL_BUF,
+                    &mut flags,
+                )
+            }
         };
         if n >= 0 && rbuf == default_ptr {
-            // As `call_reply` takes a reply in the default buffer (its size
-            // bounds the length; nothing to free).
+            // A reply in the default buffer (its size bounds the length;
+            // nothing to free); `call_reply` takes the others.
             return Ok(Reply::InBuffer {
                 len: (n as usize).min(CALL_BUF),
                 binary: false,
             });
         }
-        crate::reply::call_reply(env, n, rbuf, default_ptr, CALL_BUF).map(Reply::Term)
+        crate::reply::call_reply(env, n, rbuf, default_ptr).map(Reply::Term)
     }
 }
 
