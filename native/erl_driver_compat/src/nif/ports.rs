@@ -214,17 +214,8 @@ fn decode_op(op: Term) -> NifResult<u32> {
 
 fn control<'a>(env: Env<'a>, port: Term<'a>, op: Term<'a>, data: Term<'a>) -> NifResult<Term<'a>> {
     let op = decode_op(op)?;
-    // SAFETY: `data` is an argument of this NIF call, a term of `env`.
-    let bin = unsafe { crate::ffi::binary_bytes(env.as_c_arg(), data.as_c_arg()) };
-    let flat;
-    let bytes = match bin {
-        // A binary, the usual argument: its bytes in place.
-        Some(bytes) => bytes,
-        None => {
-            flat = crate::iodata::flatten(data).ok_or_else(|| Error::BadArg)?;
-            flat.as_slice()
-        }
-    };
+    let flat = crate::iodata::flatten(data).ok_or_else(|| Error::BadArg)?;
+    let bytes = flat.as_slice();
     let found = lock_by_pid(port)?;
     let mut default = [0u8; port::CONTROL_BUF];
     let ran = Port::run_closing_found(found, env, |ctx| {

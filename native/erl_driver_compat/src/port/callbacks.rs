@@ -291,18 +291,8 @@ impl Port {
                 unsafe { outputv(st.data(), vec.as_mut_ptr()) };
             }
         } else if let Some(output) = entry.output {
-            // SAFETY: `data` is a term of the env of the running NIF call.
-            let bin =
-                unsafe { crate::ffi::binary_bytes(data.get_env().as_c_arg(), data.as_c_arg()) };
-            let flat_owner;
-            let flat: &[u8] = match bin {
-                // A binary, the usual argument: its bytes in place.
-                Some(bytes) => bytes,
-                None => {
-                    flat_owner = crate::iodata::flatten(data).ok_or(PortError::BadValue)?;
-                    flat_owner.as_slice()
-                }
-            };
+            let flat = crate::iodata::flatten(data).ok_or(PortError::BadValue)?;
+            let flat = flat.as_slice();
             st.add_bytes_in(flat.len());
             let buf = flat.as_ptr() as *mut c_char;
             if port.driver.abi == AbiVariant::Int {
