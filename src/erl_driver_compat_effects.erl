@@ -171,9 +171,9 @@ perform_one({start_timer, Port, 0, Gen}) when Port =/= self() ->
             ok
     end;
 perform_one({start_timer, Port, 0, Gen}) ->
-    Port ! {timeout, undefined, {'$edc_timeout', Gen}},
-    ok;
-%% A 0 ms timer set by a timeout run by timeout_now/2 (see above).
+    perform_one({timeout_message, Port, Gen});
+%% A 0 ms timer set by a timeout run by timeout_now/2 or by the port
+%% process (see above).
 perform_one({timeout_message, Port, Gen}) ->
     Port ! {timeout, undefined, {'$edc_timeout', Gen}},
     ok;

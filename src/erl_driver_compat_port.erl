@@ -158,7 +158,7 @@ keeper() ->
 %% The keeper is started by the first port opened; starting it waits until
 %% the pool is filled (also when another process won the race to start it).
 ensure_pool() ->
-    case whereis(?POOL) of
+    case keeper() of
         undefined -> start_pool();
         _ -> ok
     end.
@@ -180,7 +180,7 @@ refill() ->
 %% Sends the keeper {Request, self(), Ref} and waits until it is ready
 %% (or gone).
 ask_pool(Request) ->
-    case whereis(?POOL) of
+    case keeper() of
         undefined ->
             ok;
         Pool ->

@@ -160,11 +160,7 @@ fn msg_timeout<'a>(
     res: ResourceArc<PortResource>,
     generation: u64,
 ) -> NifResult<Term<'a>> {
-    let ran = res.port.run(env, |ctx| {
-        crate::timer::on_timeout(ctx, generation);
-        Ok(atoms::ok().encode(env))
-    });
-    finish_msg(env, ran)
+    run_timeout(env, &res.port, generation)
 }
 
 /// `timeout_now(PortPid, Gen)`: a driver timer of 0 ms, of generation
@@ -180,6 +176,13 @@ fn timeout_now<'a>(env: Env<'a>, port: LocalPid, generation: u64) -> NifResult<T
     let Some(port) = crate::port::lookup(&port) else {
         return Ok(atoms::ok().encode(env));
     };
+    run_timeout(env, &port, generation)
+}
+
+/// The expiry of `port`'s timer of `generation`, run in the process of
+/// `env` (the port's own or, for a 0 ms timer, the caller that set it):
+/// `driver_caller` in `timeout` reports the port's process either way.
+fn run_timeout<'a>(env: Env<'a>, port: &Port, generation: u64) -> NifResult<Term<'a>> {
     let ran = port.run(env, |ctx| {
         ctx.set_caller(ctx.port().pid);
         crate::timer::on_timeout(ctx, generation);
