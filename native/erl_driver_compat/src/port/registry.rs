@@ -71,7 +71,8 @@ fn shard(key: usize) -> usize {
 }
 
 /// Bumped whenever a port leaves the registry (in [`unregister`], which
-/// runs under the port's lock): a [`CACHE`] entry made before is stale.
+/// runs under the port's lock): a [`PortCache`] entry made before is
+/// stale.
 static UNREGISTERED: AtomicU64 = AtomicU64::new(0);
 
 const CACHE_SLOTS: usize = 64;
@@ -137,7 +138,11 @@ fn cache_slot(key: usize) -> usize {
 
 /// Finds the open port whose process is `pid`.
 pub fn lookup(pid: &LocalPid) -> Option<Arc<Port>> {
-    let key = pid_term(pid);
+    find(pid_term(pid))
+}
+
+/// The registered port whose process's pid term is `key`.
+fn find(key: usize) -> Option<Arc<Port>> {
     registry().by_pid[shard(key)].read().get(&key).cloned()
 }
 
@@ -224,7 +229,7 @@ pub fn lock_by_pid(key: usize) -> Option<LockedPort> {
             unsafe { lock.unlock() };
         }
     }
-    let port = registry().by_pid[shard(key)].read().get(&key).cloned()?;
+    let port = find(key)?;
     if let Some(e) = cache.map(|c| &c[slot]) {
         e.key.set(key);
         e.generation.set(generation);
