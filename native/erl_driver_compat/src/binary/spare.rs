@@ -62,9 +62,7 @@ impl Drop for SparesCell {
         let spares = self.0.get_mut();
         let big = spares.big.drain(..).map(|(addr, _)| addr);
         for addr in spares.small.drain(..).chain(big) {
-            let bin = spare_bin(addr);
-            bin.refc_cell().store(1, Ordering::Relaxed);
-            bin.release_to_vm();
+            release_spare(addr);
         }
     }
 }
@@ -81,17 +79,29 @@ fn spare_bin(addr: usize) -> DriverBinary {
     unsafe { DriverBinary::lent(addr - 16) }
 }
 
-/// A spare binary at `addr` handed out with one reference, the caller's.
-fn reuse(addr: usize) -> DriverBinary {
+/// Gives the waiting spare binary at `addr` back to the VM.
+fn release_spare(addr: usize) {
     let bin = spare_bin(addr);
-    bin.refc_cell().store(1, Ordering::Release);
-    bin
+    bin.refc_cell().store(1, Ordering::Relaxed);
+    bin.release_to_vm();
 }
 
-/// A new pooled binary of `cap` bytes with one reference.
-fn fresh(cap: usize) -> Option<DriverBinary> {
-    let bin = DriverBinary::alloc(cap)?;
-    bin.set_pooled(true);
+/// A binary of `len` bytes with one reference, the caller's: the spare one
+/// at `spare`, or a new pooled one of `cap` bytes.
+fn hand_out(spare: Option<usize>, cap: usize, len: usize) -> Option<DriverBinary> {
+    let bin = match spare {
+        Some(addr) => {
+            let bin = spare_bin(addr);
+            bin.refc_cell().store(1, Ordering::Release);
+            bin
+        }
+        None => {
+            let bin = DriverBinary::alloc(cap)?;
+            bin.set_pooled(true);
+            bin
+        }
+    };
+    bin.set_size(len);
     Some(bin)
 }
 
@@ -106,12 +116,7 @@ pub fn take(len: usize) -> Option<DriverBinary> {
         .try_with(|s| s.0.borrow_mut().small.pop())
         .ok()
         .flatten();
-    let bin = match spare {
-        Some(addr) => reuse(addr),
-        None => fresh(CAP)?,
-    };
-    bin.set_size(len);
-    Some(bin)
+    hand_out(spare, CAP, len)
 }
 
 /// A binary for a copy of `len` bytes (`driver_enq`, `driver_pushq`) with
@@ -135,12 +140,7 @@ pub fn take_copy(len: usize) -> Option<DriverBinary> {
         })
         .ok()
         .flatten();
-    let bin = match spare {
-        Some(addr) => reuse(addr),
-        None => fresh(cap)?,
-    };
-    bin.set_size(len);
-    Some(bin)
+    hand_out(spare, cap, len)
 }
 
 /// Keeps `bin`, a pooled binary whose last reference the caller gives
@@ -167,9 +167,7 @@ pub(super) fn recycle(bin: DriverBinary) {
         if spares.big.len() >= BIG_KEPT {
             // Make room: the oldest goes back to the VM.
             let (old, _) = spares.big.remove(0);
-            let old = spare_bin(old);
-            old.refc_cell().store(1, Ordering::Relaxed);
-            old.release_to_vm();
+            release_spare(old);
         }
         bin.set_size(cap);
         // Free while it waits here (see Spares).
